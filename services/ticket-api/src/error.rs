@@ -1,0 +1,173 @@
+//! The API's one error type and its mapping to HTTP status codes and the shared error body.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use kanban_protocol::{ErrorBody, ErrorCode, Ticket};
+
+/// Every way a request can fail. Handlers return `Result<_, ApiError>`; this module is the
+/// only place that decides status codes and bodies.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    InvalidTransition(String),
+    /// `expectedVersion` was stale; carries the current ticket so the client can roll back.
+    #[error("ticket has version {}, expected {expected}", current.version)]
+    VersionConflict { expected: i64, current: Box<Ticket> },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("a dependency is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError::Validation(message.into())
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Validation(_) => ErrorCode::Validation,
+            ApiError::InvalidTransition(_) => ErrorCode::InvalidTransition,
+            ApiError::VersionConflict { .. } => ErrorCode::VersionConflict,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The body clients see. Causes of 500s and 503s stay in the log.
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            ApiError::Internal(_) => ErrorBody::new(ErrorCode::Internal, "internal server error"),
+            ApiError::Unavailable(_) => ErrorBody::new(
+                ErrorCode::Unavailable,
+                "the service is temporarily unavailable, retry later",
+            ),
+            ApiError::VersionConflict { current, .. } => {
+                ErrorBody::new(self.code(), self.to_string())
+                    .with_details(serde_json::json!({ "ticket": current }))
+            }
+            other => ErrorBody::new(other.code(), other.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self.code() {
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Validation | ErrorCode::InvalidTransition => StatusCode::BAD_REQUEST,
+            ErrorCode::VersionConflict => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(cause) => tracing::error!(error.cause = %cause, "request failed"),
+            ApiError::Unavailable(cause) => tracing::warn!(error.cause = %cause, "dependency unavailable"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if matches!(self, ApiError::Unavailable(_)) {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            Error::NotFound => ApiError::not_found("resource"),
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                ApiError::Unavailable(info.message().to_owned())
+            }
+            Error::DatabaseError(DatabaseErrorKind::CheckViolation, info) => {
+                ApiError::Validation(format!("value out of range: {}", info.message()))
+            }
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                ApiError::Validation(format!("already exists: {}", info.message()))
+            }
+            Error::DatabaseError(_, info) if is_connection_failure(info.message()) => {
+                ApiError::Unavailable(info.message().to_owned())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+fn is_connection_failure(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["connection", "terminating", "shutting down", "broken pipe", "timed out"]
+        .iter()
+        .any(|needle| message.contains(needle))
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
+    fn from(error: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        ApiError::Unavailable(error.to_string())
+    }
+}
+
+/// Turns actix-web's JSON extractor failures into coded 400/413 errors.
+pub fn json_error_handler(
+    error: actix_web::error::JsonPayloadError,
+    _request: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    let api_error = match &error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge("request body is too large".into())
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::Validation("Content-Type must be application/json".into())
+        }
+        JsonPayloadError::Deserialize(inner) => ApiError::Validation(format!("invalid JSON body: {inner}")),
+        other => ApiError::Validation(format!("invalid request body: {other}")),
+    };
+    api_error.into()
+}
+
+/// Turns malformed path segments (e.g. a project id that is not a UUID) into 404s: such a
+/// resource cannot exist.
+pub fn path_error_handler(
+    _error: actix_web::error::PathError,
+    _request: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::not_found("resource").into()
+}
+
+/// Turns malformed query strings into coded 400s.
+pub fn query_error_handler(
+    error: actix_web::error::QueryPayloadError,
+    _request: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::Validation(format!("invalid query string: {error}")).into()
+}

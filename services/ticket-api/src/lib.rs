@@ -1,0 +1,25 @@
+//! The Kanban ticket API: projects, members and tickets on Postgres, with a status state
+//! machine, rank-ordered columns, optimistic concurrency and a transactional event outbox.
+//!
+//! # Layout
+//! - [`startup`]: builds the application from [`config::Settings`] on a given listener.
+//! - [`routes`]: HTTP request shapes and handlers; parse input into [`domain`] types.
+//! - [`service`]: one function per use case, each one transaction with access checks and
+//!   the events it commits to the outbox.
+//! - [`db`]: all SQL, one module per table; the pool and embedded migrations.
+//! - [`domain`]: validated input newtypes and rank keys.
+//! - [`auth`]: the bearer-token extractor. [`error`]: the one error type and its HTTP mapping.
+//! - [`metrics`]: Prometheus metrics and the request-recording middleware.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod service;
+pub mod startup;
+
+pub use config::Settings;
+pub use startup::{Application, StartupError};

@@ -1,0 +1,50 @@
+//! Starts the ticket API: `ticket-api [--config FILE]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use ticket_api::{Application, Settings};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let config_file = config_file_from_args();
+    let settings: Settings = match kanban_config::load(config_file.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("ticket-api: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    kanban_telemetry::init_logging(&settings.log);
+    let application = match Application::build(settings).await {
+        Ok(application) => application,
+        Err(error) => {
+            tracing::error!(%error, "ticket-api failed to start");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(port = application.port(), "ticket-api listening");
+    match application.run_until_stopped().await {
+        Ok(()) => {
+            tracing::info!("ticket-api stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(%error, "ticket-api server error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--config FILE` (or `KANBAN_CONFIG_FILE`).
+fn config_file_from_args() -> Option<PathBuf> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    std::env::var_os("KANBAN_CONFIG_FILE").map(PathBuf::from)
+}

@@ -1,0 +1,37 @@
+//! Liveness, readiness and metrics endpoints.
+
+use crate::startup::AppState;
+use actix_web::{web, HttpResponse};
+use diesel_async::RunQueryDsl;
+use std::time::Duration;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when Postgres answers a query within the pool's acquire timeout.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let check = async {
+        let mut conn = state.pool.get().await.map_err(|e| e.to_string())?;
+        diesel::sql_query("SELECT 1").execute(&mut conn).await.map_err(|e| e.to_string())
+    };
+    let postgres = match tokio::time::timeout(Duration::from_secs(3), check).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err("timed out".to_owned()),
+    };
+    match postgres {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "checks": { "postgres": "ok" } })),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({ "status": "not ready", "checks": { "postgres": "unavailable" } }))
+        }
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(kanban_telemetry::METRICS_CONTENT_TYPE)
+        .body(kanban_telemetry::render(&state.metrics.registry))
+}

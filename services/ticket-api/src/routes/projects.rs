@@ -1,0 +1,157 @@
+//! `/api/projects/...` routes.
+
+use super::{mutation_meta, nullable};
+use crate::auth::AuthUser;
+use crate::domain::{Description, ProjectName, UserId};
+use crate::error::ApiError;
+use crate::service::projects::{self as service, CreateProject, UpdateProject};
+use crate::startup::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use kanban_protocol::MemberRole;
+use serde::Deserialize;
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateProjectBody {
+    name: String,
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateProjectBody {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberBody {
+    user_id: String,
+    role: MemberRole,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventsQuery {
+    since: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Largest page of `GET /api/projects/{id}/events`.
+pub const MAX_EVENTS_PAGE: i64 = 1000;
+
+pub async fn list(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    Ok(HttpResponse::Ok().json(service::list(&mut conn, &user).await?))
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<CreateProjectBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let input = CreateProject {
+        name: ProjectName::parse(&body.name)?,
+        description: Description::parse(body.description.as_deref())?,
+    };
+    let mut conn = state.pool.get().await?;
+    Ok(HttpResponse::Created().json(service::create(&mut conn, &user, input).await?))
+}
+
+pub async fn snapshot(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    Ok(HttpResponse::Ok().json(service::snapshot(&mut conn, &user, path.into_inner()).await?))
+}
+
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<Uuid>,
+    body: web::Json<UpdateProjectBody>,
+) -> Result<HttpResponse, ApiError> {
+    let meta = mutation_meta(&req)?;
+    let body = body.into_inner();
+    let input = UpdateProject {
+        name: body.name.as_deref().map(ProjectName::parse).transpose()?,
+        description: body.description.map(|d| Description::parse(d.as_deref())).transpose()?,
+    };
+    let mut conn = state.pool.get().await?;
+    Ok(HttpResponse::Ok().json(service::update(&mut conn, &user, path.into_inner(), input, &meta).await?))
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let meta = mutation_meta(&req)?;
+    let mut conn = state.pool.get().await?;
+    service::delete(&mut conn, &user, path.into_inner(), &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn members(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    Ok(HttpResponse::Ok().json(service::members(&mut conn, &user, path.into_inner()).await?))
+}
+
+pub async fn put_member(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<Uuid>,
+    body: web::Json<MemberBody>,
+) -> Result<HttpResponse, ApiError> {
+    let meta = mutation_meta(&req)?;
+    let member = UserId::parse(&body.user_id)?;
+    let mut conn = state.pool.get().await?;
+    let saved = service::put_member(&mut conn, &user, path.into_inner(), member, body.role, &meta).await?;
+    Ok(HttpResponse::Ok().json(saved))
+}
+
+pub async fn remove_member(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(Uuid, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let meta = mutation_meta(&req)?;
+    let (project_id, member) = path.into_inner();
+    let member = UserId::parse(&member)?;
+    let mut conn = state.pool.get().await?;
+    service::remove_member(&mut conn, &user, project_id, member, &meta).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn events(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<Uuid>,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let since = query.since.unwrap_or(0);
+    let limit = query.limit.unwrap_or(100);
+    if since < 0 {
+        return Err(ApiError::validation("since must not be negative"));
+    }
+    if !(1..=MAX_EVENTS_PAGE).contains(&limit) {
+        return Err(ApiError::validation(format!("limit must be between 1 and {MAX_EVENTS_PAGE}")));
+    }
+    let mut conn = state.pool.get().await?;
+    let events = service::events_since(&mut conn, &user, path.into_inner(), since, limit).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events })))
+}

@@ -1,0 +1,71 @@
+//! Collects the events of one write transaction and commits them to the outbox with the
+//! project's next gap-free sequence numbers.
+
+use crate::db;
+use crate::db::events::{EventRow, NewEvent};
+use crate::error::ApiError;
+use diesel_async::AsyncPgConnection;
+use uuid::Uuid;
+
+/// Request metadata that travels with every event a mutation produces.
+#[derive(Debug, Clone, Default)]
+pub struct MutationMeta {
+    /// From the `Idempotency-Key` or `X-Mutation-Id` header.
+    pub mutation_id: Option<String>,
+    /// W3C trace context of the request.
+    pub traceparent: Option<String>,
+}
+
+/// The open write transaction's view of one board: holds the project's row lock (taken in
+/// [`Outbox::lock`]) and the events to append.
+#[must_use = "events are only written by Outbox::commit"]
+pub struct Outbox {
+    project_id: Uuid,
+    last_seq: i64,
+    pending: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl Outbox {
+    /// Locks the project for this transaction. `None` when the project does not exist.
+    pub async fn lock(conn: &mut AsyncPgConnection, project_id: Uuid) -> Result<Option<Outbox>, ApiError> {
+        Ok(db::projects::lock_for_write(conn, project_id)
+            .await?
+            .map(|last_seq| Outbox { project_id, last_seq, pending: Vec::new() }))
+    }
+
+    pub fn push(&mut self, name: &'static str, payload: impl serde::Serialize) -> Result<(), ApiError> {
+        let payload = serde_json::to_value(payload)
+            .map_err(|e| ApiError::Internal(format!("encoding event {name}: {e}")))?;
+        self.pending.push((name, payload));
+        Ok(())
+    }
+
+    /// Writes the pending events with the next sequence numbers and advances the project's
+    /// counter, in the caller's transaction.
+    pub async fn commit(
+        self,
+        conn: &mut AsyncPgConnection,
+        meta: &MutationMeta,
+    ) -> Result<Vec<EventRow>, ApiError> {
+        if self.pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<NewEvent<'_>> = self
+            .pending
+            .iter()
+            .zip(self.last_seq + 1..)
+            .map(|((name, payload), seq)| NewEvent {
+                project_id: self.project_id,
+                seq,
+                name,
+                payload,
+                mutation_id: meta.mutation_id.as_deref(),
+                traceparent: meta.traceparent.as_deref(),
+            })
+            .collect();
+        let last = self.last_seq + rows.len() as i64;
+        let inserted = db::events::insert_all(conn, &rows).await?;
+        db::projects::set_event_seq(conn, self.project_id, last).await?;
+        Ok(inserted)
+    }
+}

@@ -1,0 +1,241 @@
+//! JWT bearer tokens: the claims we use, validation with a pinned algorithm, `exp` and
+//! `aud`, and issuing (for development tokens and tests).
+
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Token settings, part of every service's configuration as `auth`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// `HS256` (shared secret), `RS256` or `EdDSA` (public key). Tokens signed with any
+    /// other algorithm are rejected.
+    pub algorithm: String,
+    /// The HS256 shared secret; also used to sign development tokens.
+    pub jwt_secret: SecretString,
+    /// PEM public key for RS256 / EdDSA.
+    pub public_key_pem: Option<String>,
+    /// The required `aud` claim.
+    pub audience: String,
+    /// The `iss` claim put into development tokens (not checked on validation).
+    pub issuer: String,
+    /// Whether `POST /api/auth/dev-token` exists. Local development and tests only.
+    pub dev_tokens: bool,
+    /// Lifetime of development tokens, in seconds.
+    pub dev_token_ttl_seconds: u64,
+    /// Allowed clock skew when checking `exp`, in seconds.
+    pub leeway_seconds: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            algorithm: "HS256".into(),
+            jwt_secret: SecretString::from(String::new()),
+            public_key_pem: None,
+            audience: "kanban".into(),
+            issuer: "kanban-dev".into(),
+            dev_tokens: false,
+            dev_token_ttl_seconds: 12 * 3600,
+            leeway_seconds: 30,
+        }
+    }
+}
+
+/// The claims of a Kanban token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// Display name; the user id when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub aud: String,
+    pub exp: u64,
+    #[serde(default)]
+    pub iat: Option<u64>,
+    #[serde(default)]
+    pub iss: Option<String>,
+}
+
+/// Why a token or the key material was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid token: {0}")]
+    InvalidToken(#[from] jsonwebtoken::errors::Error),
+    #[error("auth configuration: {0}")]
+    Config(String),
+    #[error("this verifier cannot sign tokens (it holds a public key only)")]
+    CannotSign,
+}
+
+/// Validates tokens (and, with a shared secret, issues them). Built once from settings.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    decoding: DecodingKey,
+    encoding: Option<EncodingKey>,
+    validation: Validation,
+    algorithm: Algorithm,
+    issuer: String,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier").field("algorithm", &self.algorithm).finish_non_exhaustive()
+    }
+}
+
+impl TokenVerifier {
+    pub fn from_settings(settings: &AuthSettings) -> Result<Self, AuthError> {
+        let algorithm = match settings.algorithm.as_str() {
+            "HS256" => Algorithm::HS256,
+            "RS256" => Algorithm::RS256,
+            "EdDSA" => Algorithm::EdDSA,
+            other => return Err(AuthError::Config(format!("unsupported algorithm '{other}'"))),
+        };
+        let (decoding, encoding) = match algorithm {
+            Algorithm::HS256 => {
+                let secret = settings.jwt_secret.expose_secret().as_bytes();
+                if secret.len() < 32 {
+                    return Err(AuthError::Config(
+                        "auth.jwt_secret must be at least 32 bytes for HS256".into(),
+                    ));
+                }
+                (DecodingKey::from_secret(secret), Some(EncodingKey::from_secret(secret)))
+            }
+            Algorithm::RS256 | Algorithm::EdDSA => {
+                let pem = settings.public_key_pem.as_deref().ok_or_else(|| {
+                    AuthError::Config("auth.public_key_pem is required for RS256/EdDSA".into())
+                })?;
+                let key = if algorithm == Algorithm::RS256 {
+                    DecodingKey::from_rsa_pem(pem.as_bytes())
+                } else {
+                    DecodingKey::from_ed_pem(pem.as_bytes())
+                }
+                .map_err(|e| AuthError::Config(format!("auth.public_key_pem: {e}")))?;
+                (key, None)
+            }
+            _ => return Err(AuthError::Config("unsupported algorithm".into())),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_audience(&[settings.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        validation.leeway = settings.leeway_seconds;
+        validation.validate_exp = true;
+        Ok(TokenVerifier {
+            decoding,
+            encoding,
+            validation,
+            algorithm,
+            issuer: settings.issuer.clone(),
+        })
+    }
+
+    /// Checks signature, algorithm, `exp` and `aud`; returns the claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let data = decode::<Claims>(token, &self.decoding, &self.validation)?;
+        Ok(data.claims)
+    }
+
+    /// Signs a token for `user_id` valid for `ttl_seconds` (shared-secret mode only).
+    pub fn issue(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        ttl_seconds: u64,
+    ) -> Result<String, AuthError> {
+        let key = self.encoding.as_ref().ok_or(AuthError::CannotSign)?;
+        let now = now_seconds();
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            name: name.map(str::to_owned),
+            aud: self.audience().to_owned(),
+            exp: now + ttl_seconds,
+            iat: Some(now),
+            iss: Some(self.issuer.clone()),
+        };
+        Ok(encode(&Header::new(self.algorithm), &claims, key)?)
+    }
+
+    fn audience(&self) -> &str {
+        self.validation.aud.as_ref().and_then(|a| a.iter().next()).map(String::as_str).unwrap_or("")
+    }
+}
+
+fn now_seconds() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "an-hs256-secret-that-is-long-enough-0123456789";
+
+    fn settings() -> AuthSettings {
+        AuthSettings { jwt_secret: SecretString::from(SECRET.to_string()), ..Default::default() }
+    }
+
+    fn sign(claims: &serde_json::Value, alg: Algorithm, secret: &str) -> String {
+        encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_carry_the_user() {
+        let verifier = TokenVerifier::from_settings(&settings()).unwrap();
+        let token = verifier.issue("alice", Some("Alice"), 60).unwrap();
+        let claims = verifier.verify(&token).unwrap();
+        assert_eq!(claims.sub, "alice");
+        assert_eq!(claims.name.as_deref(), Some("Alice"));
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let verifier = TokenVerifier::from_settings(&settings()).unwrap();
+        let claims = serde_json::json!({"sub": "a", "aud": "kanban", "exp": now_seconds() - 3600});
+        assert!(verifier.verify(&sign(&claims, Algorithm::HS256, SECRET)).is_err());
+    }
+
+    #[test]
+    fn wrong_audience_is_refused() {
+        let verifier = TokenVerifier::from_settings(&settings()).unwrap();
+        let claims = serde_json::json!({"sub": "a", "aud": "other", "exp": now_seconds() + 60});
+        assert!(verifier.verify(&sign(&claims, Algorithm::HS256, SECRET)).is_err());
+    }
+
+    #[test]
+    fn wrong_signature_is_refused() {
+        let verifier = TokenVerifier::from_settings(&settings()).unwrap();
+        let claims = serde_json::json!({"sub": "a", "aud": "kanban", "exp": now_seconds() + 60});
+        let forged = sign(&claims, Algorithm::HS256, "another-secret-that-is-also-long-enough-xx");
+        assert!(verifier.verify(&forged).is_err());
+    }
+
+    #[test]
+    fn other_algorithms_are_refused_even_with_the_right_secret() {
+        let verifier = TokenVerifier::from_settings(&settings()).unwrap();
+        let claims = serde_json::json!({"sub": "a", "aud": "kanban", "exp": now_seconds() + 60});
+        assert!(verifier.verify(&sign(&claims, Algorithm::HS512, SECRET)).is_err());
+    }
+
+    #[test]
+    fn a_token_without_sub_is_refused() {
+        let verifier = TokenVerifier::from_settings(&settings()).unwrap();
+        let claims = serde_json::json!({"aud": "kanban", "exp": now_seconds() + 60});
+        assert!(verifier.verify(&sign(&claims, Algorithm::HS256, SECRET)).is_err());
+    }
+
+    #[test]
+    fn short_secrets_are_a_configuration_error() {
+        let short = AuthSettings { jwt_secret: SecretString::from("short".to_string()), ..Default::default() };
+        assert!(matches!(TokenVerifier::from_settings(&short), Err(AuthError::Config(_))));
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        let verifier = TokenVerifier::from_settings(&settings()).unwrap();
+        assert!(verifier.verify("not.a.token").is_err());
+        assert!(verifier.verify("").is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! Layered configuration: a service's `Default`s, then an optional TOML file, then
+//! `KANBAN_` environment variables (`KANBAN_DATABASE__URL` sets `database.url`).
+//!
+//! Each service owns its typed settings struct, marked `#[serde(default)]` so that every
+//! layer may leave any field out; this crate only stacks the layers.
+
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+pub use config::ConfigError;
+
+/// The environment variable prefix for every service.
+pub const ENV_PREFIX: &str = "KANBAN";
+
+/// Loads `T` from its defaults, then `file` if given, then the process environment.
+pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, ConfigError> {
+    load_from(file, None)
+}
+
+/// Like [`load`], with the environment given as key/value pairs instead of read from the
+/// process (tests use this so they never touch global state).
+pub fn load_from<T: DeserializeOwned>(
+    file: Option<&Path>,
+    env: Option<Vec<(String, String)>>,
+) -> Result<T, ConfigError> {
+    let mut builder = config::Config::builder();
+    if let Some(path) = file {
+        builder = builder.add_source(config::File::from(path).required(true));
+    }
+    let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(true);
+    if let Some(vars) = env {
+        environment = environment.source(Some(vars.into_iter().collect()));
+    }
+    builder.add_source(environment).build()?.try_deserialize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Demo {
+        http: Http,
+        name: String,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Http {
+        port: u16,
+        host: String,
+    }
+
+    impl Default for Demo {
+        fn default() -> Self {
+            Demo { http: Http::default(), name: "demo".into() }
+        }
+    }
+
+    impl Default for Http {
+        fn default() -> Self {
+            Http { port: 8080, host: "127.0.0.1".into() }
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let demo: Demo = load_from(None, Some(vec![])).unwrap();
+        assert_eq!(demo, Demo::default());
+    }
+
+    #[test]
+    fn environment_overrides_nested_fields_and_parses_numbers() {
+        let env = vec![("KANBAN_HTTP__PORT".to_string(), "9000".to_string())];
+        let demo: Demo = load_from(None, Some(env)).unwrap();
+        assert_eq!(demo.http.port, 9000);
+        assert_eq!(demo.http.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn file_is_overridden_by_environment() {
+        let dir = std::env::temp_dir().join(format!("kanban-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("demo.toml");
+        std::fs::write(&file, "name = \"from-file\"\n[http]\nport = 7000\n").unwrap();
+        let env = vec![("KANBAN_HTTP__PORT".to_string(), "7001".to_string())];
+        let demo: Demo = load_from(Some(&file), Some(env)).unwrap();
+        assert_eq!(demo.name, "from-file");
+        assert_eq!(demo.http.port, 7001);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let result: Result<Demo, _> =
+            load_from(Some(Path::new("/nonexistent/kanban.toml")), Some(vec![]));
+        assert!(result.is_err());
+    }
+}

@@ -1,0 +1,50 @@
+//! Logging set-up and Prometheus exposition shared by every service.
+
+use prometheus::{Encoder, Registry, TextEncoder};
+use serde::Deserialize;
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+/// Log output settings, part of every service's configuration as `log`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive, e.g. `info,ticket_api=debug`. `RUST_LOG` wins when set.
+    pub filter: String,
+    /// One JSON object per line instead of human-readable lines.
+    pub json: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { filter: "info".into(), json: false }
+    }
+}
+
+/// Installs the global tracing subscriber, writing to stdout. Only `main` calls this;
+/// a second call (for example from tests) leaves the first subscriber in place.
+pub fn init_logging(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = if settings.json {
+        registry.with(fmt::layer().json().flatten_event(true).with_current_span(true)).try_init()
+    } else {
+        registry.with(fmt::layer()).try_init()
+    };
+    if result.is_err() {
+        tracing::debug!("a tracing subscriber was already installed");
+    }
+}
+
+/// Renders a registry in the Prometheus text exposition format.
+pub fn render(registry: &Registry) -> String {
+    let mut buffer = Vec::new();
+    if let Err(error) = TextEncoder::new().encode(&registry.gather(), &mut buffer) {
+        tracing::error!(%error, "failed to encode metrics");
+    }
+    String::from_utf8(buffer).unwrap_or_default()
+}
+
+/// The content type of [`render`]'s output.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
