@@ -1,1 +1,202 @@
-//! placeholder
+//! Test helpers shared by the services' test suites: one Postgres database per test,
+//! cloned from a template that is migrated once per migration set.
+//!
+//! Set `KANBAN_TEST_DATABASE_URL` to the server to use (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; loopback only). Databases are named
+//! `kt_<unix seconds>_<random>`; each is dropped when its [`TestDatabase`] is dropped, and
+//! any left behind by a killed run is dropped by a later run after an hour.
+//!
+//! This crate only ever runs inside tests, where failing loudly is the point.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The server tests use, as a URL to its maintenance database.
+pub fn admin_url() -> String {
+    std::env::var("KANBAN_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn url_for_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{}", &base[..path_start], name);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// A database that exists for one test and is dropped afterwards.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+const TEMPLATE_LOCK_KEY: i64 = 0x6b61_6e62_616e_7470;
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+impl TestDatabase {
+    /// A fresh database with the migrations in `migrations_dir` applied. `migrate` applies
+    /// them to the database at the URL it is given; it runs once per distinct content of
+    /// `migrations_dir`, on a template that later databases are copied from.
+    pub async fn create<F, Fut>(migrations_dir: &Path, migrate: F) -> TestDatabase
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let admin_url = admin_url();
+        let mut admin = AsyncPgConnection::establish(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test Postgres server: {e}"));
+        let template = format!("kt_template_{}", fingerprint(migrations_dir));
+        exec(&mut admin, &format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})")).await;
+        if !database_exists(&mut admin, &template).await {
+            let building = format!("{template}_building");
+            exec(&mut admin, &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await;
+            exec(&mut admin, &format!("CREATE DATABASE {building}")).await;
+            if let Err(error) = migrate(url_for_database(&admin_url, &building)).await {
+                exec(&mut admin, &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})")).await;
+                panic!("migrating the template database failed: {error}");
+            }
+            exec(&mut admin, &format!("ALTER DATABASE {building} RENAME TO {template}")).await;
+        }
+        drop_stale(&mut admin).await;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let name = format!("kt_{now}_{}", uuid::Uuid::new_v4().simple());
+        exec(&mut admin, &format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
+        exec(&mut admin, &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})")).await;
+        TestDatabase { url: url_for_database(&admin_url, &name), name, admin_url }
+    }
+
+    /// A fresh database with nothing in it (for testing migrations themselves).
+    pub async fn empty() -> TestDatabase {
+        let admin_url = admin_url();
+        let mut admin = AsyncPgConnection::establish(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test Postgres server: {e}"));
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let name = format!("kt_{now}_{}", uuid::Uuid::new_v4().simple());
+        exec(&mut admin, &format!("CREATE DATABASE {name}")).await;
+        TestDatabase { url: url_for_database(&admin_url, &name), name, admin_url }
+    }
+
+    /// Opens a direct connection (for assertions on rows).
+    pub async fn connect(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url).await.expect("connect to test database")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, so use a thread with its own runtime.
+        let handle = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async move {
+                    if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = diesel::sql_query(sql).execute(&mut admin).await;
+                    }
+                });
+            }
+        });
+        let _ = handle.join();
+    }
+}
+
+async fn exec(conn: &mut AsyncPgConnection, sql: &str) {
+    diesel::sql_query(sql).execute(conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[derive(diesel::QueryableByName)]
+struct DatabaseName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    datname: String,
+}
+
+async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> bool {
+    let rows: Vec<DatabaseName> = diesel::sql_query("SELECT datname FROM pg_database WHERE datname = $1")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .load(conn)
+        .await
+        .expect("query pg_database");
+    !rows.is_empty()
+}
+
+/// Drops test databases left behind by runs that were killed.
+async fn drop_stale(conn: &mut AsyncPgConnection) {
+    let rows: Vec<DatabaseName> = diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'kt\\_%\\_%'")
+        .load(conn)
+        .await
+        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    for row in rows {
+        let created = row.datname.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
+        if let Some(created) = created {
+            if now.saturating_sub(created) > STALE_AFTER.as_secs() {
+                let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", row.datname);
+                let _ = diesel::sql_query(sql).execute(conn).await;
+            }
+        }
+    }
+}
+
+/// A hash of every file under `dir` (names and contents), so a changed migration makes a
+/// new template.
+fn fingerprint(dir: &Path) -> String {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files);
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        let relative = file.strip_prefix(dir).unwrap_or(&file);
+        hasher.update(relative.to_string_lossy().as_bytes());
+        hasher.update(std::fs::read(&file).unwrap_or_default());
+    }
+    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                collect_files(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+}
+
+/// A Redis key prefix unique to one test.
+pub fn redis_prefix() -> String {
+    format!("kt:{}:", uuid::Uuid::new_v4().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced_keeping_credentials_and_query() {
+        assert_eq!(
+            url_for_database("postgres://u:p@127.0.0.1:5432/postgres?sslmode=disable", "kt_1"),
+            "postgres://u:p@127.0.0.1:5432/kt_1?sslmode=disable"
+        );
+        assert_eq!(url_for_database("postgres://127.0.0.1", "x"), "postgres://127.0.0.1/x");
+    }
+}

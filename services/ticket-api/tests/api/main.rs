@@ -1,0 +1,15 @@
+//! Integration tests of the ticket API: each test starts the application in-process on
+//! port 0 against its own Postgres database.
+
+mod authz;
+mod concurrency;
+mod errors;
+mod events;
+mod health;
+mod helpers;
+mod migrations;
+mod moves;
+mod openapi;
+mod projects;
+mod tickets;
+mod transitions;
