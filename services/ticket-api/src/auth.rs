@@ -33,14 +33,23 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     let token = header
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| ApiError::Unauthorized("Authorization header must be 'Bearer <token>'".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized("Authorization header must be 'Bearer <token>'".into())
+        })?;
     let claims = state.verifier.verify(token).map_err(|error| {
         tracing::debug!(%error, "token refused");
         ApiError::Unauthorized("invalid or expired token".into())
     })?;
     let name = claims.name.clone().unwrap_or_else(|| claims.sub.clone());
-    Ok(AuthUser { id: claims.sub, name })
+    Ok(AuthUser {
+        id: claims.sub,
+        name,
+    })
 }

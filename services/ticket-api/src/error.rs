@@ -87,7 +87,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         match self {
             ApiError::Internal(cause) => tracing::error!(error.cause = %cause, "request failed"),
-            ApiError::Unavailable(cause) => tracing::warn!(error.cause = %cause, "dependency unavailable"),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error.cause = %cause, "dependency unavailable")
+            }
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
@@ -125,9 +127,15 @@ impl From<diesel::result::Error> for ApiError {
 
 fn is_connection_failure(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
-    ["connection", "terminating", "shutting down", "broken pipe", "timed out"]
-        .iter()
-        .any(|needle| message.contains(needle))
+    [
+        "connection",
+        "terminating",
+        "shutting down",
+        "broken pipe",
+        "timed out",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
@@ -149,7 +157,9 @@ pub fn json_error_handler(
         JsonPayloadError::ContentType => {
             ApiError::Validation("Content-Type must be application/json".into())
         }
-        JsonPayloadError::Deserialize(inner) => ApiError::Validation(format!("invalid JSON body: {inner}")),
+        JsonPayloadError::Deserialize(inner) => {
+            ApiError::Validation(format!("invalid JSON body: {inner}"))
+        }
         other => ApiError::Validation(format!("invalid request body: {other}")),
     };
     api_error.into()

@@ -53,10 +53,15 @@ impl Application {
         Self::build_with_listener(settings, listener).await
     }
 
-    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
         let url = settings.database.url.expose_secret().to_owned();
         if settings.database.migrate_on_start {
-            let applied = db::run_migrations(&url).await.map_err(StartupError::Database)?;
+            let applied = db::run_migrations(&url)
+                .await
+                .map_err(StartupError::Database)?;
             if !applied.is_empty() {
                 tracing::info!(migrations = ?applied, "applied database migrations");
             }
@@ -74,14 +79,23 @@ impl Application {
         let shutdown_timeout = settings.http.shutdown_timeout_seconds;
         let max_body = settings.http.max_body_bytes;
         let dev_tokens = settings.auth.dev_tokens;
-        let state = web::Data::new(AppState { pool, verifier, metrics, settings });
+        let state = web::Data::new(AppState {
+            pool,
+            verifier,
+            metrics,
+            settings,
+        });
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::metrics::record))
                 .wrap(Compress::default())
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .app_data(state.clone())
-                .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error_handler))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_body)
+                        .error_handler(json_error_handler),
+                )
                 .app_data(web::PathConfig::default().error_handler(path_error_handler))
                 .app_data(web::QueryConfig::default().error_handler(query_error_handler))
                 .configure(|cfg| routes::configure(cfg, dev_tokens))
@@ -91,7 +105,10 @@ impl Application {
         if let Some(workers) = workers {
             server = server.workers(workers);
         }
-        Ok(Application { port, server: server.run() })
+        Ok(Application {
+            port,
+            server: server.run(),
+        })
     }
 
     pub fn port(&self) -> u16 {

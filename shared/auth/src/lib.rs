@@ -82,7 +82,9 @@ pub struct TokenVerifier {
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenVerifier").field("algorithm", &self.algorithm).finish_non_exhaustive()
+        f.debug_struct("TokenVerifier")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,7 +94,11 @@ impl TokenVerifier {
             "HS256" => Algorithm::HS256,
             "RS256" => Algorithm::RS256,
             "EdDSA" => Algorithm::EdDSA,
-            other => return Err(AuthError::Config(format!("unsupported algorithm '{other}'"))),
+            other => {
+                return Err(AuthError::Config(format!(
+                    "unsupported algorithm '{other}'"
+                )))
+            }
         };
         let (decoding, encoding) = match algorithm {
             Algorithm::HS256 => {
@@ -102,7 +108,10 @@ impl TokenVerifier {
                         "auth.jwt_secret must be at least 32 bytes for HS256".into(),
                     ));
                 }
-                (DecodingKey::from_secret(secret), Some(EncodingKey::from_secret(secret)))
+                (
+                    DecodingKey::from_secret(secret),
+                    Some(EncodingKey::from_secret(secret)),
+                )
             }
             Algorithm::RS256 | Algorithm::EdDSA => {
                 let pem = settings.public_key_pem.as_deref().ok_or_else(|| {
@@ -159,7 +168,12 @@ impl TokenVerifier {
     }
 
     fn audience(&self) -> &str {
-        self.validation.aud.as_ref().and_then(|a| a.iter().next()).map(String::as_str).unwrap_or("")
+        self.validation
+            .aud
+            .as_ref()
+            .and_then(|a| a.iter().next())
+            .map(String::as_str)
+            .unwrap_or("")
     }
 }
 
@@ -174,11 +188,19 @@ mod tests {
     const SECRET: &str = "an-hs256-secret-that-is-long-enough-0123456789";
 
     fn settings() -> AuthSettings {
-        AuthSettings { jwt_secret: SecretString::from(SECRET.to_string()), ..Default::default() }
+        AuthSettings {
+            jwt_secret: SecretString::from(SECRET.to_string()),
+            ..Default::default()
+        }
     }
 
     fn sign(claims: &serde_json::Value, alg: Algorithm, secret: &str) -> String {
-        encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        encode(
+            &Header::new(alg),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -194,21 +216,29 @@ mod tests {
     fn expired_tokens_are_refused() {
         let verifier = TokenVerifier::from_settings(&settings()).unwrap();
         let claims = serde_json::json!({"sub": "a", "aud": "kanban", "exp": now_seconds() - 3600});
-        assert!(verifier.verify(&sign(&claims, Algorithm::HS256, SECRET)).is_err());
+        assert!(verifier
+            .verify(&sign(&claims, Algorithm::HS256, SECRET))
+            .is_err());
     }
 
     #[test]
     fn wrong_audience_is_refused() {
         let verifier = TokenVerifier::from_settings(&settings()).unwrap();
         let claims = serde_json::json!({"sub": "a", "aud": "other", "exp": now_seconds() + 60});
-        assert!(verifier.verify(&sign(&claims, Algorithm::HS256, SECRET)).is_err());
+        assert!(verifier
+            .verify(&sign(&claims, Algorithm::HS256, SECRET))
+            .is_err());
     }
 
     #[test]
     fn wrong_signature_is_refused() {
         let verifier = TokenVerifier::from_settings(&settings()).unwrap();
         let claims = serde_json::json!({"sub": "a", "aud": "kanban", "exp": now_seconds() + 60});
-        let forged = sign(&claims, Algorithm::HS256, "another-secret-that-is-also-long-enough-xx");
+        let forged = sign(
+            &claims,
+            Algorithm::HS256,
+            "another-secret-that-is-also-long-enough-xx",
+        );
         assert!(verifier.verify(&forged).is_err());
     }
 
@@ -216,20 +246,30 @@ mod tests {
     fn other_algorithms_are_refused_even_with_the_right_secret() {
         let verifier = TokenVerifier::from_settings(&settings()).unwrap();
         let claims = serde_json::json!({"sub": "a", "aud": "kanban", "exp": now_seconds() + 60});
-        assert!(verifier.verify(&sign(&claims, Algorithm::HS512, SECRET)).is_err());
+        assert!(verifier
+            .verify(&sign(&claims, Algorithm::HS512, SECRET))
+            .is_err());
     }
 
     #[test]
     fn a_token_without_sub_is_refused() {
         let verifier = TokenVerifier::from_settings(&settings()).unwrap();
         let claims = serde_json::json!({"aud": "kanban", "exp": now_seconds() + 60});
-        assert!(verifier.verify(&sign(&claims, Algorithm::HS256, SECRET)).is_err());
+        assert!(verifier
+            .verify(&sign(&claims, Algorithm::HS256, SECRET))
+            .is_err());
     }
 
     #[test]
     fn short_secrets_are_a_configuration_error() {
-        let short = AuthSettings { jwt_secret: SecretString::from("short".to_string()), ..Default::default() };
-        assert!(matches!(TokenVerifier::from_settings(&short), Err(AuthError::Config(_))));
+        let short = AuthSettings {
+            jwt_secret: SecretString::from("short".to_string()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            TokenVerifier::from_settings(&short),
+            Err(AuthError::Config(_))
+        ));
     }
 
     #[test]

@@ -58,13 +58,19 @@ mod tests {
 
     impl Default for Demo {
         fn default() -> Self {
-            Demo { http: Http::default(), name: "demo".into() }
+            Demo {
+                http: Http::default(),
+                name: "demo".into(),
+            }
         }
     }
 
     impl Default for Http {
         fn default() -> Self {
-            Http { port: 8080, host: "127.0.0.1".into() }
+            Http {
+                port: 8080,
+                host: "127.0.0.1".into(),
+            }
         }
     }
 

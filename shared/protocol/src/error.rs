@@ -73,7 +73,13 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody { error: ErrorDetail { code, message: message.into(), details: None } }
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+                details: None,
+            },
+        }
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -100,13 +106,19 @@ mod tests {
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ] {
-            assert_eq!(serde_json::to_value(code).ok(), Some(serde_json::json!(code.as_str())));
+            assert_eq!(
+                serde_json::to_value(code).ok(),
+                Some(serde_json::json!(code.as_str()))
+            );
         }
     }
 
     #[test]
     fn body_has_the_documented_shape() {
-        let body = ErrorBody::new(ErrorCode::InvalidTransition, "DONE -> BACKLOG is not allowed");
+        let body = ErrorBody::new(
+            ErrorCode::InvalidTransition,
+            "DONE -> BACKLOG is not allowed",
+        );
         assert_eq!(
             serde_json::to_value(&body).ok(),
             Some(serde_json::json!({

@@ -16,5 +16,7 @@ pub mod model;
 pub mod status;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use model::{BoardSnapshot, Project, ProjectMember, Ticket, TicketTransition, TransitionSummary};
+pub use model::{
+    BoardSnapshot, Project, ProjectMember, Ticket, TicketTransition, TransitionSummary,
+};
 pub use status::{MemberRole, ParseEnumError, Priority, TicketStatus};

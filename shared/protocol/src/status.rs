@@ -89,12 +89,15 @@ wire_enum!(
     }
 );
 
+// The enums come from a macro that cannot take `#[default]` for only some of them.
+#[allow(clippy::derivable_impls)]
 impl Default for Priority {
     fn default() -> Self {
         Priority::Medium
     }
 }
 
+#[allow(clippy::derivable_impls)]
 impl Default for TicketStatus {
     fn default() -> Self {
         TicketStatus::Backlog
@@ -141,7 +144,10 @@ impl TicketStatus {
 
     /// The statuses a ticket in `self` may move to, excluding `self`.
     pub fn next_statuses(self) -> impl Iterator<Item = TicketStatus> {
-        TRANSITIONS.iter().filter(move |(a, _)| *a == self).map(|&(_, b)| b)
+        TRANSITIONS
+            .iter()
+            .filter(move |(a, _)| *a == self)
+            .map(|&(_, b)| b)
     }
 }
 
@@ -153,7 +159,10 @@ mod tests {
     fn every_variant_round_trips_through_its_wire_spelling() {
         for s in TicketStatus::ALL {
             assert_eq!(s.as_str().parse::<TicketStatus>(), Ok(*s));
-            assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::json!(s.as_str())));
+            assert_eq!(
+                serde_json::to_value(s).ok(),
+                Some(serde_json::json!(s.as_str()))
+            );
         }
         for p in Priority::ALL {
             assert_eq!(p.as_str().parse::<Priority>(), Ok(*p));
@@ -201,7 +210,11 @@ mod tests {
         let mut checked = 0;
         for &from in TicketStatus::ALL {
             for &to in TicketStatus::ALL {
-                assert_eq!(from.can_transition_to(to), allowed(from, to), "{from} -> {to}");
+                assert_eq!(
+                    from.can_transition_to(to),
+                    allowed(from, to),
+                    "{from} -> {to}"
+                );
                 checked += 1;
             }
         }

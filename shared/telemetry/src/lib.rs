@@ -16,7 +16,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { filter: "info".into(), json: false }
+        LogSettings {
+            filter: "info".into(),
+            json: false,
+        }
     }
 }
 
@@ -28,7 +31,14 @@ pub fn init_logging(settings: &LogSettings) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = if settings.json {
-        registry.with(fmt::layer().json().flatten_event(true).with_current_span(true)).try_init()
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true),
+            )
+            .try_init()
     } else {
         registry.with(fmt::layer()).try_init()
     };

@@ -27,7 +27,9 @@ pub fn url_for_database(url: &str, name: &str) -> String {
         None => (url, None),
     };
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
     let mut out = format!("{}/{}", &base[..path_start], name);
     if let Some(query) = query {
         out.push('?');
@@ -60,23 +62,54 @@ impl TestDatabase {
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the test Postgres server: {e}"));
         let template = format!("kt_template_{}", fingerprint(migrations_dir));
-        exec(&mut admin, &format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})")).await;
+        exec(
+            &mut admin,
+            &format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"),
+        )
+        .await;
         if !database_exists(&mut admin, &template).await {
             let building = format!("{template}_building");
-            exec(&mut admin, &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await;
+            exec(
+                &mut admin,
+                &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+            )
+            .await;
             exec(&mut admin, &format!("CREATE DATABASE {building}")).await;
             if let Err(error) = migrate(url_for_database(&admin_url, &building)).await {
-                exec(&mut admin, &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})")).await;
+                exec(
+                    &mut admin,
+                    &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"),
+                )
+                .await;
                 panic!("migrating the template database failed: {error}");
             }
-            exec(&mut admin, &format!("ALTER DATABASE {building} RENAME TO {template}")).await;
+            exec(
+                &mut admin,
+                &format!("ALTER DATABASE {building} RENAME TO {template}"),
+            )
+            .await;
         }
         drop_stale(&mut admin).await;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let name = format!("kt_{now}_{}", uuid::Uuid::new_v4().simple());
-        exec(&mut admin, &format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
-        exec(&mut admin, &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})")).await;
-        TestDatabase { url: url_for_database(&admin_url, &name), name, admin_url }
+        exec(
+            &mut admin,
+            &format!("CREATE DATABASE {name} TEMPLATE {template}"),
+        )
+        .await;
+        exec(
+            &mut admin,
+            &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"),
+        )
+        .await;
+        TestDatabase {
+            url: url_for_database(&admin_url, &name),
+            name,
+            admin_url,
+        }
     }
 
     /// A fresh database with nothing in it (for testing migrations themselves).
@@ -85,15 +118,24 @@ impl TestDatabase {
         let mut admin = AsyncPgConnection::establish(&admin_url)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the test Postgres server: {e}"));
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let name = format!("kt_{now}_{}", uuid::Uuid::new_v4().simple());
         exec(&mut admin, &format!("CREATE DATABASE {name}")).await;
-        TestDatabase { url: url_for_database(&admin_url, &name), name, admin_url }
+        TestDatabase {
+            url: url_for_database(&admin_url, &name),
+            name,
+            admin_url,
+        }
     }
 
     /// Opens a direct connection (for assertions on rows).
     pub async fn connect(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.url).await.expect("connect to test database")
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect to test database")
     }
 }
 
@@ -103,7 +145,9 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop runs inside the test's runtime, so use a thread with its own runtime.
         let handle = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(runtime) = runtime {
                 runtime.block_on(async move {
                     if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
@@ -118,7 +162,10 @@ impl Drop for TestDatabase {
 }
 
 async fn exec(conn: &mut AsyncPgConnection, sql: &str) {
-    diesel::sql_query(sql).execute(conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    diesel::sql_query(sql)
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 #[derive(diesel::QueryableByName)]
@@ -128,23 +175,32 @@ struct DatabaseName {
 }
 
 async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> bool {
-    let rows: Vec<DatabaseName> = diesel::sql_query("SELECT datname FROM pg_database WHERE datname = $1")
-        .bind::<diesel::sql_types::Text, _>(name)
-        .load(conn)
-        .await
-        .expect("query pg_database");
+    let rows: Vec<DatabaseName> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname = $1")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .load(conn)
+            .await
+            .expect("query pg_database");
     !rows.is_empty()
 }
 
 /// Drops test databases left behind by runs that were killed.
 async fn drop_stale(conn: &mut AsyncPgConnection) {
-    let rows: Vec<DatabaseName> = diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'kt\\_%\\_%'")
-        .load(conn)
-        .await
-        .unwrap_or_default();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let rows: Vec<DatabaseName> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'kt\\_%\\_%'")
+            .load(conn)
+            .await
+            .unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     for row in rows {
-        let created = row.datname.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
+        let created = row
+            .datname
+            .split('_')
+            .nth(1)
+            .and_then(|s| s.parse::<u64>().ok());
         if let Some(created) = created {
             if now.saturating_sub(created) > STALE_AFTER.as_secs() {
                 let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", row.datname);
@@ -166,7 +222,12 @@ fn fingerprint(dir: &Path) -> String {
         hasher.update(relative.to_string_lossy().as_bytes());
         hasher.update(std::fs::read(&file).unwrap_or_default());
     }
-    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -194,9 +255,15 @@ mod tests {
     #[test]
     fn database_name_is_replaced_keeping_credentials_and_query() {
         assert_eq!(
-            url_for_database("postgres://u:p@127.0.0.1:5432/postgres?sslmode=disable", "kt_1"),
+            url_for_database(
+                "postgres://u:p@127.0.0.1:5432/postgres?sslmode=disable",
+                "kt_1"
+            ),
             "postgres://u:p@127.0.0.1:5432/kt_1?sslmode=disable"
         );
-        assert_eq!(url_for_database("postgres://127.0.0.1", "x"), "postgres://127.0.0.1/x");
+        assert_eq!(
+            url_for_database("postgres://127.0.0.1", "x"),
+            "postgres://127.0.0.1/x"
+        );
     }
 }

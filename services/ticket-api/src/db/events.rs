@@ -45,7 +45,10 @@ pub struct NewEvent<'a> {
     pub traceparent: Option<&'a str>,
 }
 
-pub async fn insert_all(conn: &mut AsyncPgConnection, new: &[NewEvent<'_>]) -> QueryResult<Vec<EventRow>> {
+pub async fn insert_all(
+    conn: &mut AsyncPgConnection,
+    new: &[NewEvent<'_>],
+) -> QueryResult<Vec<EventRow>> {
     diesel::insert_into(events::table)
         .values(new)
         .returning(EventRow::as_returning())

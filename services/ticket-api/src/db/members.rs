@@ -23,7 +23,10 @@ impl MemberRow {
         Ok(ProjectMember {
             project_id: self.project_id.to_string(),
             user_id: self.user_id.clone(),
-            role: self.role.parse().map_err(|e| format!("stored member role: {e}"))?,
+            role: self
+                .role
+                .parse()
+                .map_err(|e| format!("stored member role: {e}"))?,
             created_at: timestamp(self.created_at),
         })
     }
@@ -64,8 +67,14 @@ pub async fn upsert(
         .await
 }
 
-pub async fn delete(conn: &mut AsyncPgConnection, project_id: Uuid, user_id: &str) -> QueryResult<usize> {
-    diesel::delete(project_members::table.find((project_id, user_id))).execute(conn).await
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    project_id: Uuid,
+    user_id: &str,
+) -> QueryResult<usize> {
+    diesel::delete(project_members::table.find((project_id, user_id)))
+        .execute(conn)
+        .await
 }
 
 pub async fn count_owners(conn: &mut AsyncPgConnection, project_id: Uuid) -> QueryResult<i64> {

@@ -59,7 +59,8 @@ pub async fn run_migrations(url: &str) -> Result<Vec<String>, String> {
         unlock?;
         Ok(applied)
     });
-    task.await.map_err(|e| format!("migration task failed: {e}"))?
+    task.await
+        .map_err(|e| format!("migration task failed: {e}"))?
 }
 
 pub(crate) fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {

@@ -101,7 +101,10 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<usize
 }
 
 /// The projects `user_id` is a member of, newest first.
-pub async fn list_for_user(conn: &mut AsyncPgConnection, user_id: &str) -> QueryResult<Vec<ProjectRow>> {
+pub async fn list_for_user(
+    conn: &mut AsyncPgConnection,
+    user_id: &str,
+) -> QueryResult<Vec<ProjectRow>> {
     use super::schema::project_members;
     projects::table
         .inner_join(project_members::table)

@@ -32,8 +32,14 @@ impl TicketRow {
             project_id: self.project_id.to_string(),
             title: self.title.clone(),
             description: self.description.clone(),
-            status: self.status.parse().map_err(|e| format!("stored ticket status: {e}"))?,
-            priority: self.priority.parse().map_err(|e| format!("stored ticket priority: {e}"))?,
+            status: self
+                .status
+                .parse()
+                .map_err(|e| format!("stored ticket status: {e}"))?,
+            priority: self
+                .priority
+                .parse()
+                .map_err(|e| format!("stored ticket priority: {e}"))?,
             labels: self.labels.clone(),
             rank: self.rank.clone(),
             position,
@@ -78,12 +84,22 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewTicket<'_>) -> QueryR
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<TicketRow>> {
-    tickets::table.find(id).select(TicketRow::as_select()).first(conn).await.optional()
+    tickets::table
+        .find(id)
+        .select(TicketRow::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// The project a ticket belongs to, without loading the ticket.
 pub async fn project_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Uuid>> {
-    tickets::table.find(id).select(tickets::project_id).first(conn).await.optional()
+    tickets::table
+        .find(id)
+        .select(tickets::project_id)
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Applies `changes`, bumps the version and the update time.
@@ -105,7 +121,11 @@ pub async fn update(
 
 /// Sets a rank without touching the version (column rebalancing: the order is unchanged).
 pub async fn set_rank(conn: &mut AsyncPgConnection, id: Uuid, rank: &str) -> QueryResult<()> {
-    diesel::update(tickets::table.find(id)).set(tickets::rank.eq(rank)).execute(conn).await.map(drop)
+    diesel::update(tickets::table.find(id))
+        .set(tickets::rank.eq(rank))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<usize> {
@@ -148,14 +168,21 @@ pub async fn position_of(conn: &mut AsyncPgConnection, row: &TicketRow) -> Query
     tickets::table
         .filter(tickets::project_id.eq(row.project_id))
         .filter(tickets::status.eq(&row.status))
-        .filter(tickets::rank.lt(&row.rank).or(tickets::rank.eq(&row.rank).and(tickets::id.lt(row.id))))
+        .filter(
+            tickets::rank
+                .lt(&row.rank)
+                .or(tickets::rank.eq(&row.rank).and(tickets::id.lt(row.id))),
+        )
         .count()
         .get_result(conn)
         .await
 }
 
 /// Every ticket of a project, ordered by rank within each status.
-pub async fn list_for_project(conn: &mut AsyncPgConnection, project_id: Uuid) -> QueryResult<Vec<TicketRow>> {
+pub async fn list_for_project(
+    conn: &mut AsyncPgConnection,
+    project_id: Uuid,
+) -> QueryResult<Vec<TicketRow>> {
     tickets::table
         .filter(tickets::project_id.eq(project_id))
         .select(TicketRow::as_select())

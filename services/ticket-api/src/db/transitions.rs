@@ -25,8 +25,14 @@ impl TransitionRow {
         Ok(TicketTransition {
             id: self.id,
             ticket_id: self.ticket_id.to_string(),
-            from_status: self.from_status.parse().map_err(|e| format!("stored transition: {e}"))?,
-            to_status: self.to_status.parse().map_err(|e| format!("stored transition: {e}"))?,
+            from_status: self
+                .from_status
+                .parse()
+                .map_err(|e| format!("stored transition: {e}"))?,
+            to_status: self
+                .to_status
+                .parse()
+                .map_err(|e| format!("stored transition: {e}"))?,
             triggered_by: self.triggered_by.clone(),
             reason: self.reason.clone(),
             at: timestamp(self.at),
@@ -44,7 +50,10 @@ pub struct NewTransition<'a> {
     pub reason: Option<&'a str>,
 }
 
-pub async fn insert(conn: &mut AsyncPgConnection, new: &NewTransition<'_>) -> QueryResult<TransitionRow> {
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    new: &NewTransition<'_>,
+) -> QueryResult<TransitionRow> {
     diesel::insert_into(ticket_transitions::table)
         .values(new)
         .returning(TransitionRow::as_returning())
@@ -53,7 +62,10 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewTransition<'_>) -> Qu
 }
 
 /// A ticket's transitions, oldest first.
-pub async fn list_for_ticket(conn: &mut AsyncPgConnection, ticket_id: Uuid) -> QueryResult<Vec<TransitionRow>> {
+pub async fn list_for_ticket(
+    conn: &mut AsyncPgConnection,
+    ticket_id: Uuid,
+) -> QueryResult<Vec<TransitionRow>> {
     ticket_transitions::table
         .filter(ticket_transitions::ticket_id.eq(ticket_id))
         .select(TransitionRow::as_select())

@@ -7,7 +7,8 @@ fn char_len(s: &str) -> usize {
 }
 
 fn has_control_chars(s: &str) -> bool {
-    s.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
 }
 
 macro_rules! bounded_text {
@@ -85,7 +86,9 @@ impl Description {
             )));
         }
         if has_control_chars(text) {
-            return Err(ApiError::validation("description contains control characters"));
+            return Err(ApiError::validation(
+                "description contains control characters",
+            ));
         }
         Ok(Description(Some(text.to_owned())))
     }
@@ -139,7 +142,10 @@ impl Labels {
         let mut labels: Vec<String> = Vec::with_capacity(raw.len());
         for label in raw {
             let label = label.trim();
-            if label.is_empty() || char_len(label) > Self::MAX_CHARS || label.chars().any(char::is_control) {
+            if label.is_empty()
+                || char_len(label) > Self::MAX_CHARS
+                || label.chars().any(char::is_control)
+            {
                 return Err(ApiError::validation(format!(
                     "each label must be 1 to {} characters on one line",
                     Self::MAX_CHARS
@@ -157,7 +163,6 @@ impl Labels {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,13 +175,22 @@ mod tests {
         assert!(Title::parse("   ").is_err());
         assert!(Title::parse(&"x".repeat(200)).is_ok());
         assert!(Title::parse(&"x".repeat(201)).is_err());
-        assert!(Title::parse(&"é".repeat(200)).is_ok(), "limit counts characters, not bytes");
+        assert!(
+            Title::parse(&"é".repeat(200)).is_ok(),
+            "limit counts characters, not bytes"
+        );
         assert!(Title::parse("two\nlines").is_err());
     }
 
     #[test]
     fn descriptions_allow_newlines_and_treat_blank_as_none() {
-        assert_eq!(Description::parse(Some("a\nb")).unwrap().into_inner().as_deref(), Some("a\nb"));
+        assert_eq!(
+            Description::parse(Some("a\nb"))
+                .unwrap()
+                .into_inner()
+                .as_deref(),
+            Some("a\nb")
+        );
         assert_eq!(Description::parse(Some("  ")).unwrap().into_inner(), None);
         assert_eq!(Description::parse(None).unwrap().into_inner(), None);
         assert!(Description::parse(Some(&"d".repeat(10_001))).is_err());
@@ -186,7 +200,10 @@ mod tests {
     #[test]
     fn labels_are_deduplicated_and_bounded() {
         let labels = Labels::parse(&["bug".into(), " bug ".into(), "ui".into()]).unwrap();
-        assert_eq!(labels.into_inner(), vec!["bug".to_string(), "ui".to_string()]);
+        assert_eq!(
+            labels.into_inner(),
+            vec!["bug".to_string(), "ui".to_string()]
+        );
         assert!(Labels::parse(&vec!["x".to_string(); 21]).is_err());
         assert!(Labels::parse(&["".to_string()]).is_err());
         assert!(Labels::parse(&["l".repeat(51)]).is_err());

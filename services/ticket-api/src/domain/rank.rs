@@ -84,7 +84,10 @@ impl Rank {
                 if a >= b {
                     return Err(RankError::Unordered);
                 }
-                Ok(Rank(bytes_to_string(midpoint(a.0.as_bytes(), Some(b.0.as_bytes())))))
+                Ok(Rank(bytes_to_string(midpoint(
+                    a.0.as_bytes(),
+                    Some(b.0.as_bytes()),
+                ))))
             }
         }
     }
@@ -150,7 +153,10 @@ fn midpoint(a: &[u8], b: Option<&[u8]>) -> Vec<u8> {
             }
         }
         let digit_a = a.first().and_then(|&d| digit_value(d)).unwrap_or(0);
-        let digit_b = b.and_then(|u| u.first()).and_then(|&d| digit_value(d)).unwrap_or(BASE);
+        let digit_b = b
+            .and_then(|u| u.first())
+            .and_then(|&d| digit_value(d))
+            .unwrap_or(BASE);
         if digit_b - digit_a > 1 {
             prefix.push(DIGITS[(digit_a + digit_b).div_ceil(2)]);
             return prefix;
@@ -217,7 +223,14 @@ mod tests {
 
     #[test]
     fn between_handles_the_tight_cases() {
-        let cases = [("1", "2"), ("a", "a1"), ("Vz", "W"), ("0001", "0002"), ("y", "z"), ("zz", "zzV")];
+        let cases = [
+            ("1", "2"),
+            ("a", "a1"),
+            ("Vz", "W"),
+            ("0001", "0002"),
+            ("y", "z"),
+            ("zz", "zzV"),
+        ];
         for (a, b) in cases {
             let mid = Rank::between(Some(&rank(a)), Some(&rank(b))).unwrap();
             assert!(rank(a) < mid && mid < rank(b), "{a} < {mid} < {b}");

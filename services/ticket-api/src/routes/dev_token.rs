@@ -13,15 +13,30 @@ pub struct DevTokenRequest {
     name: Option<String>,
 }
 
-pub async fn issue(state: web::Data<AppState>, body: web::Json<DevTokenRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn issue(
+    state: web::Data<AppState>,
+    body: web::Json<DevTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
     let user = UserId::parse(&body.user_id)?;
-    let name = match body.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-        Some(name) => Some(UserId::parse(name).map_err(|_| ApiError::validation("name must be 1 to 200 characters"))?),
+    let name = match body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        Some(name) => Some(
+            UserId::parse(name)
+                .map_err(|_| ApiError::validation("name must be 1 to 200 characters"))?,
+        ),
         None => None,
     };
     let token = state
         .verifier
-        .issue(user.as_str(), name.as_ref().map(UserId::as_str), state.settings.auth.dev_token_ttl_seconds)
+        .issue(
+            user.as_str(),
+            name.as_ref().map(UserId::as_str),
+            state.settings.auth.dev_token_ttl_seconds,
+        )
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "token": token })))
 }

@@ -13,7 +13,10 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let check = async {
         let mut conn = state.pool.get().await.map_err(|e| e.to_string())?;
-        diesel::sql_query("SELECT 1").execute(&mut conn).await.map_err(|e| e.to_string())
+        diesel::sql_query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
     };
     let postgres = match tokio::time::timeout(Duration::from_secs(3), check).await {
         Ok(Ok(_)) => Ok(()),
@@ -21,7 +24,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => Err("timed out".to_owned()),
     };
     match postgres {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "checks": { "postgres": "ok" } })),
+        Ok(()) => HttpResponse::Ok()
+            .json(serde_json::json!({ "status": "ready", "checks": { "postgres": "ok" } })),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             HttpResponse::ServiceUnavailable()

@@ -26,14 +26,23 @@ pub fn configure(cfg: &mut web::ServiceConfig, dev_tokens: bool) {
                 .route("/projects/{id}", web::patch().to(projects::update))
                 .route("/projects/{id}", web::delete().to(projects::delete))
                 .route("/projects/{id}/members", web::get().to(projects::members))
-                .route("/projects/{id}/members", web::post().to(projects::put_member))
-                .route("/projects/{id}/members/{user_id}", web::delete().to(projects::remove_member))
+                .route(
+                    "/projects/{id}/members",
+                    web::post().to(projects::put_member),
+                )
+                .route(
+                    "/projects/{id}/members/{user_id}",
+                    web::delete().to(projects::remove_member),
+                )
                 .route("/projects/{id}/events", web::get().to(projects::events))
                 .route("/projects/{id}/tickets", web::post().to(tickets::create))
                 .route("/tickets/{id}", web::get().to(tickets::get))
                 .route("/tickets/{id}", web::patch().to(tickets::update))
                 .route("/tickets/{id}", web::delete().to(tickets::delete))
-                .route("/tickets/{id}/transition", web::post().to(tickets::transition))
+                .route(
+                    "/tickets/{id}/transition",
+                    web::post().to(tickets::transition),
+                )
                 .route("/tickets/{id}/move", web::post().to(tickets::move_ticket))
                 .route("/tickets/{id}/transitions", web::get().to(tickets::history))
                 .default_service(web::to(not_found)),
@@ -56,8 +65,14 @@ pub(crate) fn mutation_meta(req: &HttpRequest) -> Result<MutationMeta, ApiError>
             let value = value
                 .to_str()
                 .ok()
-                .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-                .ok_or_else(|| ApiError::validation(format!("{name} must be 1 to 128 visible ASCII characters")))?;
+                .filter(|v| {
+                    !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .ok_or_else(|| {
+                    ApiError::validation(format!(
+                        "{name} must be 1 to 128 visible ASCII characters"
+                    ))
+                })?;
             meta.mutation_id = Some(value.to_owned());
             break;
         }

@@ -82,10 +82,14 @@ pub async fn update(
     let body = body.into_inner();
     let input = UpdateProject {
         name: body.name.as_deref().map(ProjectName::parse).transpose()?,
-        description: body.description.map(|d| Description::parse(d.as_deref())).transpose()?,
+        description: body
+            .description
+            .map(|d| Description::parse(d.as_deref()))
+            .transpose()?,
     };
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(service::update(&mut conn, &user, path.into_inner(), input, &meta).await?))
+    Ok(HttpResponse::Ok()
+        .json(service::update(&mut conn, &user, path.into_inner(), input, &meta).await?))
 }
 
 pub async fn delete(
@@ -119,7 +123,15 @@ pub async fn put_member(
     let meta = mutation_meta(&req)?;
     let member = UserId::parse(&body.user_id)?;
     let mut conn = state.pool.get().await?;
-    let saved = service::put_member(&mut conn, &user, path.into_inner(), member, body.role, &meta).await?;
+    let saved = service::put_member(
+        &mut conn,
+        &user,
+        path.into_inner(),
+        member,
+        body.role,
+        &meta,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(saved))
 }
 
@@ -149,7 +161,9 @@ pub async fn events(
         return Err(ApiError::validation("since must not be negative"));
     }
     if !(1..=MAX_EVENTS_PAGE).contains(&limit) {
-        return Err(ApiError::validation(format!("limit must be between 1 and {MAX_EVENTS_PAGE}")));
+        return Err(ApiError::validation(format!(
+            "limit must be between 1 and {MAX_EVENTS_PAGE}"
+        )));
     }
     let mut conn = state.pool.get().await?;
     let events = service::events_since(&mut conn, &user, path.into_inner(), since, limit).await?;

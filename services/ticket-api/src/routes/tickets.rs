@@ -4,7 +4,9 @@ use super::{mutation_meta, nullable};
 use crate::auth::AuthUser;
 use crate::domain::{Description, Labels, Reason, Title, TriggeredBy};
 use crate::error::ApiError;
-use crate::service::tickets::{self as service, CreateTicket, MoveTicket, TransitionTicket, UpdateTicket};
+use crate::service::tickets::{
+    self as service, CreateTicket, MoveTicket, TransitionTicket, UpdateTicket,
+};
 use crate::startup::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use kanban_protocol::{Priority, TicketStatus};
@@ -78,7 +80,11 @@ pub async fn create(
     Ok(HttpResponse::Created().json(ticket))
 }
 
-pub async fn get(state: web::Data<AppState>, user: AuthUser, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
     Ok(HttpResponse::Ok().json(service::get(&mut conn, &user, path.into_inner()).await?))
 }
@@ -103,13 +109,17 @@ pub async fn update(
     let body = body.into_inner();
     let input = UpdateTicket {
         title: body.title.as_deref().map(Title::parse).transpose()?,
-        description: body.description.map(|d| Description::parse(d.as_deref())).transpose()?,
+        description: body
+            .description
+            .map(|d| Description::parse(d.as_deref()))
+            .transpose()?,
         priority: body.priority,
         labels: body.labels.as_deref().map(Labels::parse).transpose()?,
         expected_version: body.expected_version,
     };
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(service::update(&mut conn, &user, path.into_inner(), input, &meta).await?))
+    Ok(HttpResponse::Ok()
+        .json(service::update(&mut conn, &user, path.into_inner(), input, &meta).await?))
 }
 
 pub async fn delete(
@@ -121,7 +131,14 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let meta = mutation_meta(&req)?;
     let mut conn = state.pool.get().await?;
-    service::delete(&mut conn, &user, path.into_inner(), query.expected_version, &meta).await?;
+    service::delete(
+        &mut conn,
+        &user,
+        path.into_inner(),
+        query.expected_version,
+        &meta,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -136,12 +153,17 @@ pub async fn transition(
     let body = body.into_inner();
     let input = TransitionTicket {
         to: body.to_state,
-        triggered_by: body.triggered_by.as_deref().map(TriggeredBy::parse).transpose()?,
+        triggered_by: body
+            .triggered_by
+            .as_deref()
+            .map(TriggeredBy::parse)
+            .transpose()?,
         reason: Reason::parse(body.reason.as_deref())?,
         expected_version: body.expected_version,
     };
     let mut conn = state.pool.get().await?;
-    let (ticket, transition) = service::transition(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    let (ticket, transition) =
+        service::transition(&mut conn, &user, path.into_inner(), input, &meta).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "ticket": ticket, "transition": transition })))
 }
 
@@ -163,5 +185,6 @@ pub async fn move_ticket(
     };
     let mut conn = state.pool.get().await?;
     let moved = service::move_ticket(&mut conn, &user, path.into_inner(), input, &meta).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "ticket": moved.ticket, "fromStatus": moved.from })))
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "ticket": moved.ticket, "fromStatus": moved.from })))
 }

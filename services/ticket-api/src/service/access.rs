@@ -26,7 +26,9 @@ pub async fn require(
     let role = db::members::role_of(conn, project_id, &user.id)
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
-    let role: MemberRole = role.parse().map_err(|e| super::corrupt(format!("stored role: {e}")))?;
+    let role: MemberRole = role
+        .parse()
+        .map_err(|e| super::corrupt(format!("stored role: {e}")))?;
     let allowed = match need {
         Need::Read => true,
         Need::WriteTickets => role.can_write_tickets(),
@@ -35,6 +37,8 @@ pub async fn require(
     if allowed {
         Ok(role)
     } else {
-        Err(ApiError::Forbidden(format!("role '{role}' may not do this")))
+        Err(ApiError::Forbidden(format!(
+            "role '{role}' may not do this"
+        )))
     }
 }

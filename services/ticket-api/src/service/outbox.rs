@@ -27,13 +27,24 @@ pub struct Outbox {
 
 impl Outbox {
     /// Locks the project for this transaction. `None` when the project does not exist.
-    pub async fn lock(conn: &mut AsyncPgConnection, project_id: Uuid) -> Result<Option<Outbox>, ApiError> {
+    pub async fn lock(
+        conn: &mut AsyncPgConnection,
+        project_id: Uuid,
+    ) -> Result<Option<Outbox>, ApiError> {
         Ok(db::projects::lock_for_write(conn, project_id)
             .await?
-            .map(|last_seq| Outbox { project_id, last_seq, pending: Vec::new() }))
+            .map(|last_seq| Outbox {
+                project_id,
+                last_seq,
+                pending: Vec::new(),
+            }))
     }
 
-    pub fn push(&mut self, name: &'static str, payload: impl serde::Serialize) -> Result<(), ApiError> {
+    pub fn push(
+        &mut self,
+        name: &'static str,
+        payload: impl serde::Serialize,
+    ) -> Result<(), ApiError> {
         let payload = serde_json::to_value(payload)
             .map_err(|e| ApiError::Internal(format!("encoding event {name}: {e}")))?;
         self.pending.push((name, payload));

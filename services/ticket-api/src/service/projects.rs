@@ -1,8 +1,8 @@
 //! Project use cases: create, list, snapshot, update, delete, membership, event log.
 
 use super::access::{require, Need};
-use super::outbox::{MutationMeta, Outbox};
 use super::corrupt;
+use super::outbox::{MutationMeta, Outbox};
 use crate::auth::AuthUser;
 use crate::db::{self, PgConn};
 use crate::domain::{Description, ProjectName, UserId};
@@ -23,7 +23,11 @@ pub struct UpdateProject {
     pub description: Option<Description>,
 }
 
-pub async fn create(conn: &mut PgConn, user: &AuthUser, input: CreateProject) -> Result<Project, ApiError> {
+pub async fn create(
+    conn: &mut PgConn,
+    user: &AuthUser,
+    input: CreateProject,
+) -> Result<Project, ApiError> {
     let description = input.description.into_inner();
     conn.transaction(async |conn| {
         let row = db::projects::insert(
@@ -47,7 +51,11 @@ pub async fn list(conn: &mut PgConn, user: &AuthUser) -> Result<Vec<Project>, Ap
 }
 
 /// The whole board and the event seq it reflects, read in one repeatable-read snapshot.
-pub async fn snapshot(conn: &mut PgConn, user: &AuthUser, project_id: Uuid) -> Result<BoardSnapshot, ApiError> {
+pub async fn snapshot(
+    conn: &mut PgConn,
+    user: &AuthUser,
+    project_id: Uuid,
+) -> Result<BoardSnapshot, ApiError> {
     conn.build_transaction()
         .read_only()
         .repeatable_read()
@@ -90,13 +98,17 @@ pub async fn update(
 ) -> Result<Project, ApiError> {
     conn.transaction(async |conn| {
         require(conn, project_id, user, Need::ManageProject).await?;
-        let mut outbox = Outbox::lock(conn, project_id).await?.ok_or_else(|| ApiError::not_found("project"))?;
+        let mut outbox = Outbox::lock(conn, project_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("project"))?;
         let changes = db::projects::ProjectChanges {
             name: input.name.map(ProjectName::into_inner),
             description: input.description.map(Description::into_inner),
         };
         let row = if changes.name.is_none() && changes.description.is_none() {
-            db::projects::find(conn, project_id).await?.ok_or_else(|| ApiError::not_found("project"))?
+            db::projects::find(conn, project_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("project"))?
         } else {
             db::projects::update(conn, project_id, &changes).await?
         };
@@ -108,10 +120,17 @@ pub async fn update(
     .await
 }
 
-pub async fn delete(conn: &mut PgConn, user: &AuthUser, project_id: Uuid, meta: &MutationMeta) -> Result<(), ApiError> {
+pub async fn delete(
+    conn: &mut PgConn,
+    user: &AuthUser,
+    project_id: Uuid,
+    meta: &MutationMeta,
+) -> Result<(), ApiError> {
     conn.transaction(async |conn| {
         require(conn, project_id, user, Need::ManageProject).await?;
-        let mut outbox = Outbox::lock(conn, project_id).await?.ok_or_else(|| ApiError::not_found("project"))?;
+        let mut outbox = Outbox::lock(conn, project_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("project"))?;
         outbox.push(names::PROJECT_DELETED, project_id.to_string())?;
         outbox.commit(conn, meta).await?;
         db::projects::delete(conn, project_id).await?;
@@ -120,10 +139,16 @@ pub async fn delete(conn: &mut PgConn, user: &AuthUser, project_id: Uuid, meta: 
     .await
 }
 
-pub async fn members(conn: &mut PgConn, user: &AuthUser, project_id: Uuid) -> Result<Vec<ProjectMember>, ApiError> {
+pub async fn members(
+    conn: &mut PgConn,
+    user: &AuthUser,
+    project_id: Uuid,
+) -> Result<Vec<ProjectMember>, ApiError> {
     require(conn, project_id, user, Need::Read).await?;
     let rows = db::members::list(conn, project_id).await?;
-    rows.iter().map(|row| row.to_wire().map_err(corrupt)).collect()
+    rows.iter()
+        .map(|row| row.to_wire().map_err(corrupt))
+        .collect()
 }
 
 /// Adds a member or changes a member's role (owners only). A project keeps at least one owner.
@@ -137,13 +162,17 @@ pub async fn put_member(
 ) -> Result<ProjectMember, ApiError> {
     conn.transaction(async |conn| {
         require(conn, project_id, user, Need::ManageProject).await?;
-        let mut outbox = Outbox::lock(conn, project_id).await?.ok_or_else(|| ApiError::not_found("project"))?;
+        let mut outbox = Outbox::lock(conn, project_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("project"))?;
         let previous = db::members::role_of(conn, project_id, member.as_str()).await?;
         if previous.as_deref() == Some(MemberRole::Owner.as_str())
             && role != MemberRole::Owner
             && db::members::count_owners(conn, project_id).await? <= 1
         {
-            return Err(ApiError::validation("a project must keep at least one owner"));
+            return Err(ApiError::validation(
+                "a project must keep at least one owner",
+            ));
         }
         let row = db::members::upsert(conn, project_id, member.as_str(), role).await?;
         outbox.push(
@@ -169,19 +198,33 @@ pub async fn remove_member(
     meta: &MutationMeta,
 ) -> Result<(), ApiError> {
     conn.transaction(async |conn| {
-        let need = if member.as_str() == user.id { Need::Read } else { Need::ManageProject };
+        let need = if member.as_str() == user.id {
+            Need::Read
+        } else {
+            Need::ManageProject
+        };
         require(conn, project_id, user, need).await?;
-        let mut outbox = Outbox::lock(conn, project_id).await?.ok_or_else(|| ApiError::not_found("project"))?;
+        let mut outbox = Outbox::lock(conn, project_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("project"))?;
         let role = db::members::role_of(conn, project_id, member.as_str())
             .await?
             .ok_or_else(|| ApiError::not_found("member"))?;
-        if role == MemberRole::Owner.as_str() && db::members::count_owners(conn, project_id).await? <= 1 {
-            return Err(ApiError::validation("a project must keep at least one owner"));
+        if role == MemberRole::Owner.as_str()
+            && db::members::count_owners(conn, project_id).await? <= 1
+        {
+            return Err(ApiError::validation(
+                "a project must keep at least one owner",
+            ));
         }
         db::members::delete(conn, project_id, member.as_str()).await?;
         outbox.push(
             names::MEMBER_REMOVED,
-            MemberChangedPayload { project_id: project_id.to_string(), user_id: member.into_inner(), role: None },
+            MemberChangedPayload {
+                project_id: project_id.to_string(),
+                user_id: member.into_inner(),
+                role: None,
+            },
         )?;
         outbox.commit(conn, meta).await?;
         Ok(())

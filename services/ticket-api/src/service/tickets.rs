@@ -69,7 +69,16 @@ pub async fn create(
         let mut outbox = lock(conn, project_id).await?;
         let status = input.status.as_str();
         let column = db::tickets::column(conn, project_id, status).await?;
-        let (rank, position) = place(conn, &mut outbox, project_id, input.status, column, None, None).await?;
+        let (rank, position) = place(
+            conn,
+            &mut outbox,
+            project_id,
+            input.status,
+            column,
+            None,
+            None,
+        )
+        .await?;
         let description = input.description.into_inner();
         let labels = input.labels.into_inner();
         let row = db::tickets::insert(
@@ -95,17 +104,29 @@ pub async fn create(
 }
 
 pub async fn get(conn: &mut PgConn, user: &AuthUser, ticket_id: Uuid) -> Result<Ticket, ApiError> {
-    let row = db::tickets::find(conn, ticket_id).await?.ok_or_else(|| ApiError::not_found("ticket"))?;
-    require(conn, row.project_id, user, Need::Read).await.map_err(hide_as_ticket)?;
+    let row = db::tickets::find(conn, ticket_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("ticket"))?;
+    require(conn, row.project_id, user, Need::Read)
+        .await
+        .map_err(hide_as_ticket)?;
     let position = db::tickets::position_of(conn, &row).await?;
     row.to_wire(position).map_err(corrupt)
 }
 
-pub async fn history(conn: &mut PgConn, user: &AuthUser, ticket_id: Uuid) -> Result<Vec<TicketTransition>, ApiError> {
+pub async fn history(
+    conn: &mut PgConn,
+    user: &AuthUser,
+    ticket_id: Uuid,
+) -> Result<Vec<TicketTransition>, ApiError> {
     let project_id = project_of(conn, ticket_id).await?;
-    require(conn, project_id, user, Need::Read).await.map_err(hide_as_ticket)?;
+    require(conn, project_id, user, Need::Read)
+        .await
+        .map_err(hide_as_ticket)?;
     let rows = db::transitions::list_for_ticket(conn, ticket_id).await?;
-    rows.iter().map(|row| row.to_wire().map_err(corrupt)).collect()
+    rows.iter()
+        .map(|row| row.to_wire().map_err(corrupt))
+        .collect()
 }
 
 pub async fn update(
@@ -116,7 +137,8 @@ pub async fn update(
     meta: &MutationMeta,
 ) -> Result<Ticket, ApiError> {
     conn.transaction(async move |conn| {
-        let (mut outbox, row) = begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
+        let (mut outbox, row) =
+            begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
         let changes = TicketChanges {
             title: input.title.map(Title::into_inner),
             description: input.description.map(Description::into_inner),
@@ -161,7 +183,8 @@ pub async fn transition(
     meta: &MutationMeta,
 ) -> Result<(Ticket, TransitionSummary), ApiError> {
     conn.transaction(async move |conn| {
-        let (mut outbox, row) = begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
+        let (mut outbox, row) =
+            begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
         let from = status_of(&row)?;
         let summary = TransitionSummary { from, to: input.to };
         if from == input.to {
@@ -169,10 +192,30 @@ pub async fn transition(
             return Ok((row.to_wire(position).map_err(corrupt)?, summary));
         }
         check_transition(from, input.to)?;
-        let triggered_by = input.triggered_by.map_or_else(|| user.id.clone(), TriggeredBy::into_inner);
+        let triggered_by = input
+            .triggered_by
+            .map_or_else(|| user.id.clone(), TriggeredBy::into_inner);
         let column = db::tickets::column(conn, row.project_id, input.to.as_str()).await?;
-        let (rank, position) = place(conn, &mut outbox, row.project_id, input.to, column, None, None).await?;
-        let moved = apply_move(conn, &row, input.to, rank, position, &triggered_by, input.reason.into_inner()).await?;
+        let (rank, position) = place(
+            conn,
+            &mut outbox,
+            row.project_id,
+            input.to,
+            column,
+            None,
+            None,
+        )
+        .await?;
+        let moved = apply_move(
+            conn,
+            &row,
+            input.to,
+            rank,
+            position,
+            &triggered_by,
+            input.reason.into_inner(),
+        )
+        .await?;
         outbox.push(names::TICKET_MOVED, moved_payload(&moved, from))?;
         outbox.commit(conn, meta).await?;
         Ok((moved, summary))
@@ -192,18 +235,30 @@ pub async fn move_ticket(
     meta: &MutationMeta,
 ) -> Result<Moved, ApiError> {
     conn.transaction(async move |conn| {
-        let (mut outbox, row) = begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
+        let (mut outbox, row) =
+            begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
         let from = status_of(&row)?;
         check_transition(from, input.to)?;
         let mut column = db::tickets::column(conn, row.project_id, input.to.as_str()).await?;
         column.retain(|(id, _)| *id != row.id);
         let index = target_index(&column, &input)?;
-        let (rank, position) =
-            place(conn, &mut outbox, row.project_id, input.to, column, Some(index), Some(row.id)).await?;
+        let (rank, position) = place(
+            conn,
+            &mut outbox,
+            row.project_id,
+            input.to,
+            column,
+            Some(index),
+            Some(row.id),
+        )
+        .await?;
         let moved = apply_move(conn, &row, input.to, rank, position, &user.id, None).await?;
         outbox.push(names::TICKET_MOVED, moved_payload(&moved, from))?;
         outbox.commit(conn, meta).await?;
-        Ok(Moved { ticket: moved, from })
+        Ok(Moved {
+            ticket: moved,
+            from,
+        })
     })
     .await
 }
@@ -228,26 +283,37 @@ async fn begin_ticket_write(
     expected_version: Option<i64>,
 ) -> Result<(Outbox, TicketRow), ApiError> {
     let project_id = project_of(conn, ticket_id).await?;
-    require(conn, project_id, user, Need::WriteTickets).await.map_err(hide_as_ticket)?;
+    require(conn, project_id, user, Need::WriteTickets)
+        .await
+        .map_err(hide_as_ticket)?;
     let outbox = lock(conn, project_id).await?;
     // Read again under the board lock: this is the version every writer sees.
-    let row = db::tickets::find(conn, ticket_id).await?.ok_or_else(|| ApiError::not_found("ticket"))?;
+    let row = db::tickets::find(conn, ticket_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("ticket"))?;
     if let Some(expected) = expected_version {
         if expected != row.version {
             let position = db::tickets::position_of(conn, &row).await?;
             let current = row.to_wire(position).map_err(corrupt)?;
-            return Err(ApiError::VersionConflict { expected, current: Box::new(current) });
+            return Err(ApiError::VersionConflict {
+                expected,
+                current: Box::new(current),
+            });
         }
     }
     Ok((outbox, row))
 }
 
 async fn lock(conn: &mut AsyncPgConnection, project_id: Uuid) -> Result<Outbox, ApiError> {
-    Outbox::lock(conn, project_id).await?.ok_or_else(|| ApiError::not_found("project"))
+    Outbox::lock(conn, project_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))
 }
 
 async fn project_of(conn: &mut AsyncPgConnection, ticket_id: Uuid) -> Result<Uuid, ApiError> {
-    db::tickets::project_of(conn, ticket_id).await?.ok_or_else(|| ApiError::not_found("ticket"))
+    db::tickets::project_of(conn, ticket_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("ticket"))
 }
 
 /// A ticket's board is hidden from non-members: say "ticket not found", not "project".
@@ -259,23 +325,33 @@ fn hide_as_ticket(error: ApiError) -> ApiError {
 }
 
 fn status_of(row: &TicketRow) -> Result<TicketStatus, ApiError> {
-    row.status.parse().map_err(|e| corrupt(format!("stored ticket status: {e}")))
+    row.status
+        .parse()
+        .map_err(|e| corrupt(format!("stored ticket status: {e}")))
 }
 
 fn check_transition(from: TicketStatus, to: TicketStatus) -> Result<(), ApiError> {
     if from.can_transition_to(to) {
         Ok(())
     } else {
-        Err(ApiError::InvalidTransition(format!("Invalid transition from {from} to {to}")))
+        Err(ApiError::InvalidTransition(format!(
+            "Invalid transition from {from} to {to}"
+        )))
     }
 }
 
 /// The index in `column` (which excludes the moved ticket) where it should land.
 fn target_index(column: &[(Uuid, String)], input: &MoveTicket) -> Result<usize, ApiError> {
     let index_of = |id: Uuid, field: &str| {
-        column.iter().position(|(other, _)| *other == id).ok_or_else(|| {
-            ApiError::validation(format!("{field} is not another ticket in the {} column", input.to))
-        })
+        column
+            .iter()
+            .position(|(other, _)| *other == id)
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "{field} is not another ticket in the {} column",
+                    input.to
+                ))
+            })
     };
     if let Some(after) = input.after_id {
         return Ok(index_of(after, "afterId")? + 1);
@@ -337,15 +413,28 @@ async fn rebalance(
     let mut ranks = Vec::with_capacity(column.len() + 1);
     for ((id, _), key) in column.iter().zip(keys) {
         db::tickets::set_rank(conn, *id, key.as_str()).await?;
-        ranks.push(RankEntry { ticket_id: id.to_string(), rank: key.into_string() });
+        ranks.push(RankEntry {
+            ticket_id: id.to_string(),
+            rank: key.into_string(),
+        });
     }
     if let Some(id) = moving {
-        ranks.insert(index, RankEntry { ticket_id: id.to_string(), rank: slot.as_str().to_owned() });
+        ranks.insert(
+            index,
+            RankEntry {
+                ticket_id: id.to_string(),
+                rank: slot.as_str().to_owned(),
+            },
+        );
     }
     tracing::info!(project.id = %project_id, column = %status, tickets = column.len(), "rebalanced column ranks");
     outbox.push(
         names::COLUMN_REBALANCED,
-        ColumnRebalancedPayload { project_id: project_id.to_string(), status, ranks },
+        ColumnRebalancedPayload {
+            project_id: project_id.to_string(),
+            status,
+            ranks,
+        },
     )?;
     Ok((slot, index as i64))
 }

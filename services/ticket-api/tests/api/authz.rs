@@ -33,19 +33,41 @@ async fn board(app: &TestApp) -> Board {
     let project = app.create_project("olga").await;
     app.add_member(&project, "olga", "vera", "viewer").await;
     app.add_member(&project, "olga", "mike", "member").await;
-    let ticket = app.create_ticket(&project, "olga", "t", "TODO").await["id"].as_str().unwrap().to_owned();
+    let ticket = app.create_ticket(&project, "olga", "t", "TODO").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     Board { project, ticket }
 }
 
 /// One route, and the status each caller gets from it. Each row runs on a fresh board
 /// because successful writes (deletes) change it.
-async fn check(method: Method, path: impl Fn(&Board) -> String, body: Option<Value>, expected: [StatusCode; 5]) {
-    let callers = [Caller::Anonymous, Caller::NonMember, Caller::Viewer, Caller::Member, Caller::Owner];
+async fn check(
+    method: Method,
+    path: impl Fn(&Board) -> String,
+    body: Option<Value>,
+    expected: [StatusCode; 5],
+) {
+    let callers = [
+        Caller::Anonymous,
+        Caller::NonMember,
+        Caller::Viewer,
+        Caller::Member,
+        Caller::Owner,
+    ];
     let app = spawn_app().await;
     for (caller, want) in callers.into_iter().zip(expected) {
         let board = board(&app).await;
-        let reply = app.request(method.clone(), &path(&board), caller.user(), body.clone()).await;
-        assert_eq!(reply.status, want, "{method} {} as {caller:?}: {:?}", path(&board), reply.body);
+        let reply = app
+            .request(method.clone(), &path(&board), caller.user(), body.clone())
+            .await;
+        assert_eq!(
+            reply.status,
+            want,
+            "{method} {} as {caller:?}: {:?}",
+            path(&board),
+            reply.body
+        );
         let code = match want.as_u16() {
             401 => "UNAUTHORIZED",
             403 => "FORBIDDEN",
@@ -65,32 +87,104 @@ const GONE: StatusCode = StatusCode::NO_CONTENT;
 
 #[tokio::test]
 async fn reading_a_board_needs_membership_and_strangers_cannot_tell_it_exists() {
-    check(Method::GET, |b| format!("/api/projects/{}", b.project), None, [UNAUTH, HIDDEN, OK, OK, OK]).await;
-    check(Method::GET, |b| format!("/api/tickets/{}", b.ticket), None, [UNAUTH, HIDDEN, OK, OK, OK]).await;
-    check(Method::GET, |b| format!("/api/projects/{}/events", b.project), None, [UNAUTH, HIDDEN, OK, OK, OK]).await;
+    check(
+        Method::GET,
+        |b| format!("/api/projects/{}", b.project),
+        None,
+        [UNAUTH, HIDDEN, OK, OK, OK],
+    )
+    .await;
+    check(
+        Method::GET,
+        |b| format!("/api/tickets/{}", b.ticket),
+        None,
+        [UNAUTH, HIDDEN, OK, OK, OK],
+    )
+    .await;
+    check(
+        Method::GET,
+        |b| format!("/api/projects/{}/events", b.project),
+        None,
+        [UNAUTH, HIDDEN, OK, OK, OK],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn ticket_writes_need_member_or_owner() {
     let create = Some(json!({"title": "new"}));
-    check(Method::POST, |b| format!("/api/projects/{}/tickets", b.project), create, [UNAUTH, HIDDEN, FORBID, CREATED, CREATED]).await;
+    check(
+        Method::POST,
+        |b| format!("/api/projects/{}/tickets", b.project),
+        create,
+        [UNAUTH, HIDDEN, FORBID, CREATED, CREATED],
+    )
+    .await;
     let patch = Some(json!({"title": "renamed"}));
-    check(Method::PATCH, |b| format!("/api/tickets/{}", b.ticket), patch, [UNAUTH, HIDDEN, FORBID, OK, OK]).await;
+    check(
+        Method::PATCH,
+        |b| format!("/api/tickets/{}", b.ticket),
+        patch,
+        [UNAUTH, HIDDEN, FORBID, OK, OK],
+    )
+    .await;
     let mv = Some(json!({"toStatus": "IN_PROGRESS"}));
-    check(Method::POST, |b| format!("/api/tickets/{}/move", b.ticket), mv, [UNAUTH, HIDDEN, FORBID, OK, OK]).await;
+    check(
+        Method::POST,
+        |b| format!("/api/tickets/{}/move", b.ticket),
+        mv,
+        [UNAUTH, HIDDEN, FORBID, OK, OK],
+    )
+    .await;
     let tr = Some(json!({"toState": "BACKLOG", "triggeredBy": "x"}));
-    check(Method::POST, |b| format!("/api/tickets/{}/transition", b.ticket), tr, [UNAUTH, HIDDEN, FORBID, OK, OK]).await;
-    check(Method::DELETE, |b| format!("/api/tickets/{}", b.ticket), None, [UNAUTH, HIDDEN, FORBID, GONE, GONE]).await;
+    check(
+        Method::POST,
+        |b| format!("/api/tickets/{}/transition", b.ticket),
+        tr,
+        [UNAUTH, HIDDEN, FORBID, OK, OK],
+    )
+    .await;
+    check(
+        Method::DELETE,
+        |b| format!("/api/tickets/{}", b.ticket),
+        None,
+        [UNAUTH, HIDDEN, FORBID, GONE, GONE],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn managing_the_project_needs_owner() {
     let rename = Some(json!({"name": "x"}));
-    check(Method::PATCH, |b| format!("/api/projects/{}", b.project), rename, [UNAUTH, HIDDEN, FORBID, FORBID, OK]).await;
+    check(
+        Method::PATCH,
+        |b| format!("/api/projects/{}", b.project),
+        rename,
+        [UNAUTH, HIDDEN, FORBID, FORBID, OK],
+    )
+    .await;
     let add = Some(json!({"userId": "zed", "role": "member"}));
-    check(Method::POST, |b| format!("/api/projects/{}/members", b.project), add, [UNAUTH, HIDDEN, FORBID, FORBID, OK]).await;
-    check(Method::DELETE, |b| format!("/api/projects/{}/members/vera", b.project), None, [UNAUTH, HIDDEN, GONE, FORBID, GONE]).await;
-    check(Method::DELETE, |b| format!("/api/projects/{}", b.project), None, [UNAUTH, HIDDEN, FORBID, FORBID, GONE]).await;
+    check(
+        Method::POST,
+        |b| format!("/api/projects/{}/members", b.project),
+        add,
+        [UNAUTH, HIDDEN, FORBID, FORBID, OK],
+    )
+    .await;
+    check(
+        Method::DELETE,
+        |b| format!("/api/projects/{}/members/vera", b.project),
+        None,
+        [UNAUTH, HIDDEN, GONE, FORBID, GONE],
+    )
+    .await;
+    check(
+        Method::DELETE,
+        |b| format!("/api/projects/{}", b.project),
+        None,
+        [UNAUTH, HIDDEN, FORBID, FORBID, GONE],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -100,10 +194,26 @@ async fn bad_tokens_are_refused_with_401() {
     let expired = {
         use jsonwebtoken::{encode, EncodingKey, Header};
         let claims = json!({"sub": "a", "aud": "kanban", "exp": 1_000_000});
-        encode(&Header::default(), &claims, &EncodingKey::from_secret(crate::helpers::SECRET.as_bytes())).unwrap()
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(crate::helpers::SECRET.as_bytes()),
+        )
+        .unwrap()
     };
-    for header in ["Bearer garbage", "Basic YWxpY2U6cHc=", "Bearer ", &format!("Bearer {expired}")] {
-        let response = app.client.get(&url).header("Authorization", header).send().await.unwrap();
+    for header in [
+        "Bearer garbage",
+        "Basic YWxpY2U6cHc=",
+        "Bearer ",
+        &format!("Bearer {expired}"),
+    ] {
+        let response = app
+            .client
+            .get(&url)
+            .header("Authorization", header)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header}");
         assert_eq!(response.headers()["www-authenticate"], "Bearer");
         let body: Value = response.json().await.unwrap();

@@ -14,18 +14,37 @@ async fn concurrent_moves_on_one_column_lose_nothing_and_follow_commit_order() {
     let project = app.create_project("alice").await;
     let mut initial = Vec::new();
     for i in 0..8 {
-        initial.push(app.create_ticket(&project, "alice", &format!("t{i}"), "TODO").await["id"].as_str().unwrap().to_owned());
+        initial.push(
+            app.create_ticket(&project, "alice", &format!("t{i}"), "TODO")
+                .await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
-    let seq_before = app.snapshot(&project, "alice").await["seq"].as_i64().unwrap();
+    let seq_before = app.snapshot(&project, "alice").await["seq"]
+        .as_i64()
+        .unwrap();
 
     let mut rng = StdRng::seed_from_u64(7);
-    let moves: Vec<(String, usize)> =
-        (0..24).map(|_| (initial[rng.random_range(0..initial.len())].clone(), rng.random_range(0..initial.len()))).collect();
+    let moves: Vec<(String, usize)> = (0..24)
+        .map(|_| {
+            (
+                initial[rng.random_range(0..initial.len())].clone(),
+                rng.random_range(0..initial.len()),
+            )
+        })
+        .collect();
     let mut tasks = Vec::new();
     for (id, position) in moves {
         let app = Arc::clone(&app);
         tasks.push(tokio::spawn(async move {
-            app.post(&format!("/api/tickets/{id}/move"), "alice", json!({"toStatus": "TODO", "position": position})).await
+            app.post(
+                &format!("/api/tickets/{id}/move"),
+                "alice",
+                json!({"toStatus": "TODO", "position": position}),
+            )
+            .await
         }));
     }
     for task in tasks {
@@ -37,10 +56,18 @@ async fn concurrent_moves_on_one_column_lose_nothing_and_follow_commit_order() {
     let tickets = snapshot["tickets"].as_array().unwrap();
     let versions: i64 = tickets.iter().map(|t| t["version"].as_i64().unwrap()).sum();
     assert_eq!(versions, 8 + 24, "every move bumped exactly one version");
-    let ranks: Vec<&str> = tickets.iter().map(|t| t["rank"].as_str().unwrap()).collect();
+    let ranks: Vec<&str> = tickets
+        .iter()
+        .map(|t| t["rank"].as_str().unwrap())
+        .collect();
     assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{ranks:?}");
 
-    let events = app.get(&format!("/api/projects/{project}/events?since={seq_before}"), "alice").await;
+    let events = app
+        .get(
+            &format!("/api/projects/{project}/events?since={seq_before}"),
+            "alice",
+        )
+        .await;
     let events = events.body["events"].as_array().unwrap().clone();
     assert_eq!(events.len(), 24);
     let mut replay = initial.clone();
@@ -51,7 +78,10 @@ async fn concurrent_moves_on_one_column_lose_nothing_and_follow_commit_order() {
         replay.retain(|other| *other != id);
         replay.insert(position, id);
     }
-    let finals: Vec<String> = tickets.iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect();
+    let finals: Vec<String> = tickets
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(finals, replay);
 }
 
@@ -59,14 +89,21 @@ async fn concurrent_moves_on_one_column_lose_nothing_and_follow_commit_order() {
 async fn of_concurrent_writers_with_the_same_expected_version_exactly_one_wins() {
     let app = Arc::new(spawn_app().await);
     let project = app.create_project("alice").await;
-    let ticket = app.create_ticket(&project, "alice", "contended", "TODO").await;
+    let ticket = app
+        .create_ticket(&project, "alice", "contended", "TODO")
+        .await;
     let id = ticket["id"].as_str().unwrap().to_owned();
     let mut tasks = Vec::new();
     for i in 0..10 {
         let app = Arc::clone(&app);
         let id = id.clone();
         tasks.push(tokio::spawn(async move {
-            app.patch(&format!("/api/tickets/{id}"), "alice", json!({"title": format!("writer {i}"), "expectedVersion": 1})).await
+            app.patch(
+                &format!("/api/tickets/{id}"),
+                "alice",
+                json!({"title": format!("writer {i}"), "expectedVersion": 1}),
+            )
+            .await
         }));
     }
     let mut ok = 0;
@@ -80,5 +117,8 @@ async fn of_concurrent_writers_with_the_same_expected_version_exactly_one_wins()
         }
     }
     assert_eq!((ok, conflicts), (1, 9));
-    assert_eq!(app.get(&format!("/api/tickets/{id}"), "alice").await.body["version"], 2);
+    assert_eq!(
+        app.get(&format!("/api/tickets/{id}"), "alice").await.body["version"],
+        2
+    );
 }

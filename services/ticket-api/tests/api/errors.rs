@@ -19,7 +19,13 @@ async fn malformed_json_is_a_coded_400() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "VALIDATION");
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("invalid JSON body: EOF while parsing"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON body: EOF while parsing"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -36,7 +42,10 @@ async fn a_wrong_content_type_is_a_coded_400() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body, json!({"error": {"code": "VALIDATION", "message": "Content-Type must be application/json"}}));
+    assert_eq!(
+        body,
+        json!({"error": {"code": "VALIDATION", "message": "Content-Type must be application/json"}})
+    );
 }
 
 #[tokio::test]
@@ -44,9 +53,18 @@ async fn oversize_bodies_are_413() {
     let app = spawn_app().await;
     let project = app.create_project("alice").await;
     let huge = "x".repeat(70 * 1024);
-    let reply = app.post(&format!("/api/projects/{project}/tickets"), "alice", json!({"title": "t", "description": huge})).await;
+    let reply = app
+        .post(
+            &format!("/api/projects/{project}/tickets"),
+            "alice",
+            json!({"title": "t", "description": huge}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(reply.body, json!({"error": {"code": "PAYLOAD_TOO_LARGE", "message": "request body is too large"}}));
+    assert_eq!(
+        reply.body,
+        json!({"error": {"code": "PAYLOAD_TOO_LARGE", "message": "request body is too large"}})
+    );
 }
 
 #[tokio::test]
@@ -57,12 +75,22 @@ async fn invalid_fields_are_coded_400s_and_change_nothing() {
     let cases = [
         (json!({"title": ""}), "title must not be empty"),
         (json!({"title": "   "}), "title must not be empty"),
-        (json!({"title": "x".repeat(201)}), "title must be at most 200 characters"),
-        (json!({"title": "t", "labels": ["ok", ""]}), "each label must be 1 to 50 characters on one line"),
+        (
+            json!({"title": "x".repeat(201)}),
+            "title must be at most 200 characters",
+        ),
+        (
+            json!({"title": "t", "labels": ["ok", ""]}),
+            "each label must be 1 to 50 characters on one line",
+        ),
     ];
     for (body, message) in cases {
         let reply = app.post(&path, "alice", body.clone()).await;
-        assert_eq!(reply.body, json!({"error": {"code": "VALIDATION", "message": message}}), "{body}");
+        assert_eq!(
+            reply.body,
+            json!({"error": {"code": "VALIDATION", "message": message}}),
+            "{body}"
+        );
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     }
     for body in [
@@ -75,9 +103,19 @@ async fn invalid_fields_are_coded_400s_and_change_nothing() {
         let reply = app.post(&path, "alice", body.clone()).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(reply.code(), "VALIDATION", "{body}");
-        assert!(reply.body["error"]["message"].as_str().unwrap().starts_with("invalid JSON body"), "{body}");
+        assert!(
+            reply.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid JSON body"),
+            "{body}"
+        );
     }
-    assert_eq!(app.snapshot(&project, "alice").await["tickets"], json!([]), "nothing was created");
+    assert_eq!(
+        app.snapshot(&project, "alice").await["tickets"],
+        json!([]),
+        "nothing was created"
+    );
 }
 
 #[tokio::test]
@@ -85,16 +123,30 @@ async fn unknown_status_in_a_move_names_the_allowed_ones() {
     let app = spawn_app().await;
     let project = app.create_project("alice").await;
     let ticket = app.create_ticket(&project, "alice", "t", "TODO").await;
-    let reply = app.post(&format!("/api/tickets/{}/move", ticket["id"].as_str().unwrap()), "alice", json!({"toStatus": "WONTFIX"})).await;
+    let reply = app
+        .post(
+            &format!("/api/tickets/{}/move", ticket["id"].as_str().unwrap()),
+            "alice",
+            json!({"toStatus": "WONTFIX"}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     let message = reply.body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("unknown variant `WONTFIX`") && message.contains("READY_TO_RESUME"), "{message}");
+    assert!(
+        message.contains("unknown variant `WONTFIX`") && message.contains("READY_TO_RESUME"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn ids_that_are_not_uuids_and_unknown_routes_are_404() {
     let app = spawn_app().await;
-    for path in ["/api/projects/not-a-uuid", "/api/tickets/123", "/api/nope", "/nope"] {
+    for path in [
+        "/api/projects/not-a-uuid",
+        "/api/tickets/123",
+        "/api/nope",
+        "/nope",
+    ] {
         let reply = app.get(path, "alice").await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(reply.code(), "NOT_FOUND", "{path}");

@@ -8,16 +8,36 @@ async fn every_change_commits_one_event_with_the_next_seq() {
     let project = app.create_project("alice").await;
     let ticket = app.create_ticket(&project, "alice", "t", "TODO").await;
     let id = ticket["id"].as_str().unwrap();
-    app.patch(&format!("/api/tickets/{id}"), "alice", json!({"title": "t2"})).await;
-    app.post(&format!("/api/tickets/{id}/move"), "alice", json!({"toStatus": "IN_PROGRESS"})).await;
+    app.patch(
+        &format!("/api/tickets/{id}"),
+        "alice",
+        json!({"title": "t2"}),
+    )
+    .await;
+    app.post(
+        &format!("/api/tickets/{id}/move"),
+        "alice",
+        json!({"toStatus": "IN_PROGRESS"}),
+    )
+    .await;
     app.add_member(&project, "alice", "bob", "member").await;
     app.delete(&format!("/api/tickets/{id}"), "alice").await;
-    app.patch(&format!("/api/projects/{project}"), "alice", json!({"name": "Renamed"})).await;
+    app.patch(
+        &format!("/api/projects/{project}"),
+        "alice",
+        json!({"name": "Renamed"}),
+    )
+    .await;
 
-    let reply = app.get(&format!("/api/projects/{project}/events?since=0"), "alice").await;
+    let reply = app
+        .get(&format!("/api/projects/{project}/events?since=0"), "alice")
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     let events = reply.body["events"].as_array().unwrap();
-    let summary: Vec<(i64, &str)> = events.iter().map(|e| (e["seq"].as_i64().unwrap(), e["event"].as_str().unwrap())).collect();
+    let summary: Vec<(i64, &str)> = events
+        .iter()
+        .map(|e| (e["seq"].as_i64().unwrap(), e["event"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -33,9 +53,14 @@ async fn every_change_commits_one_event_with_the_next_seq() {
     assert_eq!(events[2]["data"]["fromStatus"], "TODO");
     assert_eq!(events[2]["data"]["toStatus"], "IN_PROGRESS");
     assert_eq!(events[2]["data"]["ticket"]["id"], id);
-    assert_eq!(events[4]["data"], id, "ticket:deleted carries the ticket id string");
+    assert_eq!(
+        events[4]["data"], id,
+        "ticket:deleted carries the ticket id string"
+    );
     assert_eq!(events[5]["data"]["name"], "Renamed");
-    assert!(events.iter().all(|e| e["projectId"] == project.as_str() && e["ts"].as_i64().unwrap() > 0));
+    assert!(events
+        .iter()
+        .all(|e| e["projectId"] == project.as_str() && e["ts"].as_i64().unwrap() > 0));
     assert_eq!(app.snapshot(&project, "alice").await["seq"], 6);
 }
 
@@ -44,13 +69,26 @@ async fn the_event_log_pages_with_since_and_limit() {
     let app = spawn_app().await;
     let project = app.create_project("alice").await;
     for i in 0..5 {
-        app.create_ticket(&project, "alice", &format!("t{i}"), "TODO").await;
+        app.create_ticket(&project, "alice", &format!("t{i}"), "TODO")
+            .await;
     }
-    let page = app.get(&format!("/api/projects/{project}/events?since=2&limit=2"), "alice").await;
-    let seqs: Vec<i64> = page.body["events"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let page = app
+        .get(
+            &format!("/api/projects/{project}/events?since=2&limit=2"),
+            "alice",
+        )
+        .await;
+    let seqs: Vec<i64> = page.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs, vec![3, 4]);
     for bad in ["since=-1", "limit=0", "limit=1001", "since=abc"] {
-        let reply = app.get(&format!("/api/projects/{project}/events?{bad}"), "alice").await;
+        let reply = app
+            .get(&format!("/api/projects/{project}/events?{bad}"), "alice")
+            .await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(reply.code(), "VALIDATION");
     }
@@ -62,11 +100,24 @@ async fn failed_writes_consume_no_seq() {
     let project = app.create_project("alice").await;
     let ticket = app.create_ticket(&project, "alice", "t", "DONE").await;
     let id = ticket["id"].as_str().unwrap();
-    let refused = app.post(&format!("/api/tickets/{id}/transition"), "alice", json!({"toState": "BACKLOG"})).await;
+    let refused = app
+        .post(
+            &format!("/api/tickets/{id}/transition"),
+            "alice",
+            json!({"toState": "BACKLOG"}),
+        )
+        .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     app.create_ticket(&project, "alice", "next", "TODO").await;
-    let events = app.get(&format!("/api/projects/{project}/events"), "alice").await;
-    let seqs: Vec<i64> = events.body["events"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let events = app
+        .get(&format!("/api/projects/{project}/events"), "alice")
+        .await;
+    let seqs: Vec<i64> = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs, vec![1, 2], "gap-free");
 }
 
@@ -84,6 +135,8 @@ async fn a_mutation_id_header_rides_on_the_event() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
-    let events = app.get(&format!("/api/projects/{project}/events"), "alice").await;
+    let events = app
+        .get(&format!("/api/projects/{project}/events"), "alice")
+        .await;
     assert_eq!(events.body["events"][0]["mutationId"], "m-123");
 }

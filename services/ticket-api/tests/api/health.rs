@@ -5,9 +5,19 @@ use secrecy::SecretString;
 #[tokio::test]
 async fn healthz_and_readyz_are_ok_when_postgres_is_up() {
     let app = spawn_app().await;
-    let health = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    let ready = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["postgres"], "ok");
@@ -18,7 +28,15 @@ async fn metrics_count_requests_by_route_pattern_not_raw_path() {
     let app = spawn_app().await;
     let project = app.create_project("alice").await;
     app.get(&format!("/api/projects/{project}"), "alice").await;
-    let text = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         text.contains(r#"kanban_ticket_api_http_requests_total{method="GET",route="/api/projects/{id}",status="200"} 1"#),
         "{text}"
@@ -36,7 +54,12 @@ async fn a_database_outage_gives_503_and_red_readiness() {
     settings.database.acquire_timeout_ms = 500;
     let app = spawn_with(settings, db).await;
 
-    let ready = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     let reply = app.get("/api/projects", "alice").await;
@@ -45,6 +68,15 @@ async fn a_database_outage_gives_503_and_red_readiness() {
         reply.body,
         serde_json::json!({"error": {"code": "UNAVAILABLE", "message": "the service is temporarily unavailable, retry later"}})
     );
-    let health = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
-    assert_eq!(health.status(), StatusCode::OK, "liveness does not depend on Postgres");
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status(),
+        StatusCode::OK,
+        "liveness does not depend on Postgres"
+    );
 }

@@ -29,7 +29,11 @@ impl Drop for TestApp {
 
 pub fn test_settings(database_url: &str) -> Settings {
     Settings {
-        http: HttpSettings { port: 0, workers: Some(2), ..HttpSettings::default() },
+        http: HttpSettings {
+            port: 0,
+            workers: Some(2),
+            ..HttpSettings::default()
+        },
         database: DatabaseSettings {
             url: SecretString::from(database_url.to_owned()),
             migrate_on_start: false,
@@ -46,9 +50,10 @@ pub fn test_settings(database_url: &str) -> Settings {
 }
 
 pub async fn test_database() -> TestDatabase {
-    TestDatabase::create(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")), |url| async move {
-        ticket_api::db::run_migrations(&url).await.map(drop)
-    })
+    TestDatabase::create(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")),
+        |url| async move { ticket_api::db::run_migrations(&url).await.map(drop) },
+    )
     .await
 }
 
@@ -60,11 +65,19 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_with(settings: Settings, db: TestDatabase) -> TestApp {
     let verifier = TokenVerifier::from_settings(&settings.auth).expect("verifier");
-    let app = Application::build(settings).await.expect("build application");
+    let app = Application::build(settings)
+        .await
+        .expect("build application");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new(), verifier, db, handle }
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        verifier,
+        db,
+        handle,
+    }
 }
 
 /// A response: status and JSON body (`Value::Null` when empty or not JSON).
@@ -82,11 +95,21 @@ impl Reply {
 
 impl TestApp {
     pub fn token(&self, user: &str) -> String {
-        self.verifier.issue(user, Some(user), 600).expect("issue token")
+        self.verifier
+            .issue(user, Some(user), 600)
+            .expect("issue token")
     }
 
-    pub async fn request(&self, method: Method, path: &str, user: Option<&str>, body: Option<Value>) -> Reply {
-        let mut request = self.client.request(method, format!("{}{}", self.address, path));
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
         if let Some(user) = user {
             request = request.bearer_auth(self.token(user));
         }
@@ -105,11 +128,13 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, user: &str, body: Value) -> Reply {
-        self.request(Method::POST, path, Some(user), Some(body)).await
+        self.request(Method::POST, path, Some(user), Some(body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, user: &str, body: Value) -> Reply {
-        self.request(Method::PATCH, path, Some(user), Some(body)).await
+        self.request(Method::PATCH, path, Some(user), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, user: &str) -> Reply {
@@ -118,22 +143,38 @@ impl TestApp {
 
     /// Creates a project owned by `owner`; returns its id.
     pub async fn create_project(&self, owner: &str) -> String {
-        let reply = self.post("/api/projects", owner, json!({"name": "Board"})).await;
+        let reply = self
+            .post("/api/projects", owner, json!({"name": "Board"}))
+            .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         reply.body["id"].as_str().expect("project id").to_owned()
     }
 
     pub async fn add_member(&self, project: &str, owner: &str, user: &str, role: &str) {
         let reply = self
-            .post(&format!("/api/projects/{project}/members"), owner, json!({"userId": user, "role": role}))
+            .post(
+                &format!("/api/projects/{project}/members"),
+                owner,
+                json!({"userId": user, "role": role}),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     }
 
     /// Creates a ticket; returns the ticket JSON.
-    pub async fn create_ticket(&self, project: &str, user: &str, title: &str, status: &str) -> Value {
+    pub async fn create_ticket(
+        &self,
+        project: &str,
+        user: &str,
+        title: &str,
+        status: &str,
+    ) -> Value {
         let reply = self
-            .post(&format!("/api/projects/{project}/tickets"), user, json!({"title": title, "status": status}))
+            .post(
+                &format!("/api/projects/{project}/tickets"),
+                user,
+                json!({"title": title, "status": status}),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         reply.body

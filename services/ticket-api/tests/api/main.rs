@@ -1,5 +1,6 @@
 //! Integration tests of the ticket API: each test starts the application in-process on
 //! port 0 against its own Postgres database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod authz;
 mod concurrency;

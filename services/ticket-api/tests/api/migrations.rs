@@ -12,7 +12,13 @@ async fn migrations_apply_to_an_empty_database_and_are_idempotent() {
 #[tokio::test]
 async fn replicas_starting_together_migrate_once_without_error() {
     let db = TestDatabase::empty().await;
-    let (a, b) = tokio::join!(ticket_api::db::run_migrations(&db.url), ticket_api::db::run_migrations(&db.url));
+    let (a, b) = tokio::join!(
+        ticket_api::db::run_migrations(&db.url),
+        ticket_api::db::run_migrations(&db.url)
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert!(a.is_empty() != b.is_empty(), "exactly one runner applies the migrations: {a:?} {b:?}");
+    assert!(
+        a.is_empty() != b.is_empty(),
+        "exactly one runner applies the migrations: {a:?} {b:?}"
+    );
 }

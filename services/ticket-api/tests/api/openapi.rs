@@ -6,7 +6,9 @@ use reqwest::{Method, StatusCode};
 #[tokio::test]
 async fn every_documented_operation_is_routed() {
     let app = spawn_app().await;
-    let reply = app.request(Method::GET, "/api/openapi.json", None, None).await;
+    let reply = app
+        .request(Method::GET, "/api/openapi.json", None, None)
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.body["openapi"].as_str().unwrap().starts_with("3."));
     let paths = reply.body["paths"].as_object().unwrap();
@@ -21,8 +23,13 @@ async fn every_documented_operation_is_routed() {
             }
             operations += 1;
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let reply = app.request(method.clone(), &concrete, None, Some(serde_json::json!({}))).await;
-            assert_ne!(reply.body["error"]["message"], "no such route", "{method} {path} is documented but not routed");
+            let reply = app
+                .request(method.clone(), &concrete, None, Some(serde_json::json!({})))
+                .await;
+            assert_ne!(
+                reply.body["error"]["message"], "no such route",
+                "{method} {path} is documented but not routed"
+            );
         }
     }
     assert!(operations >= 19, "{operations} operations documented");

@@ -22,7 +22,11 @@ async fn a_ticket_has_the_documented_shape_and_defaults() {
     let app = spawn_app().await;
     let project = app.create_project("alice").await;
     let reply = app
-        .post(&format!("/api/projects/{project}/tickets"), "alice", json!({"title": "Fix login", "labels": ["bug", "bug", "auth"]}))
+        .post(
+            &format!("/api/projects/{project}/tickets"),
+            "alice",
+            json!({"title": "Fix login", "labels": ["bug", "bug", "auth"]}),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     let t = &reply.body;
@@ -30,14 +34,32 @@ async fn a_ticket_has_the_documented_shape_and_defaults() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        vec!["createdAt", "description", "id", "labels", "position", "priority", "projectId", "rank", "status", "title", "updatedAt", "version"]
+        vec![
+            "createdAt",
+            "description",
+            "id",
+            "labels",
+            "position",
+            "priority",
+            "projectId",
+            "rank",
+            "status",
+            "title",
+            "updatedAt",
+            "version"
+        ]
     );
     assert_eq!(t["status"], "BACKLOG");
     assert_eq!(t["priority"], "MEDIUM");
     assert_eq!(t["labels"], json!(["bug", "auth"]));
     assert_eq!(t["projectId"], project.as_str());
 
-    let fetched = app.get(&format!("/api/tickets/{}", t["id"].as_str().unwrap()), "alice").await;
+    let fetched = app
+        .get(
+            &format!("/api/tickets/{}", t["id"].as_str().unwrap()),
+            "alice",
+        )
+        .await;
     assert_eq!(&fetched.body, t);
 }
 
@@ -61,9 +83,18 @@ async fn patch_changes_fields_and_bumps_the_version() {
     assert_eq!(reply.body["labels"], json!(["x"]));
     assert_eq!(reply.body["version"], 2);
 
-    let cleared = app.patch(&format!("/api/tickets/{id}"), "alice", json!({"description": null})).await;
+    let cleared = app
+        .patch(
+            &format!("/api/tickets/{id}"),
+            "alice",
+            json!({"description": null}),
+        )
+        .await;
     assert_eq!(cleared.body["description"], serde_json::Value::Null);
-    assert_eq!(cleared.body["title"], "new", "absent fields are left as they are");
+    assert_eq!(
+        cleared.body["title"], "new",
+        "absent fields are left as they are"
+    );
 }
 
 #[tokio::test]
@@ -72,24 +103,50 @@ async fn a_stale_expected_version_gets_409_with_the_current_ticket() {
     let project = app.create_project("alice").await;
     let ticket = app.create_ticket(&project, "alice", "t", "TODO").await;
     let id = ticket["id"].as_str().unwrap();
-    app.patch(&format!("/api/tickets/{id}"), "alice", json!({"title": "first writer"})).await;
+    app.patch(
+        &format!("/api/tickets/{id}"),
+        "alice",
+        json!({"title": "first writer"}),
+    )
+    .await;
 
-    let stale = app.patch(&format!("/api/tickets/{id}"), "alice", json!({"title": "second", "expectedVersion": 1})).await;
+    let stale = app
+        .patch(
+            &format!("/api/tickets/{id}"),
+            "alice",
+            json!({"title": "second", "expectedVersion": 1}),
+        )
+        .await;
     assert_eq!(stale.status, StatusCode::CONFLICT);
     assert_eq!(stale.code(), "VERSION_CONFLICT");
-    assert_eq!(stale.body["error"]["details"]["ticket"]["title"], "first writer");
+    assert_eq!(
+        stale.body["error"]["details"]["ticket"]["title"],
+        "first writer"
+    );
     assert_eq!(stale.body["error"]["details"]["ticket"]["version"], 2);
 
     for (path, body) in [
-        (format!("/api/tickets/{id}/move"), json!({"toStatus": "TODO", "position": 0, "expectedVersion": 1})),
-        (format!("/api/tickets/{id}/transition"), json!({"toState": "IN_PROGRESS", "triggeredBy": "alice", "expectedVersion": 1})),
+        (
+            format!("/api/tickets/{id}/move"),
+            json!({"toStatus": "TODO", "position": 0, "expectedVersion": 1}),
+        ),
+        (
+            format!("/api/tickets/{id}/transition"),
+            json!({"toState": "IN_PROGRESS", "triggeredBy": "alice", "expectedVersion": 1}),
+        ),
     ] {
         let reply = app.post(&path, "alice", body).await;
         assert_eq!(reply.status, StatusCode::CONFLICT, "{path}");
     }
-    let delete = app.delete(&format!("/api/tickets/{id}?expectedVersion=1"), "alice").await;
+    let delete = app
+        .delete(&format!("/api/tickets/{id}?expectedVersion=1"), "alice")
+        .await;
     assert_eq!(delete.status, StatusCode::CONFLICT);
-    assert_eq!(app.get(&format!("/api/tickets/{id}"), "alice").await.body["title"], "first writer", "nothing changed");
+    assert_eq!(
+        app.get(&format!("/api/tickets/{id}"), "alice").await.body["title"],
+        "first writer",
+        "nothing changed"
+    );
 }
 
 #[tokio::test]
@@ -98,7 +155,20 @@ async fn deleted_tickets_are_gone() {
     let project = app.create_project("alice").await;
     let ticket = app.create_ticket(&project, "alice", "t", "TODO").await;
     let id = ticket["id"].as_str().unwrap();
-    assert_eq!(app.delete(&format!("/api/tickets/{id}?expectedVersion=1"), "alice").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get(&format!("/api/tickets/{id}"), "alice").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.delete(&format!("/api/tickets/{id}"), "alice").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.delete(&format!("/api/tickets/{id}?expectedVersion=1"), "alice")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get(&format!("/api/tickets/{id}"), "alice").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.delete(&format!("/api/tickets/{id}"), "alice")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -11,19 +11,33 @@ async fn every_status_pair_is_allowed_or_refused_as_the_table_says() {
     let mut checked = 0;
     for &from in TicketStatus::ALL {
         for &to in TicketStatus::ALL {
-            let ticket = app.create_ticket(&project, "alice", &format!("{from}->{to}"), from.as_str()).await;
+            let ticket = app
+                .create_ticket(&project, "alice", &format!("{from}->{to}"), from.as_str())
+                .await;
             let id = ticket["id"].as_str().unwrap();
             let reply = app
-                .post(&format!("/api/tickets/{id}/transition"), "alice", json!({"toState": to, "triggeredBy": "alice"}))
+                .post(
+                    &format!("/api/tickets/{id}/transition"),
+                    "alice",
+                    json!({"toState": to, "triggeredBy": "alice"}),
+                )
                 .await;
             if from.can_transition_to(to) {
-                assert_eq!(reply.status, StatusCode::OK, "{from} -> {to}: {:?}", reply.body);
+                assert_eq!(
+                    reply.status,
+                    StatusCode::OK,
+                    "{from} -> {to}: {:?}",
+                    reply.body
+                );
                 assert_eq!(reply.body["ticket"]["status"], to.as_str());
                 assert_eq!(reply.body["transition"], json!({"from": from, "to": to}));
             } else {
                 assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{from} -> {to}");
                 assert_eq!(reply.code(), "INVALID_TRANSITION");
-                assert_eq!(reply.body["error"]["message"], format!("Invalid transition from {from} to {to}"));
+                assert_eq!(
+                    reply.body["error"]["message"],
+                    format!("Invalid transition from {from} to {to}")
+                );
             }
             checked += 1;
         }
@@ -37,11 +51,22 @@ async fn transitions_are_recorded_with_who_and_why() {
     let project = app.create_project("alice").await;
     let ticket = app.create_ticket(&project, "alice", "t", "TODO").await;
     let id = ticket["id"].as_str().unwrap();
-    app.post(&format!("/api/tickets/{id}/transition"), "alice", json!({"toState": "IN_PROGRESS", "triggeredBy": "ci-bot", "reason": "picked up"}))
-        .await;
-    app.post(&format!("/api/tickets/{id}/transition"), "alice", json!({"toState": "DONE"})).await;
+    app.post(
+        &format!("/api/tickets/{id}/transition"),
+        "alice",
+        json!({"toState": "IN_PROGRESS", "triggeredBy": "ci-bot", "reason": "picked up"}),
+    )
+    .await;
+    app.post(
+        &format!("/api/tickets/{id}/transition"),
+        "alice",
+        json!({"toState": "DONE"}),
+    )
+    .await;
 
-    let history = app.get(&format!("/api/tickets/{id}/transitions"), "alice").await;
+    let history = app
+        .get(&format!("/api/tickets/{id}/transitions"), "alice")
+        .await;
     let entries = history.body.as_array().unwrap();
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0]["fromStatus"], "TODO");
@@ -55,11 +80,22 @@ async fn transitions_are_recorded_with_who_and_why() {
 async fn a_transition_puts_the_ticket_at_the_end_of_its_new_column() {
     let app = spawn_app().await;
     let project = app.create_project("alice").await;
-    let existing = app.create_ticket(&project, "alice", "already there", "IN_PROGRESS").await;
+    let existing = app
+        .create_ticket(&project, "alice", "already there", "IN_PROGRESS")
+        .await;
     let ticket = app.create_ticket(&project, "alice", "t", "TODO").await;
     let id = ticket["id"].as_str().unwrap();
-    let reply = app.post(&format!("/api/tickets/{id}/transition"), "alice", json!({"toState": "IN_PROGRESS"})).await;
+    let reply = app
+        .post(
+            &format!("/api/tickets/{id}/transition"),
+            "alice",
+            json!({"toState": "IN_PROGRESS"}),
+        )
+        .await;
     assert_eq!(reply.body["ticket"]["position"], 1);
     let column = app.column(&project, "alice", "IN_PROGRESS").await;
-    assert_eq!(column, vec![existing["id"].as_str().unwrap().to_owned(), id.to_owned()]);
+    assert_eq!(
+        column,
+        vec![existing["id"].as_str().unwrap().to_owned(), id.to_owned()]
+    );
 }

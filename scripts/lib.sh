@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Shared helpers for the project's scripts: install and start what the stack needs.
+# Sourced, not run. Every function is idempotent.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kanban-target}"
+PG_HOST=127.0.0.1
+PG_PORT="${KANBAN_PG_PORT:-5432}"
+REDIS_PORT="${KANBAN_REDIS_PORT:-6379}"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "need these packages and apt-get is missing: ${missing[*]}"
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    log "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  command -v cargo >/dev/null || die "Rust is not installed: install rustup (https://rustup.rs) and run this again"
+  local version
+  version="$(rustc --version | awk '{print $2}')"
+  # actix-web 4.18 and the lockfile need Rust 1.89 or newer.
+  if [ "$(printf '%s\n1.89.0\n' "$version" | sort -V | head -n1)" != "1.89.0" ]; then
+    die "Rust $version is too old: 1.89 or newer is needed ('rustup update stable')"
+  fi
+  apt_install gcc libc6-dev pkg-config
+}
+
+ensure_postgres() {
+  command -v pg_isready >/dev/null || apt_install postgresql postgresql-client
+  if pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then return 0; fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    apt_install postgresql
+  fi
+  local version
+  version="$(ls /etc/postgresql | sort -V | tail -n1)"
+  log "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do
+    pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && break
+    sleep 1
+  done
+  pg_isready -q -h "$PG_HOST" -p "$PG_PORT" || die "PostgreSQL did not start on $PG_HOST:$PG_PORT"
+  # Local development and tests use trust auth on loopback for the postgres user.
+  if ! psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -c 'select 1' >/dev/null 2>&1; then
+    die "cannot connect as postgres@$PG_HOST:$PG_PORT; allow trust (or set KANBAN_TEST_DATABASE_URL / KANBAN_DATABASE__URL with a password)"
+  fi
+}
+
+ensure_database() {
+  local name="$1"
+  if ! psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -tAc "select 1 from pg_database where datname='$name'" | grep -q 1; then
+    log "creating database $name"
+    psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "create database $name" >/dev/null
+  fi
+}
+
+ensure_redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  command -v redis-cli >/dev/null || apt_install redis-tools
+  if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then return 0; fi
+  log "starting Redis on 127.0.0.1:$REDIS_PORT"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir /tmp --logfile "/tmp/kanban-redis-$REDIS_PORT.log"
+  for _ in $(seq 1 20); do
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  die "Redis did not start on 127.0.0.1:$REDIS_PORT"
+}
+
+ensure_base_tools() {
+  local need=()
+  command -v curl >/dev/null || need+=(curl)
+  command -v python3 >/dev/null || need+=(python3)
+  [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit and integration tests against real
+# PostgreSQL and Redis on loopback (installed and started if missing).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+ensure_base_tools
+ensure_rust
+ensure_postgres
+ensure_redis
+export KANBAN_TEST_DATABASE_URL="${KANBAN_TEST_DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/postgres}"
+export KANBAN_TEST_REDIS_URL="${KANBAN_TEST_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
+
+log "cargo fmt --check"
+if rustup component list --installed 2>/dev/null | grep -q rustfmt || command -v rustfmt >/dev/null; then
+  cargo fmt --all -- --check
+else
+  log "rustfmt is not installed; skipping the format check"
+fi
+
+log "cargo clippy (warnings are errors)"
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+else
+  log "clippy is not installed; skipping lints"
+fi
+
+log "cargo test"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/last-test-run.log"
+status=${PIPESTATUS[0]}
+summary="$(grep -E '^test result:' "$CARGO_TARGET_DIR/last-test-run.log" | awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed", p, f}')"
+echo
+echo "$summary"
+exit "$status"
