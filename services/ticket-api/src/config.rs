@@ -10,6 +10,10 @@ use serde::Deserialize;
 pub struct Settings {
     pub http: HttpSettings,
     pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub relay: RelaySettings,
+    pub cache: CacheSettings,
+    pub idempotency: IdempotencySettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
 }
@@ -59,6 +63,99 @@ impl Default for DatabaseSettings {
             pool_size: 16,
             acquire_timeout_ms: 2000,
             migrate_on_start: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    /// Prefix of every key and channel (see `kanban_protocol::redis_keys`).
+    pub key_prefix: String,
+    /// Per-command timeout; a slow Redis must not stall requests.
+    pub response_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: SecretString::from("redis://127.0.0.1:6379".to_string()),
+            key_prefix: "kanban".into(),
+            response_timeout_ms: 1000,
+            connect_timeout_ms: 1000,
+        }
+    }
+}
+
+/// The outbox relay: publishes committed events to Redis, in order, from one replica.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RelaySettings {
+    /// Whether this replica takes part in relaying (one replica relays at a time).
+    pub enabled: bool,
+    /// Events read from the outbox per query.
+    pub batch_size: i64,
+    /// Safety sweep interval: the relay also wakes on commit (in-process) and on
+    /// LISTEN/NOTIFY from other replicas.
+    pub sweep_interval_ms: u64,
+    /// How often a replica that is not the relay tries to become it.
+    pub leader_retry_ms: u64,
+    /// Recent history kept per project in Redis (entries, approximate).
+    pub history_max_len: u64,
+    /// Idle time after which a project's Redis history expires.
+    pub history_ttl_seconds: u64,
+    /// Published events older than this are deleted from Postgres (0 keeps them forever).
+    pub retention_days: u64,
+    /// Longest wait between retries while Redis is unreachable.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        RelaySettings {
+            enabled: true,
+            batch_size: 500,
+            sweep_interval_ms: 1000,
+            leader_retry_ms: 1000,
+            history_max_len: 1000,
+            history_ttl_seconds: 24 * 3600,
+            retention_days: 30,
+            max_backoff_ms: 2000,
+        }
+    }
+}
+
+/// Cache-aside board snapshots in Redis.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    pub ttl_seconds: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            enabled: true,
+            ttl_seconds: 60,
+        }
+    }
+}
+
+/// Replays of mutations that carry an `Idempotency-Key`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct IdempotencySettings {
+    /// How long a key's first result is remembered.
+    pub ttl_seconds: u64,
+}
+
+impl Default for IdempotencySettings {
+    fn default() -> Self {
+        IdempotencySettings {
+            ttl_seconds: 24 * 3600,
         }
     }
 }

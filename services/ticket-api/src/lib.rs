@@ -10,13 +10,18 @@
 //! - [`domain`]: validated input newtypes and rank keys.
 //! - [`auth`]: the bearer-token extractor. [`error`]: the one error type and its HTTP mapping.
 //! - [`metrics`]: Prometheus metrics and the request-recording middleware.
+//! - [`relay`]: publishes the outbox to Redis in order, from one replica at a time.
+//! - [`cache`]: cache-aside board snapshots in Redis with a read-your-writes guard.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod redis_client;
+pub mod relay;
 pub mod routes;
 pub mod service;
 pub mod startup;

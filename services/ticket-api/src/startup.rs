@@ -1,11 +1,15 @@
 //! Builds the application from settings: pool, migrations, token verifier, metrics and the
 //! HTTP server bound to a given listener.
 
+use crate::cache::BoardCache;
 use crate::config::Settings;
-use crate::db::{self, PgPool};
-use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::db::{self, PgConn, PgPool};
+use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 use crate::metrics::ApiMetrics;
+use crate::relay::publisher::Publisher;
+use crate::relay::{FaultHooks, Relay};
 use crate::routes;
+use crate::service::outbox::MutationMeta;
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
@@ -14,6 +18,7 @@ use secrecy::ExposeSecret;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{watch, Notify};
 
 /// What every request handler can reach.
 pub struct AppState {
@@ -21,6 +26,51 @@ pub struct AppState {
     pub verifier: TokenVerifier,
     pub metrics: Arc<ApiMetrics>,
     pub settings: Settings,
+    /// `None` when the cache is disabled.
+    pub cache: Option<BoardCache>,
+    /// Wakes this replica's relay (if it is the relay) right after a commit.
+    pub relay_wake: Arc<Notify>,
+}
+
+impl AppState {
+    /// A pooled Postgres connection (503 when none comes within the acquire timeout).
+    pub async fn db(&self) -> Result<PgConn, ApiError> {
+        let conn = self.pool.get().await?;
+        self.metrics.db_connections_acquired_total.inc();
+        Ok(conn)
+    }
+
+    /// Runs after a mutation committed and before its response is sent: wakes the relay
+    /// and raises the cache's committed seq, so the writer's next read sees its write.
+    /// A Redis failure here is logged and counted; the write itself stands.
+    pub async fn after_commit(&self, meta: &MutationMeta) {
+        if meta.replayed.load(std::sync::atomic::Ordering::Relaxed) {
+            self.metrics.idempotent_replays_total.inc();
+        }
+        let committed = meta.take_committed();
+        if committed.is_empty() {
+            return;
+        }
+        self.relay_wake.notify_one();
+        let Some(cache) = &self.cache else { return };
+        for (project_id, seq) in committed {
+            match cache.invalidate(&project_id.to_string(), seq).await {
+                Ok(()) => self.metrics.cache_invalidations_total.inc(),
+                Err(error) => {
+                    self.metrics.cache_errors_total.inc();
+                    tracing::warn!(project.id = %project_id, %error, "board cache invalidation failed");
+                }
+            }
+        }
+    }
+
+    /// The mutation metadata of a write request: ids from headers, TTL from settings.
+    pub fn mutation_meta(&self, req: &actix_web::HttpRequest) -> Result<MutationMeta, ApiError> {
+        let mut meta = routes::mutation_meta(req)?;
+        meta.idempotency_ttl_seconds =
+            i64::try_from(self.settings.idempotency.ttl_seconds).unwrap_or(i64::MAX);
+        Ok(meta)
+    }
 }
 
 /// Why the application could not start.
@@ -34,14 +84,20 @@ pub enum StartupError {
     Auth(#[from] kanban_auth::AuthError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("server: {0}")]
     Server(#[from] std::io::Error),
 }
 
-/// A built, not yet running, API server.
+/// A built, not yet running, API server and its relay.
 pub struct Application {
     port: u16,
     server: Server,
+    relay: Option<Relay>,
+    faults: FaultHooks,
 }
 
 impl Application {
@@ -73,7 +129,36 @@ impl Application {
         )
         .map_err(StartupError::Database)?;
         let verifier = TokenVerifier::from_settings(&settings.auth)?;
+        if settings.auth.dev_tokens && settings.auth.algorithm != "HS256" {
+            return Err(StartupError::Config(
+                "auth.dev_tokens needs the HS256 algorithm (a public key cannot sign)".into(),
+            ));
+        }
         let metrics = Arc::new(ApiMetrics::new()?);
+        let redis = crate::redis_client::connect(&settings.redis)?;
+        let cache = settings.cache.enabled.then(|| {
+            BoardCache::new(
+                redis.clone(),
+                settings.redis.key_prefix.clone(),
+                settings.cache.ttl_seconds,
+            )
+        });
+        let relay_wake = Arc::new(Notify::new());
+        let faults = FaultHooks::default();
+        let relay = settings.relay.enabled.then(|| Relay {
+            settings: settings.relay.clone(),
+            database_url: url.clone(),
+            publisher: Publisher::new(
+                redis.clone(),
+                settings.redis.key_prefix.clone(),
+                settings.relay.history_max_len,
+                settings.relay.history_ttl_seconds,
+            ),
+            metrics: Arc::clone(&metrics),
+            wake: Arc::clone(&relay_wake),
+            faults: faults.clone(),
+            idempotency_ttl_seconds: settings.idempotency.ttl_seconds,
+        });
         let port = listener.local_addr()?.port();
         let workers = settings.http.workers;
         let shutdown_timeout = settings.http.shutdown_timeout_seconds;
@@ -84,6 +169,8 @@ impl Application {
             verifier,
             metrics,
             settings,
+            cache,
+            relay_wake,
         });
         let mut server = HttpServer::new(move || {
             App::new()
@@ -108,6 +195,8 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
+            relay,
+            faults,
         })
     }
 
@@ -120,9 +209,22 @@ impl Application {
         self.server.handle()
     }
 
+    /// Fault injection for tests of the relay.
+    pub fn faults(&self) -> FaultHooks {
+        self.faults.clone()
+    }
+
     /// Serves until stopped. actix-web handles SIGTERM/SIGINT itself: it stops accepting,
-    /// finishes in-flight requests within the shutdown timeout, then returns.
+    /// finishes in-flight requests within the shutdown timeout, then returns; the relay
+    /// stops after the last request (it may still publish what they committed).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (stop_relay, stopped) = watch::channel(false);
+        let relay = self.relay.map(|relay| tokio::spawn(relay.run(stopped)));
+        let served = self.server.await;
+        let _ = stop_relay.send(true);
+        if let Some(relay) = relay {
+            let _ = relay.await;
+        }
+        served
     }
 }

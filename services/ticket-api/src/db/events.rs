@@ -72,3 +72,66 @@ pub async fn list_since(
         .load(conn)
         .await
 }
+
+/// The channel the relay LISTENs on; every outbox commit NOTIFYs it.
+pub const NOTIFY_CHANNEL: &str = "kanban_outbox";
+
+/// Wakes the relay (on whichever replica holds it) when the transaction commits.
+pub async fn notify_relay(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    diesel::sql_query(format!("NOTIFY {NOTIFY_CHANNEL}"))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// The oldest unpublished events, ordered by project then seq.
+pub async fn unpublished(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<EventRow>> {
+    events::table
+        .filter(events::published_at.is_null())
+        .select(EventRow::as_select())
+        .order((events::project_id, events::seq))
+        .limit(limit)
+        .load(conn)
+        .await
+}
+
+/// Marks a project's events up to `seq` as published.
+pub async fn mark_published(
+    conn: &mut AsyncPgConnection,
+    project_id: Uuid,
+    up_to: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        events::table
+            .filter(events::project_id.eq(project_id))
+            .filter(events::seq.le(up_to))
+            .filter(events::published_at.is_null()),
+    )
+    .set(events::published_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await
+}
+
+/// Deletes published events older than `days` days; returns how many.
+pub async fn delete_published_before(
+    conn: &mut AsyncPgConnection,
+    days: i64,
+) -> QueryResult<usize> {
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(days);
+    diesel::delete(
+        events::table
+            .filter(events::published_at.is_not_null())
+            .filter(events::created_at.lt(cutoff)),
+    )
+    .execute(conn)
+    .await
+}
+
+/// The smallest seq still stored for a project.
+pub async fn first_seq(conn: &mut AsyncPgConnection, project_id: Uuid) -> QueryResult<Option<i64>> {
+    events::table
+        .filter(events::project_id.eq(project_id))
+        .select(diesel::dsl::min(events::seq))
+        .first(conn)
+        .await
+}

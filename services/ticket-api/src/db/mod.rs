@@ -2,6 +2,7 @@
 //! row structs and queries. Functions take a connection; the service layer owns transactions.
 
 pub mod events;
+pub mod idempotency;
 pub mod members;
 pub mod projects;
 pub mod schema;

@@ -1,4 +1,4 @@
-// @generated in the format of `diesel print-schema` for migrations/2026-11-26-000001_init.
+// @generated in the format of `diesel print-schema` for the migrations in ../../migrations.
 
 diesel::table! {
     events (project_id, seq) {
@@ -10,6 +10,15 @@ diesel::table! {
         traceparent -> Nullable<Text>,
         created_at -> Timestamptz,
         published_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, key) {
+        user_id -> Text,
+        key -> Text,
+        response -> Jsonb,
+        created_at -> Timestamptz,
     }
 }
 
@@ -67,6 +76,7 @@ diesel::joinable!(tickets -> projects (project_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     events,
+    idempotency_keys,
     project_members,
     projects,
     ticket_transitions,

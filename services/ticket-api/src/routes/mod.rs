@@ -54,36 +54,37 @@ async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such route".into()))
 }
 
-/// Headers that may carry a client-chosen mutation id.
-const MUTATION_ID_HEADERS: [&str; 2] = ["idempotency-key", "x-mutation-id"];
+/// Reads one optional id header: 1 to 128 visible ASCII characters.
+fn id_header(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(name) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(|v| Some(v.to_owned()))
+        .ok_or_else(|| {
+            ApiError::validation(format!("{name} must be 1 to 128 visible ASCII characters"))
+        })
+}
 
-/// The mutation id and trace context of a write request.
+/// The mutation id, idempotency key and trace context of a write request.
 pub(crate) fn mutation_meta(req: &HttpRequest) -> Result<MutationMeta, ApiError> {
-    let mut meta = MutationMeta::default();
-    for name in MUTATION_ID_HEADERS {
-        if let Some(value) = req.headers().get(name) {
-            let value = value
-                .to_str()
-                .ok()
-                .filter(|v| {
-                    !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
-                })
-                .ok_or_else(|| {
-                    ApiError::validation(format!(
-                        "{name} must be 1 to 128 visible ASCII characters"
-                    ))
-                })?;
-            meta.mutation_id = Some(value.to_owned());
-            break;
-        }
-    }
-    meta.traceparent = req
+    let idempotency_key = id_header(req, "idempotency-key")?;
+    let mutation_id = id_header(req, "x-mutation-id")?;
+    let traceparent = req
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() == 55 && v.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
         .map(str::to_owned);
-    Ok(meta)
+    Ok(MutationMeta {
+        mutation_id: idempotency_key.clone().or(mutation_id),
+        idempotency_key,
+        traceparent,
+        ..MutationMeta::default()
+    })
 }
 
 /// Deserialises a field that may be absent (`None`), `null` (`Some(None)`) or a value.

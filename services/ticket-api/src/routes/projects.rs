@@ -1,6 +1,6 @@
 //! `/api/projects/...` routes.
 
-use super::{mutation_meta, nullable};
+use super::nullable;
 use crate::auth::AuthUser;
 use crate::domain::{Description, ProjectName, UserId};
 use crate::error::ApiError;
@@ -44,31 +44,36 @@ pub struct EventsQuery {
 pub const MAX_EVENTS_PAGE: i64 = 1000;
 
 pub async fn list(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.db().await?;
     Ok(HttpResponse::Ok().json(service::list(&mut conn, &user).await?))
 }
 
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
     body: web::Json<CreateProjectBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let meta = state.mutation_meta(&req)?;
     let body = body.into_inner();
     let input = CreateProject {
         name: ProjectName::parse(&body.name)?,
         description: Description::parse(body.description.as_deref())?,
     };
-    let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Created().json(service::create(&mut conn, &user, input).await?))
+    let mut conn = state.db().await?;
+    let project = service::create(&mut conn, &user, input, &meta).await?;
+    state.after_commit(&meta).await;
+    Ok(HttpResponse::Created().json(project))
 }
 
+/// The board snapshot, from the cache when it holds the latest committed board.
 pub async fn snapshot(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(service::snapshot(&mut conn, &user, path.into_inner()).await?))
+    let board = crate::service::board::read(&state, &user, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(board))
 }
 
 pub async fn update(
@@ -78,7 +83,7 @@ pub async fn update(
     path: web::Path<Uuid>,
     body: web::Json<UpdateProjectBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req)?;
     let body = body.into_inner();
     let input = UpdateProject {
         name: body.name.as_deref().map(ProjectName::parse).transpose()?,
@@ -87,9 +92,10 @@ pub async fn update(
             .map(|d| Description::parse(d.as_deref()))
             .transpose()?,
     };
-    let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok()
-        .json(service::update(&mut conn, &user, path.into_inner(), input, &meta).await?))
+    let mut conn = state.db().await?;
+    let project = service::update(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    state.after_commit(&meta).await;
+    Ok(HttpResponse::Ok().json(project))
 }
 
 pub async fn delete(
@@ -98,9 +104,10 @@ pub async fn delete(
     user: AuthUser,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = mutation_meta(&req)?;
-    let mut conn = state.pool.get().await?;
+    let meta = state.mutation_meta(&req)?;
+    let mut conn = state.db().await?;
     service::delete(&mut conn, &user, path.into_inner(), &meta).await?;
+    state.after_commit(&meta).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -109,7 +116,7 @@ pub async fn members(
     user: AuthUser,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.db().await?;
     Ok(HttpResponse::Ok().json(service::members(&mut conn, &user, path.into_inner()).await?))
 }
 
@@ -120,9 +127,9 @@ pub async fn put_member(
     path: web::Path<Uuid>,
     body: web::Json<MemberBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req)?;
     let member = UserId::parse(&body.user_id)?;
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.db().await?;
     let saved = service::put_member(
         &mut conn,
         &user,
@@ -132,6 +139,7 @@ pub async fn put_member(
         &meta,
     )
     .await?;
+    state.after_commit(&meta).await;
     Ok(HttpResponse::Ok().json(saved))
 }
 
@@ -141,14 +149,17 @@ pub async fn remove_member(
     user: AuthUser,
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req)?;
     let (project_id, member) = path.into_inner();
     let member = UserId::parse(&member)?;
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.db().await?;
     service::remove_member(&mut conn, &user, project_id, member, &meta).await?;
+    state.after_commit(&meta).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The durable event log: `{events, truncated}`; `truncated` means events after `since`
+/// were already pruned, so the client needs a fresh snapshot.
 pub async fn events(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -165,7 +176,7 @@ pub async fn events(
             "limit must be between 1 and {MAX_EVENTS_PAGE}"
         )));
     }
-    let mut conn = state.pool.get().await?;
-    let events = service::events_since(&mut conn, &user, path.into_inner(), since, limit).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events })))
+    let mut conn = state.db().await?;
+    let page = service::events_since(&mut conn, &user, path.into_inner(), since, limit).await?;
+    Ok(HttpResponse::Ok().json(page))
 }

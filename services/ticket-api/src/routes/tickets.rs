@@ -1,6 +1,6 @@
 //! `/api/projects/{id}/tickets` and `/api/tickets/...` routes.
 
-use super::{mutation_meta, nullable};
+use super::nullable;
 use crate::auth::AuthUser;
 use crate::domain::{Description, Labels, Reason, Title, TriggeredBy};
 use crate::error::ApiError;
@@ -66,7 +66,7 @@ pub async fn create(
     path: web::Path<Uuid>,
     body: web::Json<CreateTicketBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req)?;
     let body = body.into_inner();
     let input = CreateTicket {
         title: Title::parse(&body.title)?,
@@ -75,8 +75,9 @@ pub async fn create(
         labels: Labels::parse(&body.labels.unwrap_or_default())?,
         status: body.status.unwrap_or_default(),
     };
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.db().await?;
     let ticket = service::create(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    state.after_commit(&meta).await;
     Ok(HttpResponse::Created().json(ticket))
 }
 
@@ -85,7 +86,7 @@ pub async fn get(
     user: AuthUser,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.db().await?;
     Ok(HttpResponse::Ok().json(service::get(&mut conn, &user, path.into_inner()).await?))
 }
 
@@ -94,7 +95,7 @@ pub async fn history(
     user: AuthUser,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.db().await?;
     Ok(HttpResponse::Ok().json(service::history(&mut conn, &user, path.into_inner()).await?))
 }
 
@@ -105,7 +106,7 @@ pub async fn update(
     path: web::Path<Uuid>,
     body: web::Json<UpdateTicketBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req)?;
     let body = body.into_inner();
     let input = UpdateTicket {
         title: body.title.as_deref().map(Title::parse).transpose()?,
@@ -117,9 +118,10 @@ pub async fn update(
         labels: body.labels.as_deref().map(Labels::parse).transpose()?,
         expected_version: body.expected_version,
     };
-    let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok()
-        .json(service::update(&mut conn, &user, path.into_inner(), input, &meta).await?))
+    let mut conn = state.db().await?;
+    let ticket = service::update(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    state.after_commit(&meta).await;
+    Ok(HttpResponse::Ok().json(ticket))
 }
 
 pub async fn delete(
@@ -129,8 +131,8 @@ pub async fn delete(
     path: web::Path<Uuid>,
     query: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = mutation_meta(&req)?;
-    let mut conn = state.pool.get().await?;
+    let meta = state.mutation_meta(&req)?;
+    let mut conn = state.db().await?;
     service::delete(
         &mut conn,
         &user,
@@ -139,6 +141,7 @@ pub async fn delete(
         &meta,
     )
     .await?;
+    state.after_commit(&meta).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -149,7 +152,7 @@ pub async fn transition(
     path: web::Path<Uuid>,
     body: web::Json<TransitionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req)?;
     let body = body.into_inner();
     let input = TransitionTicket {
         to: body.to_state,
@@ -161,9 +164,10 @@ pub async fn transition(
         reason: Reason::parse(body.reason.as_deref())?,
         expected_version: body.expected_version,
     };
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.db().await?;
     let (ticket, transition) =
         service::transition(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    state.after_commit(&meta).await;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "ticket": ticket, "transition": transition })))
 }
 
@@ -174,7 +178,7 @@ pub async fn move_ticket(
     path: web::Path<Uuid>,
     body: web::Json<MoveBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req)?;
     let body = body.into_inner();
     let input = MoveTicket {
         to: body.to_status,
@@ -183,8 +187,8 @@ pub async fn move_ticket(
         position: body.position,
         expected_version: body.expected_version,
     };
-    let mut conn = state.pool.get().await?;
+    let mut conn = state.db().await?;
     let moved = service::move_ticket(&mut conn, &user, path.into_inner(), input, &meta).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "ticket": moved.ticket, "fromStatus": moved.from })))
+    state.after_commit(&meta).await;
+    Ok(HttpResponse::Ok().json(moved))
 }

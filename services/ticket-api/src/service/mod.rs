@@ -2,6 +2,8 @@
 //! checks, domain rules and the outbox events it commits.
 
 pub mod access;
+pub mod board;
+pub mod idempotency;
 pub mod outbox;
 pub mod projects;
 pub mod tickets;

@@ -7,13 +7,32 @@ use crate::error::ApiError;
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-/// Request metadata that travels with every event a mutation produces.
-#[derive(Debug, Clone, Default)]
+/// Request metadata that travels with every event a mutation produces, and what the
+/// mutation committed (read after the transaction to wake the relay and guard the cache).
+#[derive(Debug, Default)]
 pub struct MutationMeta {
     /// From the `Idempotency-Key` or `X-Mutation-Id` header.
     pub mutation_id: Option<String>,
+    /// From the `Idempotency-Key` header only: repeats return the first result.
+    pub idempotency_key: Option<String>,
+    /// How long an idempotency key's first result is remembered.
+    pub idempotency_ttl_seconds: i64,
     /// W3C trace context of the request.
     pub traceparent: Option<String>,
+    /// `(project, last seq)` of every outbox commit made by this mutation.
+    pub committed: std::sync::Mutex<Vec<(Uuid, i64)>>,
+    /// Set when the result was replayed from an earlier request with the same key.
+    pub replayed: std::sync::atomic::AtomicBool,
+}
+
+impl MutationMeta {
+    /// What was committed, leaving the list empty.
+    pub fn take_committed(&self) -> Vec<(Uuid, i64)> {
+        self.committed
+            .lock()
+            .map(|mut list| std::mem::take(&mut *list))
+            .unwrap_or_default()
+    }
 }
 
 /// The open write transaction's view of one board: holds the project's row lock (taken in
@@ -77,6 +96,10 @@ impl Outbox {
         let last = self.last_seq + rows.len() as i64;
         let inserted = db::events::insert_all(conn, &rows).await?;
         db::projects::set_event_seq(conn, self.project_id, last).await?;
+        db::events::notify_relay(conn).await?;
+        if let Ok(mut committed) = meta.committed.lock() {
+            committed.push((self.project_id, last));
+        }
         Ok(inserted)
     }
 }

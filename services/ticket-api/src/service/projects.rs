@@ -2,6 +2,7 @@
 
 use super::access::{require, Need};
 use super::corrupt;
+use super::idempotency::{remember, replay};
 use super::outbox::{MutationMeta, Outbox};
 use crate::auth::AuthUser;
 use crate::db::{self, PgConn};
@@ -9,7 +10,7 @@ use crate::domain::{Description, ProjectName, UserId};
 use crate::error::ApiError;
 use diesel_async::AsyncConnection;
 use kanban_protocol::events::{names, EventEnvelope, MemberChangedPayload};
-use kanban_protocol::{BoardSnapshot, MemberRole, Project, ProjectMember, Ticket, TicketStatus};
+use kanban_protocol::{MemberRole, Project, ProjectMember};
 use uuid::Uuid;
 
 pub struct CreateProject {
@@ -27,9 +28,13 @@ pub async fn create(
     conn: &mut PgConn,
     user: &AuthUser,
     input: CreateProject,
+    meta: &MutationMeta,
 ) -> Result<Project, ApiError> {
     let description = input.description.into_inner();
     conn.transaction(async |conn| {
+        if let Some(done) = replay(conn, user, meta).await? {
+            return Ok(done);
+        }
         let row = db::projects::insert(
             conn,
             &db::projects::NewProject {
@@ -40,7 +45,9 @@ pub async fn create(
         )
         .await?;
         db::members::upsert(conn, row.id, &user.id, MemberRole::Owner).await?;
-        Ok(row.to_wire())
+        let project = row.to_wire();
+        remember(conn, user, meta, &project).await?;
+        Ok(project)
     })
     .await
 }
@@ -48,45 +55,6 @@ pub async fn create(
 pub async fn list(conn: &mut PgConn, user: &AuthUser) -> Result<Vec<Project>, ApiError> {
     let rows = db::projects::list_for_user(conn, &user.id).await?;
     Ok(rows.iter().map(db::projects::ProjectRow::to_wire).collect())
-}
-
-/// The whole board and the event seq it reflects, read in one repeatable-read snapshot.
-pub async fn snapshot(
-    conn: &mut PgConn,
-    user: &AuthUser,
-    project_id: Uuid,
-) -> Result<BoardSnapshot, ApiError> {
-    conn.build_transaction()
-        .read_only()
-        .repeatable_read()
-        .run(async |conn| {
-            require(conn, project_id, user, Need::Read).await?;
-            let project = db::projects::find(conn, project_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("project"))?;
-            let rows = db::tickets::list_for_project(conn, project_id).await?;
-            Ok(BoardSnapshot {
-                project: project.to_wire(),
-                tickets: board_order(&rows)?,
-                seq: project.event_seq,
-            })
-        })
-        .await
-}
-
-/// Tickets in swim-lane order, then rank, with their positions in their columns.
-fn board_order(rows: &[db::tickets::TicketRow]) -> Result<Vec<Ticket>, ApiError> {
-    let mut tickets = Vec::with_capacity(rows.len());
-    for status in TicketStatus::ALL {
-        let column = rows.iter().filter(|row| row.status == status.as_str());
-        for (position, row) in column.enumerate() {
-            tickets.push(row.to_wire(position as i64).map_err(corrupt)?);
-        }
-    }
-    if tickets.len() != rows.len() {
-        return Err(corrupt("a stored ticket has an unknown status".into()));
-    }
-    Ok(tickets)
 }
 
 pub async fn update(
@@ -97,6 +65,9 @@ pub async fn update(
     meta: &MutationMeta,
 ) -> Result<Project, ApiError> {
     conn.transaction(async |conn| {
+        if let Some(done) = replay(conn, user, meta).await? {
+            return Ok(done);
+        }
         require(conn, project_id, user, Need::ManageProject).await?;
         let mut outbox = Outbox::lock(conn, project_id)
             .await?
@@ -105,16 +76,19 @@ pub async fn update(
             name: input.name.map(ProjectName::into_inner),
             description: input.description.map(Description::into_inner),
         };
-        let row = if changes.name.is_none() && changes.description.is_none() {
-            db::projects::find(conn, project_id)
+        if changes.name.is_none() && changes.description.is_none() {
+            // Nothing to change: no event.
+            let row = db::projects::find(conn, project_id)
                 .await?
-                .ok_or_else(|| ApiError::not_found("project"))?
-        } else {
-            db::projects::update(conn, project_id, &changes).await?
-        };
-        let project = row.to_wire();
+                .ok_or_else(|| ApiError::not_found("project"))?;
+            return Ok(row.to_wire());
+        }
+        let project = db::projects::update(conn, project_id, &changes)
+            .await?
+            .to_wire();
         outbox.push(names::PROJECT_UPDATED, &project)?;
         outbox.commit(conn, meta).await?;
+        remember(conn, user, meta, &project).await?;
         Ok(project)
     })
     .await
@@ -127,6 +101,9 @@ pub async fn delete(
     meta: &MutationMeta,
 ) -> Result<(), ApiError> {
     conn.transaction(async |conn| {
+        if let Some(done) = replay(conn, user, meta).await? {
+            return Ok(done);
+        }
         require(conn, project_id, user, Need::ManageProject).await?;
         let mut outbox = Outbox::lock(conn, project_id)
             .await?
@@ -134,6 +111,7 @@ pub async fn delete(
         outbox.push(names::PROJECT_DELETED, project_id.to_string())?;
         outbox.commit(conn, meta).await?;
         db::projects::delete(conn, project_id).await?;
+        remember(conn, user, meta, &()).await?;
         Ok(())
     })
     .await
@@ -161,6 +139,9 @@ pub async fn put_member(
     meta: &MutationMeta,
 ) -> Result<ProjectMember, ApiError> {
     conn.transaction(async |conn| {
+        if let Some(done) = replay(conn, user, meta).await? {
+            return Ok(done);
+        }
         require(conn, project_id, user, Need::ManageProject).await?;
         let mut outbox = Outbox::lock(conn, project_id)
             .await?
@@ -184,7 +165,9 @@ pub async fn put_member(
             },
         )?;
         outbox.commit(conn, meta).await?;
-        row.to_wire().map_err(corrupt)
+        let member = row.to_wire().map_err(corrupt)?;
+        remember(conn, user, meta, &member).await?;
+        Ok(member)
     })
     .await
 }
@@ -198,6 +181,9 @@ pub async fn remove_member(
     meta: &MutationMeta,
 ) -> Result<(), ApiError> {
     conn.transaction(async |conn| {
+        if let Some(done) = replay(conn, user, meta).await? {
+            return Ok(done);
+        }
         let need = if member.as_str() == user.id {
             Need::Read
         } else {
@@ -227,9 +213,19 @@ pub async fn remove_member(
             },
         )?;
         outbox.commit(conn, meta).await?;
+        remember(conn, user, meta, &()).await?;
         Ok(())
     })
     .await
+}
+
+/// A page of the durable event log.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsPage {
+    pub events: Vec<EventEnvelope>,
+    /// Events after `since` were pruned by retention: fetch a snapshot instead.
+    pub truncated: bool,
 }
 
 /// The durable event log: up to `limit` events after `since`.
@@ -239,8 +235,23 @@ pub async fn events_since(
     project_id: Uuid,
     since: i64,
     limit: i64,
-) -> Result<Vec<EventEnvelope>, ApiError> {
+) -> Result<EventsPage, ApiError> {
     require(conn, project_id, user, Need::Read).await?;
     let rows = db::events::list_since(conn, project_id, since, limit).await?;
-    Ok(rows.iter().map(db::events::EventRow::to_envelope).collect())
+    let truncated = match rows.first() {
+        Some(first) => first.seq > since + 1,
+        None => {
+            let latest = db::projects::find(conn, project_id)
+                .await?
+                .map_or(0, |p| p.event_seq);
+            latest > since
+                && db::events::first_seq(conn, project_id)
+                    .await?
+                    .is_none_or(|s| s > since + 1)
+        }
+    };
+    Ok(EventsPage {
+        events: rows.iter().map(db::events::EventRow::to_envelope).collect(),
+        truncated,
+    })
 }

@@ -3,6 +3,7 @@
 
 use super::access::{require, Need};
 use super::corrupt;
+use super::idempotency::{remember, replay};
 use super::outbox::{MutationMeta, Outbox};
 use crate::auth::AuthUser;
 use crate::db::tickets::{TicketChanges, TicketRow};
@@ -52,9 +53,12 @@ pub struct MoveTicket {
     pub expected_version: Option<i64>,
 }
 
+/// The move endpoint's response: `{ticket, fromStatus}`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Moved {
     pub ticket: Ticket,
-    pub from: TicketStatus,
+    pub from_status: TicketStatus,
 }
 
 pub async fn create(
@@ -65,6 +69,9 @@ pub async fn create(
     meta: &MutationMeta,
 ) -> Result<Ticket, ApiError> {
     conn.transaction(async move |conn| {
+        if let Some(done) = replay(conn, user, meta).await? {
+            return Ok(done);
+        }
         require(conn, project_id, user, Need::WriteTickets).await?;
         let mut outbox = lock(conn, project_id).await?;
         let status = input.status.as_str();
@@ -98,6 +105,7 @@ pub async fn create(
         let ticket = row.to_wire(position).map_err(corrupt)?;
         outbox.push(names::TICKET_CREATED, &ticket)?;
         outbox.commit(conn, meta).await?;
+        remember(conn, user, meta, &ticket).await?;
         Ok(ticket)
     })
     .await
@@ -137,6 +145,9 @@ pub async fn update(
     meta: &MutationMeta,
 ) -> Result<Ticket, ApiError> {
     conn.transaction(async move |conn| {
+        if let Some(done) = replay(conn, user, meta).await? {
+            return Ok(done);
+        }
         let (mut outbox, row) =
             begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
         let changes = TicketChanges {
@@ -146,11 +157,21 @@ pub async fn update(
             labels: input.labels.map(Labels::into_inner),
             ..Default::default()
         };
+        if changes.title.is_none()
+            && changes.description.is_none()
+            && changes.priority.is_none()
+            && changes.labels.is_none()
+        {
+            // Nothing to change: no new version, no event.
+            let position = db::tickets::position_of(conn, &row).await?;
+            return row.to_wire(position).map_err(corrupt);
+        }
         let row = db::tickets::update(conn, row.id, &changes).await?;
         let position = db::tickets::position_of(conn, &row).await?;
         let ticket = row.to_wire(position).map_err(corrupt)?;
         outbox.push(names::TICKET_UPDATED, &ticket)?;
         outbox.commit(conn, meta).await?;
+        remember(conn, user, meta, &ticket).await?;
         Ok(ticket)
     })
     .await
@@ -164,10 +185,14 @@ pub async fn delete(
     meta: &MutationMeta,
 ) -> Result<(), ApiError> {
     conn.transaction(async move |conn| {
+        if let Some(done) = replay(conn, user, meta).await? {
+            return Ok(done);
+        }
         let (mut outbox, row) = begin_ticket_write(conn, user, ticket_id, expected_version).await?;
         db::tickets::delete(conn, row.id).await?;
         outbox.push(names::TICKET_DELETED, row.id.to_string())?;
         outbox.commit(conn, meta).await?;
+        remember(conn, user, meta, &()).await?;
         Ok(())
     })
     .await
@@ -183,6 +208,9 @@ pub async fn transition(
     meta: &MutationMeta,
 ) -> Result<(Ticket, TransitionSummary), ApiError> {
     conn.transaction(async move |conn| {
+        if let Some(done) = replay(conn, user, meta).await? {
+            return Ok(done);
+        }
         let (mut outbox, row) =
             begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
         let from = status_of(&row)?;
@@ -218,7 +246,9 @@ pub async fn transition(
         .await?;
         outbox.push(names::TICKET_MOVED, moved_payload(&moved, from))?;
         outbox.commit(conn, meta).await?;
-        Ok((moved, summary))
+        let result = (moved, summary);
+        remember(conn, user, meta, &result).await?;
+        Ok(result)
     })
     .await
 }
@@ -235,6 +265,9 @@ pub async fn move_ticket(
     meta: &MutationMeta,
 ) -> Result<Moved, ApiError> {
     conn.transaction(async move |conn| {
+        if let Some(done) = replay(conn, user, meta).await? {
+            return Ok(done);
+        }
         let (mut outbox, row) =
             begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
         let from = status_of(&row)?;
@@ -255,10 +288,12 @@ pub async fn move_ticket(
         let moved = apply_move(conn, &row, input.to, rank, position, &user.id, None).await?;
         outbox.push(names::TICKET_MOVED, moved_payload(&moved, from))?;
         outbox.commit(conn, meta).await?;
-        Ok(Moved {
+        let result = Moved {
             ticket: moved,
-            from,
-        })
+            from_status: from,
+        };
+        remember(conn, user, meta, &result).await?;
+        Ok(result)
     })
     .await
 }

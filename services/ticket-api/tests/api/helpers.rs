@@ -6,7 +6,9 @@ use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::path::Path;
-use ticket_api::config::{DatabaseSettings, HttpSettings};
+use std::sync::Arc;
+use ticket_api::config::{DatabaseSettings, HttpSettings, RedisSettings, RelaySettings};
+use ticket_api::relay::FaultHooks;
 use ticket_api::{Application, Settings};
 
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256-0123456789";
@@ -15,7 +17,9 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub verifier: TokenVerifier,
-    pub db: TestDatabase,
+    pub db: Arc<TestDatabase>,
+    pub settings: Settings,
+    pub faults: FaultHooks,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -40,6 +44,16 @@ pub fn test_settings(database_url: &str) -> Settings {
             pool_size: 8,
             ..DatabaseSettings::default()
         },
+        redis: RedisSettings {
+            url: SecretString::from(redis_url()),
+            key_prefix: kanban_test_support::redis_prefix(),
+            ..RedisSettings::default()
+        },
+        relay: RelaySettings {
+            leader_retry_ms: 100,
+            max_backoff_ms: 200,
+            ..RelaySettings::default()
+        },
         auth: AuthSettings {
             jwt_secret: SecretString::from(SECRET.to_owned()),
             dev_tokens: true,
@@ -47,6 +61,11 @@ pub fn test_settings(database_url: &str) -> Settings {
         },
         ..Settings::default()
     }
+}
+
+/// The Redis server tests use (loopback); each test gets its own key prefix.
+pub fn redis_url() -> String {
+    std::env::var("KANBAN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 pub async fn test_database() -> TestDatabase {
@@ -64,18 +83,26 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(settings: Settings, db: TestDatabase) -> TestApp {
+    spawn_shared(settings, Arc::new(db)).await
+}
+
+/// Starts an instance on a database that other instances may share.
+pub async fn spawn_shared(settings: Settings, db: Arc<TestDatabase>) -> TestApp {
     let verifier = TokenVerifier::from_settings(&settings.auth).expect("verifier");
-    let app = Application::build(settings)
+    let app = Application::build(settings.clone())
         .await
         .expect("build application");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
+    let faults = app.faults();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::new(),
         verifier,
         db,
+        settings,
+        faults,
         handle,
     }
 }
@@ -94,6 +121,16 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Another API instance (replica) on the same database and Redis prefix.
+    pub async fn replica(&self) -> TestApp {
+        spawn_shared(self.settings.clone(), Arc::clone(&self.db)).await
+    }
+
+    /// Stops this instance (its relay too) and waits until it has stopped.
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+
     pub fn token(&self, user: &str) -> String {
         self.verifier
             .issue(user, Some(user), 600)

@@ -1,0 +1,119 @@
+//! Cache-aside board snapshots in Redis, with a read-your-writes guard.
+//!
+//! After every commit the API raises the project's committed-seq key to the new seq
+//! before it answers the client. A cached board counts as a hit only when its seq is at
+//! least that key, and a board read from Postgres is stored only if it is not older than
+//! what is cached. So once a write has been answered, no reader gets a board without it.
+//! The cached entry carries the members, so a hit needs no SQL at all (not even for the
+//! membership check).
+
+use kanban_protocol::redis_keys;
+use kanban_protocol::{BoardSnapshot, MemberRole};
+use redis::aio::ConnectionManager;
+use redis::Script;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// What is cached per project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedBoard {
+    pub snapshot: BoardSnapshot,
+    /// user id → role.
+    pub members: HashMap<String, MemberRole>,
+}
+
+/// Raises the committed-seq key to ARGV[1] (never lowers it).
+const BUMP: &str = r#"
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 1
+"#;
+
+/// Stores the board (ARGV[2], seq ARGV[1]) unless the committed seq is already newer.
+const PUT: &str = r#"
+local committed = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) < committed then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
+"#;
+
+/// How long the committed-seq guard outlives the cache entries it guards.
+const GUARD_TTL_FACTOR: u64 = 10;
+
+#[derive(Clone)]
+pub struct BoardCache {
+    conn: ConnectionManager,
+    prefix: String,
+    ttl_seconds: u64,
+    bump: Script,
+    put: Script,
+}
+
+/// The result of a cache lookup.
+pub enum Lookup {
+    Hit(Box<CachedBoard>),
+    Miss,
+}
+
+impl BoardCache {
+    pub fn new(conn: ConnectionManager, prefix: String, ttl_seconds: u64) -> Self {
+        BoardCache {
+            conn,
+            prefix,
+            ttl_seconds,
+            bump: Script::new(BUMP),
+            put: Script::new(PUT),
+        }
+    }
+
+    pub async fn get(&self, project_id: &str) -> Result<Lookup, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let (seq, board): (Option<i64>, Option<String>) = redis::cmd("MGET")
+            .arg(redis_keys::committed_seq(&self.prefix, project_id))
+            .arg(redis_keys::board(&self.prefix, project_id))
+            .query_async(&mut conn)
+            .await?;
+        let Some(board) = board else {
+            return Ok(Lookup::Miss);
+        };
+        let Ok(cached) = serde_json::from_str::<CachedBoard>(&board) else {
+            return Ok(Lookup::Miss);
+        };
+        if cached.snapshot.seq < seq.unwrap_or(0) {
+            return Ok(Lookup::Miss);
+        }
+        Ok(Lookup::Hit(Box::new(cached)))
+    }
+
+    /// Stores a board read from Postgres; returns whether it was stored.
+    pub async fn put(&self, board: &CachedBoard) -> Result<bool, redis::RedisError> {
+        let project_id = &board.snapshot.project.id;
+        let json = serde_json::to_string(board).map_err(|e| {
+            redis::RedisError::from((redis::ErrorKind::Client, "encoding board", e.to_string()))
+        })?;
+        let mut conn = self.conn.clone();
+        let stored: i64 = self
+            .put
+            .key(redis_keys::committed_seq(&self.prefix, project_id))
+            .key(redis_keys::board(&self.prefix, project_id))
+            .arg(board.snapshot.seq)
+            .arg(json)
+            .arg(self.ttl_seconds)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(stored == 1)
+    }
+
+    /// Records that `seq` is committed: cached boards older than it stop being hits.
+    pub async fn invalidate(&self, project_id: &str, seq: i64) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .bump
+            .key(redis_keys::committed_seq(&self.prefix, project_id))
+            .arg(seq)
+            .arg(self.ttl_seconds.saturating_mul(GUARD_TTL_FACTOR).max(60))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,231 @@
+//! The outbox relay: moves committed events from Postgres to Redis, in `seq` order per
+//! project, on exactly one replica at a time.
+//!
+//! Every replica runs [`run`]. The one that holds a session-level advisory lock on a
+//! dedicated connection is the relay; the others retry every `leader_retry_ms` and take
+//! over within that time after the relay's connection ends (crash, kill, network).
+//! The relay wakes on an in-process signal when its own replica commits, on
+//! LISTEN/NOTIFY when another replica commits, and on a sweep timer as a safety net; it
+//! then publishes everything unpublished. A crash between publishing and marking a row
+//! re-sends it later, and the publish script drops it, so each seq is published once.
+
+pub mod publisher;
+
+use crate::config::RelaySettings;
+use crate::db;
+use crate::metrics::ApiMetrics;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::{FutureExt, StreamExt};
+use publisher::Publisher;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// An arbitrary constant: the advisory lock whose holder is the relay.
+const LEADER_LOCK_KEY: i64 = 0x6b61_6e62_616e_0002;
+/// How often the relay prunes old events and idempotency keys.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+/// Shortest wait between retries while Redis is unreachable.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Test-only fault injection: makes the relay stop after publishing a batch and before
+/// marking it published, as if the process died there.
+#[derive(Debug, Clone, Default)]
+pub struct FaultHooks {
+    crash_after_publish: Arc<AtomicBool>,
+}
+
+impl FaultHooks {
+    /// Turns the "crash after publish, before marking" fault on or off.
+    pub fn set_crash_after_publish(&self, on: bool) {
+        self.crash_after_publish.store(on, Ordering::SeqCst);
+    }
+
+    fn crashes_after_publish(&self) -> bool {
+        AtomicBool::load(&self.crash_after_publish, Ordering::SeqCst)
+    }
+}
+
+pub struct Relay {
+    pub settings: RelaySettings,
+    pub database_url: String,
+    pub publisher: Publisher,
+    pub metrics: Arc<ApiMetrics>,
+    pub wake: Arc<Notify>,
+    pub faults: FaultHooks,
+    pub idempotency_ttl_seconds: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("postgres: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("fault injected after publishing")]
+    InjectedCrash,
+}
+
+impl Relay {
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let retry = Duration::from_millis(self.settings.leader_retry_ms);
+        while !*shutdown.borrow() {
+            match self.try_lead().await {
+                Ok(Some(conn)) => {
+                    tracing::info!("this replica is now the outbox relay");
+                    self.metrics.relay_leader.set(1);
+                    let outcome = self.lead(conn, &mut shutdown).await;
+                    self.metrics.relay_leader.set(0);
+                    match outcome {
+                        Ok(()) => tracing::info!("outbox relay stopped"),
+                        Err(error) => {
+                            tracing::warn!(%error, "outbox relay lost its connection; will retry")
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "cannot reach Postgres to take the relay lock")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(retry) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// A dedicated connection holding the relay lock and listening for commits, or `None`
+    /// when another replica holds the lock.
+    async fn try_lead(&self) -> Result<Option<AsyncPgConnection>, diesel::result::Error> {
+        let mut conn = AsyncPgConnection::establish(&self.database_url)
+            .await
+            .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+        let locked: bool = diesel::select(pg_try_advisory_lock(LEADER_LOCK_KEY))
+            .get_result(&mut conn)
+            .await?;
+        if !locked {
+            return Ok(None);
+        }
+        diesel::sql_query(format!("LISTEN {}", db::events::NOTIFY_CHANNEL))
+            .execute(&mut conn)
+            .await?;
+        Ok(Some(conn))
+    }
+
+    async fn lead(
+        &self,
+        mut conn: AsyncPgConnection,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), RelayError> {
+        let sweep = Duration::from_millis(self.settings.sweep_interval_ms);
+        let max_backoff = Duration::from_millis(self.settings.max_backoff_ms).max(MIN_BACKOFF);
+        let mut backoff = MIN_BACKOFF;
+        let mut last_prune: Option<tokio::time::Instant> = None;
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let wait = match self.drain(&mut conn).await {
+                Ok(()) => {
+                    backoff = MIN_BACKOFF;
+                    sweep
+                }
+                Err(RelayError::Redis(error)) => {
+                    self.metrics.relay_failures_total.inc();
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "publishing to Redis failed");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(max_backoff);
+                    wait
+                }
+                Err(other) => return Err(other),
+            };
+            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+                self.prune(&mut conn).await?;
+                last_prune = Some(tokio::time::Instant::now());
+            }
+            let mut notifications = std::pin::pin!(conn.notifications_stream());
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                notification = notifications.next() => {
+                    if let Some(Err(error)) = notification {
+                        return Err(error.into());
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+            // Many commits while draining mean many queued notifications; one drain
+            // covers them all.
+            while let Some(Some(_)) = notifications.next().now_or_never() {}
+        }
+    }
+
+    /// Publishes every unpublished event, oldest first per project.
+    async fn drain(&self, conn: &mut AsyncPgConnection) -> Result<(), RelayError> {
+        loop {
+            let batch = db::events::unpublished(conn, self.settings.batch_size).await?;
+            let oldest = batch.iter().map(|e| e.created_at).min();
+            self.metrics
+                .outbox_lag_seconds
+                .set(oldest.map_or(0.0, |at| seconds_since(at)));
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let full = batch.len() as i64 >= self.settings.batch_size;
+            let mut start = 0;
+            while start < batch.len() {
+                let project = batch[start].project_id;
+                let end = batch[start..]
+                    .iter()
+                    .position(|e| e.project_id != project)
+                    .map_or(batch.len(), |n| start + n);
+                for event in &batch[start..end] {
+                    let fresh = self.publisher.publish(&event.to_envelope()).await?;
+                    if fresh {
+                        self.metrics.outbox_published_total.inc();
+                        self.metrics
+                            .outbox_publish_delay_seconds
+                            .observe(seconds_since(event.created_at));
+                    } else {
+                        self.metrics.outbox_duplicates_skipped_total.inc();
+                    }
+                }
+                if self.faults.crashes_after_publish() {
+                    return Err(RelayError::InjectedCrash);
+                }
+                db::events::mark_published(conn, project, batch[end - 1].seq).await?;
+                start = end;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn prune(&self, conn: &mut AsyncPgConnection) -> Result<(), RelayError> {
+        if self.settings.retention_days > 0 {
+            let days = i64::try_from(self.settings.retention_days).unwrap_or(i64::MAX / 86_400);
+            let deleted = db::events::delete_published_before(conn, days).await?;
+            if deleted > 0 {
+                tracing::info!(deleted, "pruned old events from the outbox log");
+            }
+        }
+        let ttl = i64::try_from(self.idempotency_ttl_seconds).unwrap_or(i64::MAX);
+        db::idempotency::delete_expired(conn, ttl).await?;
+        Ok(())
+    }
+}
+
+fn seconds_since(at: chrono::DateTime<chrono::Utc>) -> f64 {
+    (chrono::Utc::now() - at)
+        .num_microseconds()
+        .map_or(0.0, |us| us as f64 / 1e6)
+        .max(0.0)
+}
+
+diesel::define_sql_function! {
+    fn pg_try_advisory_lock(key: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
+}

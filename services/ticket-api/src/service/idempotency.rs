@@ -1,0 +1,55 @@
+//! Idempotent mutations: a request with an `Idempotency-Key` that was already answered
+//! gets the first answer again, and changes and emits nothing.
+//!
+//! Both calls run inside the mutation's transaction: [`replay`] first (it also locks the
+//! key so that a concurrent duplicate waits for the first to finish), [`remember`] last,
+//! so the key is bound to the result exactly when the result commits.
+
+use super::outbox::MutationMeta;
+use crate::auth::AuthUser;
+use crate::db;
+use crate::error::ApiError;
+use diesel_async::AsyncPgConnection;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::atomic::Ordering;
+
+/// The earlier result for this request's key, if there is one.
+pub async fn replay<T: DeserializeOwned>(
+    conn: &mut AsyncPgConnection,
+    user: &AuthUser,
+    meta: &MutationMeta,
+) -> Result<Option<T>, ApiError> {
+    let Some(key) = meta.idempotency_key.as_deref() else {
+        return Ok(None);
+    };
+    db::idempotency::lock(conn, &user.id, key).await?;
+    let Some(stored) =
+        db::idempotency::find(conn, &user.id, key, meta.idempotency_ttl_seconds).await?
+    else {
+        return Ok(None);
+    };
+    let value = serde_json::from_value(stored).map_err(|_| {
+        ApiError::validation(
+            "this Idempotency-Key was already used for a different kind of request",
+        )
+    })?;
+    meta.replayed.store(true, Ordering::Relaxed);
+    Ok(Some(value))
+}
+
+/// Binds this request's key (if any) to `result`.
+pub async fn remember<T: Serialize>(
+    conn: &mut AsyncPgConnection,
+    user: &AuthUser,
+    meta: &MutationMeta,
+    result: &T,
+) -> Result<(), ApiError> {
+    let Some(key) = meta.idempotency_key.as_deref() else {
+        return Ok(());
+    };
+    let value = serde_json::to_value(result)
+        .map_err(|e| ApiError::Internal(format!("encoding result: {e}")))?;
+    db::idempotency::store(conn, &user.id, key, &value).await?;
+    Ok(())
+}
