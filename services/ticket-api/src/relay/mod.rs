@@ -170,7 +170,7 @@ impl Relay {
             let oldest = batch.iter().map(|e| e.created_at).min();
             self.metrics
                 .outbox_lag_seconds
-                .set(oldest.map_or(0.0, |at| seconds_since(at)));
+                .set(oldest.map_or(0.0, seconds_since));
             if batch.is_empty() {
                 return Ok(());
             }

@@ -140,3 +140,33 @@ async fn a_mutation_id_header_rides_on_the_event() {
         .await;
     assert_eq!(events.body["events"][0]["mutationId"], "m-123");
 }
+
+#[tokio::test]
+async fn a_page_that_starts_after_pruned_events_says_it_is_truncated() {
+    use diesel_async::RunQueryDsl;
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    for i in 0..4 {
+        app.create_ticket(&project, "alice", &format!("t{i}"), "TODO")
+            .await;
+    }
+    let full = app
+        .get(&format!("/api/projects/{project}/events?since=0"), "alice")
+        .await;
+    assert_eq!(full.body["truncated"], false);
+    // What retention does to old rows.
+    let mut conn = app.db.connect().await;
+    diesel::sql_query("DELETE FROM events WHERE seq <= 2")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let pruned = app
+        .get(&format!("/api/projects/{project}/events?since=0"), "alice")
+        .await;
+    assert_eq!(pruned.body["truncated"], true);
+    let recent = app
+        .get(&format!("/api/projects/{project}/events?since=2"), "alice")
+        .await;
+    assert_eq!(recent.body["truncated"], false);
+    assert_eq!(recent.body["events"].as_array().unwrap().len(), 2);
+}

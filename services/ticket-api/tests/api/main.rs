@@ -3,14 +3,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod authz;
+mod cache;
 mod concurrency;
 mod errors;
 mod events;
 mod health;
 mod helpers;
+mod idempotency;
 mod migrations;
 mod moves;
 mod openapi;
+mod pipeline;
 mod projects;
 mod tickets;
 mod transitions;

@@ -1,0 +1,134 @@
+//! The board cache: hits cost no database connection, and a client that got a write
+//! response never reads an older board afterwards.
+
+use crate::helpers::spawn_app;
+use crate::pipeline::metric;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::sync::Arc;
+
+async fn metrics(app: &crate::helpers::TestApp) -> String {
+    app.client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_cache_hit_serves_the_board_without_touching_postgres() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    app.create_ticket(&project, "alice", "t", "TODO").await;
+    let first = app.snapshot(&project, "alice").await; // miss: fills the cache
+
+    let before = metrics(&app).await;
+    let second = app.snapshot(&project, "alice").await;
+    let after = metrics(&app).await;
+    assert_eq!(first, second);
+    let acquired = "kanban_ticket_api_db_connections_acquired_total";
+    assert_eq!(
+        metric(&after, acquired),
+        metric(&before, acquired),
+        "no connection for a hit"
+    );
+    let hits = "kanban_ticket_api_cache_hits_total";
+    assert_eq!(metric(&after, hits), metric(&before, hits) + 1.0);
+}
+
+#[tokio::test]
+async fn a_cache_hit_still_refuses_non_members() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    app.snapshot(&project, "alice").await;
+    assert_eq!(
+        app.get(&format!("/api/projects/{project}"), "mallory")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    app.add_member(&project, "alice", "bob", "viewer").await;
+    assert_eq!(
+        app.get(&format!("/api/projects/{project}"), "bob")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.delete(&format!("/api/projects/{project}/members/bob"), "alice")
+        .await;
+    assert_eq!(
+        app.get(&format!("/api/projects/{project}"), "bob")
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "removal invalidates"
+    );
+}
+
+#[tokio::test]
+async fn writes_invalidate_the_cached_board() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    let ticket = app.create_ticket(&project, "alice", "old", "TODO").await;
+    app.snapshot(&project, "alice").await;
+    app.patch(
+        &format!("/api/tickets/{}", ticket["id"].as_str().unwrap()),
+        "alice",
+        json!({"title": "new"}),
+    )
+    .await;
+    let board = app.snapshot(&project, "alice").await;
+    assert_eq!(board["tickets"][0]["title"], "new");
+    assert_eq!(board["seq"], 2);
+}
+
+/// Readers on two replicas keep refilling the cache while a writer changes the board;
+/// after every write response, the writer's own read must show that write.
+#[tokio::test]
+async fn read_your_writes_holds_under_concurrent_readers_on_two_replicas() {
+    let a = Arc::new(spawn_app().await);
+    let b = Arc::new(a.replica().await);
+    let project = a.create_project("alice").await;
+    let ticket = a.create_ticket(&project, "alice", "v0", "TODO").await;
+    let id = ticket["id"].as_str().unwrap().to_owned();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for app in [
+        Arc::clone(&a),
+        Arc::clone(&b),
+        Arc::clone(&a),
+        Arc::clone(&b),
+    ] {
+        let (project, stop) = (project.clone(), Arc::clone(&stop));
+        readers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                app.snapshot(&project, "alice").await;
+            }
+        }));
+    }
+    for i in 1..=25 {
+        let writer = if i % 2 == 0 { &a } else { &b };
+        let reader = if i % 3 == 0 { &a } else { &b };
+        let reply = writer
+            .patch(
+                &format!("/api/tickets/{id}"),
+                "alice",
+                json!({"title": format!("v{i}")}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let board = reader.snapshot(&project, "alice").await;
+        assert_eq!(
+            board["tickets"][0]["title"],
+            format!("v{i}"),
+            "stale board after write {i}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+}

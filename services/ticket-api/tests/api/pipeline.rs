@@ -1,0 +1,348 @@
+//! The event pipeline: every commit reaches Redis once, in seq order, from any replica,
+//! across relay crashes and Redis outages.
+
+use crate::helpers::{redis_url, spawn_app, spawn_with, test_database, test_settings, TestApp};
+use futures_util::StreamExt;
+use kanban_protocol::redis_keys;
+use redis::AsyncCommands;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Subscribes to a project's channel; returns a receiver of decoded envelopes.
+async fn subscribe(
+    redis_url: &str,
+    prefix: &str,
+    project: &str,
+) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(redis_keys::events_channel(prefix, project))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = pubsub.on_message();
+        while let Some(message) = messages.next().await {
+            let payload: String = message.get_payload().unwrap();
+            if tx.send(serde_json::from_str(&payload).unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+async fn receive(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>, count: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    while out.len() < count {
+        match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+            Ok(Some(value)) => out.push(value),
+            _ => panic!("received {} of {count} events", out.len()),
+        }
+    }
+    out
+}
+
+/// Nothing more arrives within a short quiet period.
+async fn assert_quiet(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    if let Ok(Some(extra)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+        panic!("unexpected extra event: {extra}");
+    }
+}
+
+async fn all_events(app: &TestApp, project: &str) -> Vec<Value> {
+    let reply = app
+        .get(
+            &format!("/api/projects/{project}/events?since=0&limit=1000"),
+            "alice",
+        )
+        .await;
+    reply.body["events"].as_array().unwrap().clone()
+}
+
+fn seqs(events: &[Value]) -> Vec<i64> {
+    events.iter().map(|e| e["seq"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn concurrent_writes_on_two_replicas_arrive_once_in_seq_order() {
+    let a = Arc::new(spawn_app().await);
+    let b = Arc::new(a.replica().await);
+    let project = a.create_project("alice").await;
+    let mut rx = subscribe(&redis_url(), &a.settings.redis.key_prefix, &project).await;
+
+    let mut tasks = Vec::new();
+    for worker in 0..6 {
+        let app = if worker % 2 == 0 {
+            Arc::clone(&a)
+        } else {
+            Arc::clone(&b)
+        };
+        let project = project.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..5 {
+                let ticket = app
+                    .create_ticket(&project, "alice", &format!("w{worker}-{i}"), "TODO")
+                    .await;
+                let id = ticket["id"].as_str().unwrap();
+                let moved = app
+                    .post(
+                        &format!("/api/tickets/{id}/move"),
+                        "alice",
+                        json!({"toStatus": "TODO", "position": 0}),
+                    )
+                    .await;
+                assert_eq!(moved.status, StatusCode::OK);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let total = 6 * 5 * 2;
+    let received = receive(&mut rx, total).await;
+    assert_eq!(seqs(&received), (1..=total as i64).collect::<Vec<_>>());
+    assert_quiet(&mut rx).await;
+
+    let logged = all_events(&a, &project).await;
+    assert_eq!(received, logged, "Redis carries exactly the durable log");
+}
+
+#[tokio::test]
+async fn events_committed_while_no_relay_runs_are_published_when_one_starts() {
+    let db = test_database().await;
+    let mut settings = test_settings(&db.url);
+    settings.relay.enabled = false;
+    let writer = spawn_with(settings, db).await;
+    let project = writer.create_project("alice").await;
+    let mut rx = subscribe(&redis_url(), &writer.settings.redis.key_prefix, &project).await;
+    writer.create_ticket(&project, "alice", "one", "TODO").await;
+    writer.create_ticket(&project, "alice", "two", "TODO").await;
+    assert_quiet(&mut rx).await;
+
+    let mut relay_settings = writer.settings.clone();
+    relay_settings.relay.enabled = true;
+    let _relay = crate::helpers::spawn_shared(relay_settings, Arc::clone(&writer.db)).await;
+    let received = receive(&mut rx, 2).await;
+    assert_eq!(seqs(&received), vec![1, 2]);
+    assert_eq!(received[0]["data"]["title"], "one");
+}
+
+#[tokio::test]
+async fn a_relay_that_dies_between_publish_and_mark_publishes_each_seq_once() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    let mut rx = subscribe(&redis_url(), &app.settings.redis.key_prefix, &project).await;
+    app.faults.set_crash_after_publish(true);
+    for i in 0..3 {
+        app.create_ticket(&project, "alice", &format!("t{i}"), "TODO")
+            .await;
+    }
+    // The relay publishes, "dies" before marking, retakes the lock and re-sends, again
+    // and again while the fault is on.
+    let received = receive(&mut rx, 3).await;
+    assert_eq!(seqs(&received), vec![1, 2, 3]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.faults.set_crash_after_publish(false);
+    assert_quiet(&mut rx).await;
+
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let skipped = metric(
+        &metrics,
+        "kanban_ticket_api_outbox_duplicates_skipped_total",
+    );
+    assert!(
+        skipped >= 1.0,
+        "re-sent events were dropped by Redis: {skipped}"
+    );
+
+    // And the rows end up marked, so nothing is re-sent after the fault clears.
+    let mut conn = app.db.connect().await;
+    let unpublished = wait_for_unpublished_zero(&mut conn).await;
+    assert_eq!(unpublished, 0);
+}
+
+async fn wait_for_unpublished_zero(conn: &mut diesel_async::AsyncPgConnection) -> i64 {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut last = -1;
+    for _ in 0..50 {
+        let rows: Vec<Count> =
+            diesel::sql_query("SELECT count(*) AS n FROM events WHERE published_at IS NULL")
+                .load(conn)
+                .await
+                .unwrap();
+        last = rows[0].n;
+        if last == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// A Redis server of this test's own, on a free loopback port, that the test may stop.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    fn start_on(port: u16) -> OwnRedis {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test.sh installs it)");
+        OwnRedis { port, child }
+    }
+
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(port)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if let Ok(client) = redis::Client::open(self.url()) {
+                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                    if redis::cmd("PING")
+                        .query_async::<String>(&mut conn)
+                        .await
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis on port {} did not start", self.port);
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn history_seqs(url: &str, prefix: &str, project: &str) -> Vec<i64> {
+    let client = redis::Client::open(url).unwrap();
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return Vec::new();
+    };
+    let entries: redis::streams::StreamRangeReply = conn
+        .xrange_all(redis_keys::history(prefix, project))
+        .await
+        .unwrap_or_default();
+    entries
+        .ids
+        .iter()
+        .map(|e| e.id.split('-').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn writes_succeed_while_redis_is_down_and_flow_in_order_once_it_is_back() {
+    let mut redis = OwnRedis::start();
+    redis.wait_ready().await;
+    let db = test_database().await;
+    let mut settings = test_settings(&db.url);
+    settings.redis.url = secrecy::SecretString::from(redis.url());
+    let app = spawn_with(settings, db).await;
+    let prefix = app.settings.redis.key_prefix.clone();
+    let project = app.create_project("alice").await;
+    app.create_ticket(&project, "alice", "before", "TODO").await;
+    for _ in 0..100 {
+        if history_seqs(&redis.url(), &prefix, &project).await == vec![1] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(history_seqs(&redis.url(), &prefix, &project).await, vec![1]);
+
+    redis.stop();
+    for i in 0..5 {
+        let reply = app
+            .post(
+                &format!("/api/projects/{project}/tickets"),
+                "alice",
+                json!({"title": format!("during {i}")}),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "writes do not depend on Redis"
+        );
+    }
+    let snapshot = app.snapshot(&project, "alice").await;
+    assert_eq!(
+        snapshot["tickets"].as_array().unwrap().len(),
+        6,
+        "reads fall back to Postgres"
+    );
+
+    let port = redis.port;
+    let redis = OwnRedis::start_on(port);
+    redis.wait_ready().await;
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen = history_seqs(&redis.url(), &prefix, &project).await;
+        if seen.len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen,
+        vec![2, 3, 4, 5, 6],
+        "the restarted (empty) Redis gets what it missed, in order"
+    );
+}
