@@ -346,3 +346,42 @@ async fn writes_succeed_while_redis_is_down_and_flow_in_order_once_it_is_back() 
         "the restarted (empty) Redis gets what it missed, in order"
     );
 }
+
+async fn leads(app: &TestApp) -> bool {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metric(&text, "kanban_ticket_api_relay_leader") == 1.0
+}
+
+#[tokio::test]
+async fn exactly_one_replica_relays_and_another_takes_over_when_it_stops() {
+    let a = spawn_app().await;
+    let b = a.replica().await;
+    let project = a.create_project("alice").await;
+    let mut rx = subscribe(&redis_url(), &a.settings.redis.key_prefix, &project).await;
+    a.create_ticket(&project, "alice", "first", "TODO").await;
+    assert_eq!(seqs(&receive(&mut rx, 1).await), vec![1]);
+    let (leader, follower) = if leads(&a).await { (&a, &b) } else { (&b, &a) };
+    assert!(
+        leads(leader).await && !leads(follower).await,
+        "one relay at a time"
+    );
+
+    leader.stop().await;
+    follower
+        .create_ticket(&project, "alice", "second", "TODO")
+        .await;
+    assert_eq!(
+        seqs(&receive(&mut rx, 1).await),
+        vec![2],
+        "the other replica took over"
+    );
+    assert!(leads(follower).await);
+}
