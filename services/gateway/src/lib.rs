@@ -1,0 +1,3 @@
+//! The Kanban gateway.
+
+pub mod protocol;

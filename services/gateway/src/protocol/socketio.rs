@@ -1,0 +1,1 @@
+//! Socket.IO v5 packets (placeholder until written).
