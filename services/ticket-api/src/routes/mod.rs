@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, dev_tokens: bool) {
                 .route("/projects/{id}", web::get().to(projects::snapshot))
                 .route("/projects/{id}", web::patch().to(projects::update))
                 .route("/projects/{id}", web::delete().to(projects::delete))
+                .route("/projects/{id}/me", web::get().to(projects::access))
                 .route("/projects/{id}/members", web::get().to(projects::members))
                 .route(
                     "/projects/{id}/members",

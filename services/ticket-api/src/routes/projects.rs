@@ -111,6 +111,16 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `GET /api/projects/{id}/me`: the caller's role and the board's latest seq.
+pub async fn access(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.db().await?;
+    Ok(HttpResponse::Ok().json(service::access(&mut conn, &user, path.into_inner()).await?))
+}
+
 pub async fn members(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -117,6 +117,34 @@ pub async fn delete(
     .await
 }
 
+/// The caller's access to a project and the project's latest seq (what a gateway asks
+/// before letting a socket join the board's room).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Access {
+    pub project_id: String,
+    pub user_id: String,
+    pub role: MemberRole,
+    pub seq: i64,
+}
+
+pub async fn access(
+    conn: &mut PgConn,
+    user: &AuthUser,
+    project_id: Uuid,
+) -> Result<Access, ApiError> {
+    let role = require(conn, project_id, user, Need::Read).await?;
+    let project = db::projects::find(conn, project_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    Ok(Access {
+        project_id: project_id.to_string(),
+        user_id: user.id.clone(),
+        role,
+        seq: project.event_seq,
+    })
+}
+
 pub async fn members(
     conn: &mut PgConn,
     user: &AuthUser,

@@ -189,3 +189,22 @@ async fn dev_token_route_does_not_exist_when_disabled() {
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn me_reports_the_callers_role_and_the_latest_seq() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    app.add_member(&project, "alice", "bob", "viewer").await;
+    let reply = app.get(&format!("/api/projects/{project}/me"), "bob").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.body,
+        json!({"projectId": project, "userId": "bob", "role": "viewer", "seq": 1})
+    );
+    assert_eq!(
+        app.get(&format!("/api/projects/{project}/me"), "mallory")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
