@@ -91,6 +91,14 @@ ensure_redis() {
   die "Redis did not start on 127.0.0.1:$REDIS_PORT"
 }
 
+ensure_node() {
+  command -v node >/dev/null || apt_install nodejs
+  command -v npm >/dev/null || apt_install npm
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  [ "$major" -ge 18 ] || die "Node.js $major is too old: 18 or newer is needed"
+}
+
 ensure_base_tools() {
   local need=()
   command -v curl >/dev/null || need+=(curl)

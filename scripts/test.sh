@@ -8,6 +8,7 @@ ensure_base_tools
 ensure_rust
 ensure_postgres
 ensure_redis
+ensure_node
 export KANBAN_TEST_DATABASE_URL="${KANBAN_TEST_DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/postgres}"
 export KANBAN_TEST_REDIS_URL="${KANBAN_TEST_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
 
@@ -24,6 +25,9 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   log "clippy is not installed; skipping lints"
 fi
+
+log "npm ci (the stock socket.io-client for the gateway's end-to-end test)"
+(cd services/gateway/tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
 log "cargo test"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/last-test-run.log"

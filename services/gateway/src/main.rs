@@ -1,1 +1,86 @@
-fn main() {}
+//! Starts a gateway: `gateway [--config FILE] [--conformance]`.
+//!
+//! `--conformance` starts the echo mode with the settings the official Socket.IO protocol
+//! test-suite expects (localhost:3000, pingInterval 300, pingTimeout 200, connectTimeout
+//! 1000, maxPayload 1e6).
+
+use gateway::{Application, Settings};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let settings = if args.iter().any(|a| a == "--conformance") {
+        Ok(Settings::conformance())
+    } else {
+        kanban_config::load::<Settings>(config_file(&args).as_deref())
+    };
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("gateway: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    kanban_telemetry::init_logging(&settings.log);
+    let application = match Application::build(settings).await {
+        Ok(application) => application,
+        Err(error) => {
+            tracing::error!(%error, "gateway failed to start");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(port = application.port(), "gateway listening");
+    let shutdown = application.shutdown();
+    actix_web::rt::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("draining: closing sockets over the drain window");
+        shutdown.drain().await;
+    });
+    match application.run_until_stopped().await {
+        Ok(()) => {
+            tracing::info!("gateway stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(%error, "gateway server error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn config_file(args: &[String]) -> Option<PathBuf> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--config" {
+            return iter.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    std::env::var_os("KANBAN_CONFIG_FILE").map(PathBuf::from)
+}

@@ -1,0 +1,176 @@
+//! The cross-replica side of rooms: subscribes to a project's Redis channel while this
+//! replica has local members in its room, turns published envelopes into encoded frames
+//! for the hub, and reads the recent history stream for resumes and gap filling.
+//!
+//! The subscription lives on one RESP3 connection that reconnects by itself and
+//! resubscribes; after a reconnect every room is caught up from history, and sessions
+//! fill any remaining gap themselves when they see a seq jump.
+
+use crate::hub::{Hub, RoomEvent};
+use crate::metrics::GatewayMetrics;
+use crate::protocol::socketio;
+use bytestring::ByteString;
+use kanban_protocol::events::{EventEnvelope, EventMeta};
+use kanban_protocol::redis_keys;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{PushInfo, PushKind, Value};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Mutex};
+
+pub struct Broker {
+    conn: ConnectionManager,
+    prefix: String,
+    hub: Arc<Hub>,
+    metrics: Arc<GatewayMetrics>,
+    /// Channels subscribed on the connection; changed only under this lock, after
+    /// re-reading whether the hub still has the room, so joins and leaves may race freely.
+    subscribed: Mutex<HashSet<String>>,
+}
+
+/// Encodes a published envelope as the frame sockets receive:
+/// `42["<event>", data, {projectId, seq, ts, mutationId?}]`.
+pub fn encode(envelope: EventEnvelope) -> RoomEvent {
+    let meta = EventMeta {
+        project_id: envelope.project_id.clone(),
+        seq: envelope.seq,
+        ts: envelope.ts,
+        mutation_id: envelope.mutation_id.clone(),
+    };
+    let meta = serde_json::to_value(meta).unwrap_or(serde_json::Value::Null);
+    let frame = socketio::event_frame("/", &envelope.event, &[envelope.data, meta]);
+    RoomEvent {
+        project: Arc::from(envelope.project_id.as_str()),
+        seq: envelope.seq,
+        ts: envelope.ts,
+        frame: ByteString::from(frame),
+    }
+}
+
+impl Broker {
+    /// Connects lazily (the gateway starts while Redis is down) and returns the broker and
+    /// the receiver of pushed messages for [`Broker::run`].
+    pub fn connect(
+        url: &str,
+        prefix: String,
+        response_timeout: Duration,
+        hub: Arc<Hub>,
+        metrics: Arc<GatewayMetrics>,
+    ) -> Result<(Arc<Broker>, mpsc::UnboundedReceiver<PushInfo>), redis::RedisError> {
+        let url = if url.contains("protocol=") {
+            url.to_owned()
+        } else if url.contains('?') {
+            format!("{url}&protocol=resp3")
+        } else {
+            format!("{url}?protocol=resp3")
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let config = ConnectionManagerConfig::new()
+            .set_push_sender(tx)
+            .set_automatic_resubscription()
+            .set_response_timeout(Some(response_timeout))
+            .set_connection_timeout(Some(response_timeout))
+            .set_max_delay(Duration::from_secs(2));
+        let conn = redis::Client::open(url)?.get_connection_manager_lazy(config)?;
+        let broker = Arc::new(Broker { conn, prefix, hub, metrics, subscribed: Mutex::new(HashSet::new()) });
+        Ok((broker, rx))
+    }
+
+    /// Makes the subscription match the hub: subscribed while the room has local members.
+    pub async fn sync(&self, project: &str) -> Result<(), redis::RedisError> {
+        let channel = redis_keys::events_channel(&self.prefix, project);
+        let mut subscribed = self.subscribed.lock().await;
+        let wanted = self.hub.has_room(project);
+        let mut conn = self.conn.clone();
+        if wanted && !subscribed.contains(&channel) {
+            conn.subscribe(&channel).await?;
+            subscribed.insert(channel);
+        } else if !wanted && subscribed.contains(&channel) {
+            subscribed.remove(&channel);
+            conn.unsubscribe(&channel).await?;
+        }
+        Ok(())
+    }
+
+    /// Events of `project` with `from <= seq` (and `seq <= to`), oldest first, from the
+    /// recent history stream.
+    pub async fn history(&self, project: &str, from: i64, to: Option<i64>) -> Result<Vec<RoomEvent>, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let end = to.map_or_else(|| "+".to_owned(), |to| format!("{to}-0"));
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(redis_keys::history(&self.prefix, project))
+            .arg(format!("{}-0", from.max(0)))
+            .arg(end)
+            .query_async(&mut conn)
+            .await?;
+        let mut events = Vec::with_capacity(reply.ids.len());
+        for entry in reply.ids {
+            let Some(raw) = entry.get::<String>("e") else { continue };
+            match serde_json::from_str::<EventEnvelope>(&raw) {
+                Ok(envelope) => events.push(encode(envelope)),
+                Err(error) => tracing::warn!(%error, "undecodable history entry"),
+            }
+        }
+        Ok(events)
+    }
+
+    /// Redis is reachable (for readiness).
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+    }
+
+    /// Delivers pushed messages to the hub until the connection manager is dropped.
+    pub async fn run(self: Arc<Self>, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
+        while let Some(push) = pushes.recv().await {
+            match push.kind {
+                PushKind::Message => self.on_message(push.data),
+                PushKind::Disconnection => {
+                    self.metrics.redis_reconnects_total.inc();
+                    tracing::warn!("lost the Redis subscription connection; reconnecting");
+                    let broker = Arc::clone(&self);
+                    tokio::spawn(async move { broker.catch_up().await });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_message(&self, data: Vec<Value>) {
+        let Some(Value::BulkString(payload)) = data.get(1) else { return };
+        match serde_json::from_slice::<EventEnvelope>(payload) {
+            Ok(envelope) => {
+                self.hub.broadcast(&encode(envelope));
+            }
+            Err(error) => tracing::warn!(%error, "undecodable event on a project channel"),
+        }
+    }
+
+    /// After a reconnect: wait until Redis answers, then send every room what it missed.
+    /// Runs twice, because resubscription completes at an unknown moment after the
+    /// first successful command.
+    async fn catch_up(&self) {
+        let mut delay = Duration::from_millis(100);
+        while !self.ping().await {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        for round in 0..2 {
+            if round == 1 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            for (project, last_seq) in self.hub.cursors() {
+                match self.history(&project, last_seq + 1, None).await {
+                    Ok(events) => {
+                        for event in events {
+                            self.metrics.replayed_events_total.inc();
+                            self.hub.broadcast(&event);
+                        }
+                    }
+                    Err(error) => tracing::warn!(project.id = %project, %error, "catch-up after reconnect failed"),
+                }
+            }
+        }
+    }
+}

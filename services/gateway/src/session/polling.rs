@@ -1,0 +1,211 @@
+//! HTTP long-polling: the buffer a polling session writes to, the registry of polling
+//! sessions on this replica, and the GET/POST exchanges of the transport.
+//!
+//! A polling session lives on the replica that created it: a load balancer must send a
+//! client's polling requests to one replica (affinity), or the client must use the
+//! WebSocket transport only (see docs/PROTOCOL.md).
+
+use super::{Cause, ToSession};
+use crate::protocol::engineio::{decode_payload, encode_payload};
+use bytestring::ByteString;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+
+/// Frames waiting for the next long-poll GET.
+pub struct PollBuffer {
+    frames: Mutex<Vec<ByteString>>,
+    notify: Notify,
+    closed: AtomicBool,
+    /// Closed because the session moved to a WebSocket: pending GETs end with a noop.
+    upgraded: AtomicBool,
+    get_busy: AtomicBool,
+    post_busy: AtomicBool,
+    limit: usize,
+}
+
+pub struct Full;
+
+impl PollBuffer {
+    pub fn new(limit: usize) -> Self {
+        PollBuffer {
+            frames: Mutex::new(Vec::new()),
+            notify: Notify::new(),
+            closed: AtomicBool::new(false),
+            upgraded: AtomicBool::new(false),
+            get_busy: AtomicBool::new(false),
+            post_busy: AtomicBool::new(false),
+            limit: limit.max(1),
+        }
+    }
+
+    pub fn push(&self, frame: ByteString) -> Result<(), Full> {
+        {
+            let Ok(mut frames) = self.frames.lock() else { return Err(Full) };
+            if frames.len() >= self.limit {
+                return Err(Full);
+            }
+            frames.push(frame);
+        }
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    /// Control packets (noop) go in regardless of the limit.
+    pub fn push_control(&self, frame: ByteString) {
+        if let Ok(mut frames) = self.frames.lock() {
+            frames.push(frame);
+        }
+        self.notify.notify_one();
+    }
+
+    pub fn take(&self) -> Vec<ByteString> {
+        self.frames.lock().map(|mut frames| std::mem::take(&mut *frames)).unwrap_or_default()
+    }
+
+    /// The session ended: a pending or later GET gets the close packet.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// The session moved to a WebSocket.
+    pub fn close_quietly(&self) {
+        self.upgraded.store(true, Ordering::SeqCst);
+        self.close();
+    }
+
+    /// Waits for frames and returns the response body of one long-poll GET.
+    pub async fn long_poll(&self, max_wait: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            let notified = self.notify.notified();
+            let frames = self.take();
+            if !frames.is_empty() {
+                return encode_payload(&frames);
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return if self.upgraded.load(Ordering::SeqCst) { "6".to_owned() } else { "1".to_owned() };
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return "6".to_owned();
+            }
+        }
+    }
+}
+
+/// The handle the HTTP handlers use to reach a polling session.
+#[derive(Clone)]
+pub struct PollHandle {
+    pub tx: mpsc::Sender<ToSession>,
+    pub buffer: std::sync::Arc<PollBuffer>,
+}
+
+/// Polling sessions of this replica, by Engine.IO sid.
+#[derive(Default)]
+pub struct PollingRegistry {
+    sessions: Mutex<HashMap<String, PollHandle>>,
+}
+
+/// Why a polling request was refused: Engine.IO's `{"code", "message"}` errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollError {
+    TransportUnknown,
+    SessionUnknown,
+    BadHandshakeMethod,
+    BadRequest,
+    Forbidden,
+    UnsupportedProtocolVersion,
+    PayloadTooLarge,
+    Unavailable,
+}
+
+impl PollError {
+    pub fn code(self) -> u16 {
+        match self {
+            PollError::TransportUnknown => 0,
+            PollError::SessionUnknown => 1,
+            PollError::BadHandshakeMethod => 2,
+            PollError::BadRequest | PollError::PayloadTooLarge | PollError::Unavailable => 3,
+            PollError::Forbidden => 4,
+            PollError::UnsupportedProtocolVersion => 5,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            PollError::TransportUnknown => "Transport unknown",
+            PollError::SessionUnknown => "Session ID unknown",
+            PollError::BadHandshakeMethod => "Bad handshake method",
+            PollError::BadRequest => "Bad request",
+            PollError::Forbidden => "Forbidden",
+            PollError::UnsupportedProtocolVersion => "Unsupported protocol version",
+            PollError::PayloadTooLarge => "Payload too large",
+            PollError::Unavailable => "Server unavailable",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            PollError::Forbidden => 403,
+            PollError::PayloadTooLarge => 413,
+            PollError::Unavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+impl PollingRegistry {
+    pub fn insert(&self, sid: &str, handle: PollHandle) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.insert(sid.to_owned(), handle);
+        }
+    }
+
+    pub fn get(&self, sid: &str) -> Option<PollHandle> {
+        self.sessions.lock().ok().and_then(|sessions| sessions.get(sid).cloned())
+    }
+
+    pub fn remove(&self, sid: &str) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(sid);
+        }
+    }
+
+    /// One long-poll GET. Only one may be in flight per session: a second one is refused
+    /// and closes the session.
+    pub async fn get_request(&self, sid: &str, max_wait: Duration) -> Result<String, PollError> {
+        let handle = self.get(sid).ok_or(PollError::SessionUnknown)?;
+        if handle.buffer.get_busy.swap(true, Ordering::SeqCst) {
+            let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError("overlapping long-polls".into())));
+            return Err(PollError::BadRequest);
+        }
+        let body = handle.buffer.long_poll(max_wait).await;
+        handle.buffer.get_busy.store(false, Ordering::SeqCst);
+        Ok(body)
+    }
+
+    /// One POST carrying packets. Oversize bodies get 413 and close the session.
+    pub async fn post_request(&self, sid: &str, body: &[u8], max_payload: usize) -> Result<(), PollError> {
+        let handle = self.get(sid).ok_or(PollError::SessionUnknown)?;
+        if body.len() > max_payload {
+            let _ = handle.tx.try_send(ToSession::Close(Cause::TooBig));
+            return Err(PollError::PayloadTooLarge);
+        }
+        if handle.buffer.post_busy.swap(true, Ordering::SeqCst) {
+            let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError("overlapping posts".into())));
+            return Err(PollError::BadRequest);
+        }
+        let result = match std::str::from_utf8(body).ok().map(decode_payload) {
+            Some(Ok(packets)) => handle.tx.send(ToSession::Inbound(packets)).await.map_err(|_| PollError::SessionUnknown),
+            _ => {
+                let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError("bad polling payload".into())));
+                Err(PollError::BadRequest)
+            }
+        };
+        handle.buffer.post_busy.store(false, Ordering::SeqCst);
+        result
+    }
+}

@@ -1,0 +1,135 @@
+//! Builds the gateway from settings: metrics, hub, broker, API client, token verifier and
+//! the HTTP server on a given listener; and drains it.
+
+use crate::api_client::ApiClient;
+use crate::broker::Broker;
+use crate::config::{Mode, Settings};
+use crate::context::Context;
+use crate::hub::Hub;
+use crate::metrics::GatewayMetrics;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use kanban_auth::TokenVerifier;
+use secrecy::ExposeSecret;
+use std::net::TcpListener;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("binding {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("auth: {0}")]
+    Auth(#[from] kanban_auth::AuthError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("server: {0}")]
+    Server(#[from] std::io::Error),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    shutdown: Shutdown,
+}
+
+/// Starts the drain of a running gateway.
+#[derive(Clone)]
+pub struct Shutdown {
+    draining: Arc<watch::Sender<bool>>,
+    server: ServerHandle,
+    ctx: Arc<Context>,
+}
+
+impl Shutdown {
+    /// Readiness goes red and new sessions are refused; open sessions close at random
+    /// moments over the drain window; then the server stops.
+    pub async fn drain(&self) {
+        let _ = self.draining.send(true);
+        let window = Duration::from_millis(self.ctx.settings.gateway.drain_window_ms);
+        let deadline = tokio::time::Instant::now() + window + Duration::from_secs(2);
+        while self.ctx.open_sessions.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.server.stop(true).await;
+    }
+
+    /// Stops at once (tests: a replica that vanishes).
+    pub async fn stop_now(&self) {
+        self.server.stop(false).await;
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let address = format!("{}:{}", settings.http.host, settings.http.port);
+        let listener = TcpListener::bind(&address).map_err(|e| StartupError::Bind(address, e))?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
+        let id = &settings.gateway.instance_id;
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || id.len() > 32 {
+            return Err(StartupError::Config(
+                "gateway.instance_id may hold at most 32 letters, digits, '-' and '_'".into(),
+            ));
+        }
+        let metrics = Arc::new(GatewayMetrics::new()?);
+        let hub = Arc::new(Hub::new(Arc::clone(&metrics)));
+        let verifier = match TokenVerifier::from_settings(&settings.auth) {
+            Ok(verifier) => Some(verifier),
+            Err(_) if settings.gateway.allow_anonymous => None,
+            Err(error) => return Err(error.into()),
+        };
+        let broker = if settings.gateway.mode == Mode::Kanban {
+            let (broker, pushes) = Broker::connect(
+                settings.redis.url.expose_secret(),
+                settings.redis.key_prefix.clone(),
+                Duration::from_millis(settings.redis.response_timeout_ms),
+                Arc::clone(&hub),
+                Arc::clone(&metrics),
+            )?;
+            tokio::spawn(Arc::clone(&broker).run(pushes));
+            Some(broker)
+        } else {
+            None
+        };
+        let api = ApiClient::new(&settings.api.base_url, Duration::from_millis(settings.api.timeout_ms))?;
+        let (draining_tx, draining_rx) = watch::channel(false);
+        let workers = settings.http.workers;
+        let ctx = Arc::new(Context::new(settings, hub, broker, api, verifier, metrics, draining_rx));
+        let port = listener.local_addr()?.port();
+        let data = web::Data::from(Arc::clone(&ctx));
+        let mut server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::routes::configure))
+            .listen(listener)?
+            .disable_signals()
+            .shutdown_timeout(2);
+        if let Some(workers) = workers {
+            server = server.workers(workers);
+        }
+        let server = server.run();
+        let shutdown = Shutdown { draining: Arc::new(draining_tx), server: server.handle(), ctx };
+        Ok(Application { port, server, shutdown })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Serves until [`Shutdown::drain`] or [`Shutdown::stop_now`] stops it.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

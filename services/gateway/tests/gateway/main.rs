@@ -1,0 +1,9 @@
+//! Integration tests of the gateway: real ticket API and gateways in-process on port 0,
+//! real Postgres and Redis, and a small Socket.IO client over a real WebSocket.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod board;
+mod client;
+mod conformance;
+mod helpers;
+mod robustness;

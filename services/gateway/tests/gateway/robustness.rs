@@ -1,0 +1,151 @@
+//! Bad input, limits, slow consumers and drain: each ends in a coded refusal or a
+//! documented close, never a crash.
+
+use crate::client::{Client, Incoming};
+use crate::helpers::{metric, stack, stack_with};
+use futures_util::{SinkExt, StreamExt};
+use kanban_protocol::redis_keys;
+use serde_json::json;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn malformed_packets_close_the_session_with_a_protocol_error() {
+    let stack = stack(1).await;
+    let token = stack.token("alice");
+    for bad in ["abc", "42{}", "42abc[\"x\"]", "451-[\"upload\",{\"_placeholder\":true,\"num\":0}]", "2", "", "9"] {
+        let mut client = Client::connected(stack.gw(0), &token).await;
+        client.send_raw(bad);
+        let (code, reason) = client.closed().await;
+        assert_eq!((code, reason.as_str()), (Some(1002), "protocol error"), "after {bad:?}");
+    }
+    let mut client = Client::connected(stack.gw(0), &token).await;
+    client.send_message(Message::Binary(vec![1u8, 2, 3].into()));
+    assert_eq!(client.closed().await.0, Some(1002), "binary is declined");
+    assert!(metric(stack.gw(0), "kanban_gateway_protocol_errors_total").await >= 8.0);
+}
+
+#[tokio::test]
+async fn messages_over_max_payload_close_with_1009() {
+    let stack = stack_with(1, |s| s.engine.max_payload = 1_000).await;
+    let mut client = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    client.emit("project:join", &[json!("x".repeat(2_000))]);
+    assert_eq!(client.closed().await.0, Some(1009));
+}
+
+#[tokio::test]
+async fn events_beyond_the_rate_limit_are_refused_with_a_code() {
+    let stack = stack_with(1, |s| {
+        s.limits.events_per_second = 0.5;
+        s.limits.event_burst = 2.0;
+    })
+    .await;
+    let mut client = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    let id = "00000000-0000-4000-8000-000000000000";
+    client.join(id).await;
+    client.join(id).await;
+    let third = client.join(id).await;
+    assert_eq!(third["error"]["code"], "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn rooms_per_socket_are_limited_and_unknown_events_are_refused() {
+    let stack = stack_with(1, |s| s.limits.max_rooms_per_socket = 1).await;
+    let first = stack.create_project("alice", &[]).await;
+    let second = stack.create_project("alice", &[]).await;
+    let mut client = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    assert_eq!(client.join(&first).await["ok"], true);
+    let refused = client.join(&second).await;
+    assert_eq!(refused["error"]["code"], "VALIDATION");
+    let unknown = client.call("ticket:teleport", &[json!({})]).await;
+    assert_eq!(unknown["error"]["code"], "VALIDATION");
+    client.emit("ticket:teleport", &[]);
+    let error = client.wait_for(|i| matches!(i, Incoming::Event(name, _) if name == "error")).await;
+    let Incoming::Event(_, args) = error else { unreachable!() };
+    assert_eq!(args[0]["code"], "VALIDATION");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_replica_limit_are_refused() {
+    let stack = stack_with(1, |s| s.limits.max_connections = 1).await;
+    let _first = Client::open(stack.gw(0)).await;
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", stack.gw(0).replace("http", "ws"));
+    let refused = tokio_tungstenite::connect_async(url).await;
+    assert!(refused.is_err(), "the second handshake is refused");
+}
+
+/// A client that stops reading while its room is busy is closed as a slow consumer; the
+/// gateway's memory for it stays bounded by its queue.
+#[tokio::test]
+async fn a_socket_that_stops_reading_is_closed_as_a_slow_consumer() {
+    let stack = stack_with(1, |s| {
+        s.limits.outbound_queue = 8;
+        s.limits.write_timeout_ms = 200;
+    })
+    .await;
+    let project = stack.create_project("alice", &[]).await;
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", stack.gw(0).replace("http", "ws"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.next().await.unwrap().unwrap(); // open
+    ws.send(Message::Text(format!("40{}", json!({"token": stack.token("alice")})).into())).await.unwrap();
+    ws.next().await.unwrap().unwrap(); // 40{sid}
+    ws.send(Message::Text(format!("420[\"project:join\",\"{project}\"]").into())).await.unwrap();
+    ws.next().await.unwrap().unwrap(); // ack
+    // From here on the client reads nothing while large events pour into its room.
+    let mut redis = stack.redis().await;
+    let blob = "x".repeat(64 * 1024);
+    for seq in 1..=600 {
+        let envelope = json!({"projectId": project, "seq": seq, "event": "ticket:deleted", "data": blob, "ts": 1});
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(redis_keys::events_channel(&stack.prefix, &project))
+            .arg(envelope.to_string())
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if seq % 50 == 0 && metric(stack.gw(0), "kanban_gateway_slow_consumer_closes_total").await >= 1.0 {
+            break;
+        }
+    }
+    let mut closed = false;
+    for _ in 0..100 {
+        if metric(stack.gw(0), "kanban_gateway_slow_consumer_closes_total").await >= 1.0 {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the slow socket was closed");
+    let mut open = f64::NAN;
+    for _ in 0..50 {
+        open = metric(stack.gw(0), "kanban_gateway_connections").await;
+        if open == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(open, 0.0, "and its session is gone");
+}
+
+#[tokio::test]
+async fn drain_refuses_new_sessions_and_closes_open_ones_with_going_away() {
+    let stack = stack(1).await;
+    let project = stack.create_project("alice", &[]).await;
+    let mut a = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    let mut b = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    a.join(&project).await;
+    b.join(&project).await;
+    let shutdown = stack.gateways[0].shutdown.clone();
+    let drained = tokio::spawn(async move { shutdown.drain().await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let ready = reqwest::get(format!("{}/readyz", stack.gw(0))).await;
+    if let Ok(ready) = ready {
+        assert_eq!(ready.status(), 503, "not ready while draining");
+    }
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", stack.gw(0).replace("http", "ws"));
+    assert!(tokio_tungstenite::connect_async(url).await.is_err(), "no new sessions while draining");
+    for client in [&mut a, &mut b] {
+        let (code, reason) = client.closed().await;
+        assert_eq!((code, reason.as_str()), (Some(1001), "server shutting down"));
+    }
+    drained.await.unwrap();
+}
