@@ -23,12 +23,24 @@ pub struct Access {
 impl ApiClient {
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().timeout(timeout).build()?;
-        Ok(ApiClient { http, base: base_url.trim_end_matches('/').to_owned() })
+        Ok(ApiClient {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+        })
     }
 
     pub async fn access(&self, token: &str, project_id: &str) -> Result<Access, ErrorBody> {
-        let value = self.call(token, Method::GET, &format!("/api/projects/{project_id}/me"), None, None).await?;
-        serde_json::from_value(value).map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("unexpected API reply: {e}")))
+        let value = self
+            .call(
+                token,
+                Method::GET,
+                &format!("/api/projects/{project_id}/me"),
+                None,
+                None,
+            )
+            .await?;
+        serde_json::from_value(value)
+            .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("unexpected API reply: {e}")))
     }
 
     /// One API call; a non-2xx answer comes back as the API's own coded error body.
@@ -40,7 +52,10 @@ impl ApiClient {
         body: Option<serde_json::Value>,
         mutation_id: Option<&str>,
     ) -> Result<serde_json::Value, ErrorBody> {
-        let mut request = self.http.request(method, format!("{}{}", self.base, path)).bearer_auth(token);
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -49,21 +64,30 @@ impl ApiClient {
         }
         let response = request.send().await.map_err(|error| {
             tracing::warn!(%error, "ticket API unreachable");
-            ErrorBody::new(ErrorCode::Unavailable, "the ticket service is unavailable, retry later")
+            ErrorBody::new(
+                ErrorCode::Unavailable,
+                "the ticket service is unavailable, retry later",
+            )
         })?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|_| ErrorBody::new(ErrorCode::Unavailable, "the ticket service is unavailable, retry later"))?;
+        let bytes = response.bytes().await.map_err(|_| {
+            ErrorBody::new(
+                ErrorCode::Unavailable,
+                "the ticket service is unavailable, retry later",
+            )
+        })?;
         if status.is_success() {
             if bytes.is_empty() {
                 return Ok(serde_json::Value::Null);
             }
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("unexpected API reply: {e}")));
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                ErrorBody::new(ErrorCode::Internal, format!("unexpected API reply: {e}"))
+            });
         }
-        Err(serde_json::from_slice::<ErrorBody>(&bytes)
-            .unwrap_or_else(|_| ErrorBody::new(ErrorCode::Internal, format!("ticket API answered {status}"))))
+        Err(
+            serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+                ErrorBody::new(ErrorCode::Internal, format!("ticket API answered {status}"))
+            }),
+        )
     }
 }

@@ -73,7 +73,13 @@ impl Broker {
             .set_connection_timeout(Some(response_timeout))
             .set_max_delay(Duration::from_secs(2));
         let conn = redis::Client::open(url)?.get_connection_manager_lazy(config)?;
-        let broker = Arc::new(Broker { conn, prefix, hub, metrics, subscribed: Mutex::new(HashSet::new()) });
+        let broker = Arc::new(Broker {
+            conn,
+            prefix,
+            hub,
+            metrics,
+            subscribed: Mutex::new(HashSet::new()),
+        });
         Ok((broker, rx))
     }
 
@@ -95,7 +101,12 @@ impl Broker {
 
     /// Events of `project` with `from <= seq` (and `seq <= to`), oldest first, from the
     /// recent history stream.
-    pub async fn history(&self, project: &str, from: i64, to: Option<i64>) -> Result<Vec<RoomEvent>, redis::RedisError> {
+    pub async fn history(
+        &self,
+        project: &str,
+        from: i64,
+        to: Option<i64>,
+    ) -> Result<Vec<RoomEvent>, redis::RedisError> {
         let mut conn = self.conn.clone();
         let end = to.map_or_else(|| "+".to_owned(), |to| format!("{to}-0"));
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
@@ -106,7 +117,9 @@ impl Broker {
             .await?;
         let mut events = Vec::with_capacity(reply.ids.len());
         for entry in reply.ids {
-            let Some(raw) = entry.get::<String>("e") else { continue };
+            let Some(raw) = entry.get::<String>("e") else {
+                continue;
+            };
             match serde_json::from_str::<EventEnvelope>(&raw) {
                 Ok(envelope) => events.push(encode(envelope)),
                 Err(error) => tracing::warn!(%error, "undecodable history entry"),
@@ -118,7 +131,10 @@ impl Broker {
     /// Redis is reachable (for readiness).
     pub async fn ping(&self) -> bool {
         let mut conn = self.conn.clone();
-        redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .is_ok()
     }
 
     /// Delivers pushed messages to the hub until the connection manager is dropped.
@@ -138,7 +154,9 @@ impl Broker {
     }
 
     fn on_message(&self, data: Vec<Value>) {
-        let Some(Value::BulkString(payload)) = data.get(1) else { return };
+        let Some(Value::BulkString(payload)) = data.get(1) else {
+            return;
+        };
         match serde_json::from_slice::<EventEnvelope>(payload) {
             Ok(envelope) => {
                 self.hub.broadcast(&encode(envelope));
@@ -168,7 +186,9 @@ impl Broker {
                             self.hub.broadcast(&event);
                         }
                     }
-                    Err(error) => tracing::warn!(project.id = %project, %error, "catch-up after reconnect failed"),
+                    Err(error) => {
+                        tracing::warn!(project.id = %project, %error, "catch-up after reconnect failed")
+                    }
                 }
             }
         }

@@ -29,7 +29,11 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { host: "127.0.0.1".into(), port: 3000, workers: None }
+        HttpSettings {
+            host: "127.0.0.1".into(),
+            port: 3000,
+            workers: None,
+        }
     }
 }
 
@@ -99,7 +103,10 @@ pub struct ApiSettings {
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        ApiSettings { base_url: "http://127.0.0.1:8080".into(), timeout_ms: 5_000 }
+        ApiSettings {
+            base_url: "http://127.0.0.1:8080".into(),
+            timeout_ms: 5_000,
+        }
     }
 }
 

@@ -76,7 +76,9 @@ impl Context {
         let limit = self.settings.limits.max_connections;
         let admitted = self
             .open_sessions
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
             .is_ok();
         if !admitted {
             self.metrics.connections_refused_total.inc();

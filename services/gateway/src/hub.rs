@@ -66,16 +66,22 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(metrics: Arc<GatewayMetrics>) -> Self {
-        Hub { rooms: RwLock::new(HashMap::new()), metrics }
+        Hub {
+            rooms: RwLock::new(HashMap::new()),
+            metrics,
+        }
     }
 
     /// Adds `member` to the room (once); returns the local member count.
     pub fn join(&self, project: &str, member: Member, known_seq: i64) -> usize {
-        let Ok(mut rooms) = self.rooms.write() else { return 0 };
+        let Ok(mut rooms) = self.rooms.write() else {
+            return 0;
+        };
         let created = !rooms.contains_key(project);
-        let room = rooms
-            .entry(Arc::from(project))
-            .or_insert_with(|| Room { members: Vec::new(), last_seq: AtomicI64::new(known_seq) });
+        let room = rooms.entry(Arc::from(project)).or_insert_with(|| Room {
+            members: Vec::new(),
+            last_seq: AtomicI64::new(known_seq),
+        });
         room.last_seq.fetch_max(known_seq, Ordering::Relaxed);
         if !room.members.iter().any(|m| m.id == member.id) {
             room.members.push(member);
@@ -88,8 +94,12 @@ impl Hub {
 
     /// Removes a session from a room; returns the remaining local count.
     pub fn leave(&self, project: &str, id: SessionId) -> usize {
-        let Ok(mut rooms) = self.rooms.write() else { return 0 };
-        let Some(room) = rooms.get_mut(project) else { return 0 };
+        let Ok(mut rooms) = self.rooms.write() else {
+            return 0;
+        };
+        let Some(room) = rooms.get_mut(project) else {
+            return 0;
+        };
         room.members.retain(|m| m.id != id);
         let left = room.members.len();
         if left == 0 {
@@ -100,25 +110,41 @@ impl Hub {
     }
 
     pub fn has_room(&self, project: &str) -> bool {
-        self.rooms.read().map(|rooms| rooms.contains_key(project)).unwrap_or(false)
+        self.rooms
+            .read()
+            .map(|rooms| rooms.contains_key(project))
+            .unwrap_or(false)
     }
 
     pub fn local_count(&self, project: &str) -> usize {
-        self.rooms.read().ok().and_then(|rooms| rooms.get(project).map(|r| r.members.len())).unwrap_or(0)
+        self.rooms
+            .read()
+            .ok()
+            .and_then(|rooms| rooms.get(project).map(|r| r.members.len()))
+            .unwrap_or(0)
     }
 
     /// Every room with the highest seq it has seen.
     pub fn cursors(&self) -> Vec<(Arc<str>, i64)> {
         self.rooms
             .read()
-            .map(|rooms| rooms.iter().map(|(k, r)| (Arc::clone(k), r.last_seq.load(Ordering::Relaxed))).collect())
+            .map(|rooms| {
+                rooms
+                    .iter()
+                    .map(|(k, r)| (Arc::clone(k), r.last_seq.load(Ordering::Relaxed)))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Queues `event` for every local member of its room; returns how many got it.
     pub fn broadcast(&self, event: &RoomEvent) -> usize {
-        let Ok(rooms) = self.rooms.read() else { return 0 };
-        let Some(room) = rooms.get(&*event.project) else { return 0 };
+        let Ok(rooms) = self.rooms.read() else {
+            return 0;
+        };
+        let Some(room) = rooms.get(&*event.project) else {
+            return 0;
+        };
         room.last_seq.fetch_max(event.seq, Ordering::Relaxed);
         let mut delivered = 0;
         for member in &room.members {

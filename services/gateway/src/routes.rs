@@ -2,8 +2,8 @@
 //! upgrades) and `/healthz`, `/readyz`, `/metrics`.
 
 use crate::context::Context;
-use crate::session::polling::{PollBuffer, PollError, PollHandle};
 use crate::protocol::engineio::EioPacket;
+use crate::session::polling::{PollBuffer, PollError, PollHandle};
 use crate::session::{Cause, Session, ToSession, Writer};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -30,7 +30,9 @@ struct EngineQuery {
 }
 
 fn error_response(error: PollError, origin: Option<&str>) -> HttpResponse {
-    let mut response = HttpResponse::build(StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST));
+    let mut response = HttpResponse::build(
+        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
+    );
     cors(&mut response, origin);
     response.json(serde_json::json!({ "code": error.code(), "message": error.message() }))
 }
@@ -46,7 +48,11 @@ fn cors(response: &mut actix_web::HttpResponseBuilder, origin: Option<&str>) {
 /// The request's Origin if it is allowed; `Err` when it is not. Requests without an
 /// Origin (non-browser clients) are allowed.
 fn check_origin<'a>(ctx: &Context, req: &'a HttpRequest) -> Result<Option<&'a str>, PollError> {
-    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
         return Ok(None);
     };
     let allowed = &ctx.settings.gateway.allowed_origins;
@@ -84,7 +90,9 @@ async fn engine(req: HttpRequest, body: web::Payload, ctx: web::Data<Context>) -
         (Some("polling"), None) if req.method() == Method::GET => handshake_polling(ctx, origin),
         (Some("polling"), None) => error_response(PollError::BadHandshakeMethod, origin),
         (Some("polling"), Some(sid)) if req.method() == Method::GET => {
-            let max_wait = Duration::from_millis(ctx.settings.engine.ping_interval_ms + ctx.settings.engine.ping_timeout_ms);
+            let max_wait = Duration::from_millis(
+                ctx.settings.engine.ping_interval_ms + ctx.settings.engine.ping_timeout_ms,
+            );
             match ctx.polling.get_request(sid, max_wait).await {
                 Ok(body) => text(body, origin),
                 Err(error) => error_response(error, origin),
@@ -96,7 +104,9 @@ async fn engine(req: HttpRequest, body: web::Payload, ctx: web::Data<Context>) -
                 Ok(bytes) => bytes,
                 Err(error) => {
                     if let Some(handle) = ctx.polling.get(sid) {
-                        let _ = handle.tx.try_send(ToSession::Close(crate::session::Cause::TooBig));
+                        let _ = handle
+                            .tx
+                            .try_send(ToSession::Close(crate::session::Cause::TooBig));
                     }
                     return error_response(error, origin);
                 }
@@ -118,7 +128,9 @@ async fn engine(req: HttpRequest, body: web::Payload, ctx: web::Data<Context>) -
 fn text(body: String, origin: Option<&str>) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     cors(&mut response, origin);
-    response.content_type("text/plain; charset=UTF-8").body(body)
+    response
+        .content_type("text/plain; charset=UTF-8")
+        .body(body)
 }
 
 async fn read_limited(mut body: web::Payload, max: usize) -> Result<web::BytesMut, PollError> {
@@ -141,7 +153,8 @@ fn websocket(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>) -> HttpRe
     let (response, session, stream) = match actix_ws::handle(req, body) {
         Ok(parts) => parts,
         Err(_) => {
-            ctx.open_sessions.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            ctx.open_sessions
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             return error_response(PollError::BadRequest, None);
         }
     };
@@ -159,7 +172,13 @@ fn handshake_polling(ctx: Arc<Context>, origin: Option<&str>) -> HttpResponse {
     let buffer = Arc::new(PollBuffer::new(ctx.settings.limits.outbound_queue));
     let session = Session::new(Arc::clone(&ctx), Writer::Polling(Arc::clone(&buffer)), None);
     let open = session.open_packet(&["websocket"]);
-    ctx.polling.insert(&session.sid, PollHandle { tx: session.tx.clone(), buffer });
+    ctx.polling.insert(
+        &session.sid,
+        PollHandle {
+            tx: session.tx.clone(),
+            buffer,
+        },
+    );
     actix_web::rt::spawn(session.run(false));
     text(open, origin)
 }
@@ -181,7 +200,8 @@ fn upgrade(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>, sid: &str) 
                 Some(Ok(Message::Text(text))) if &*text == "2probe" => {}
                 _ => return false,
             }
-            if ws.text("3probe").await.is_err() || handle.tx.send(ToSession::Probing).await.is_err() {
+            if ws.text("3probe").await.is_err() || handle.tx.send(ToSession::Probing).await.is_err()
+            {
                 return false;
             }
             loop {
@@ -201,7 +221,12 @@ fn upgrade(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>, sid: &str) 
             let _ = ws.close(None).await;
             return;
         }
-        if handle.tx.send(ToSession::Upgrade(ws.clone())).await.is_err() {
+        if handle
+            .tx
+            .send(ToSession::Upgrade(ws.clone()))
+            .await
+            .is_err()
+        {
             return;
         }
         // This task stays on the worker that accepted the WebSocket (its stream cannot
@@ -224,7 +249,12 @@ fn upgrade(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>, sid: &str) 
                 Some(Err(error)) => break Cause::ProtocolError(error.to_string()),
                 Some(Ok(Message::Close(_))) | None => break Cause::ClientClosed,
             };
-            if handle.tx.send(ToSession::Inbound(vec![packet])).await.is_err() {
+            if handle
+                .tx
+                .send(ToSession::Inbound(vec![packet]))
+                .await
+                .is_err()
+            {
                 return;
             }
         };
@@ -240,12 +270,14 @@ async fn healthz() -> HttpResponse {
 /// Not ready while draining, or (in board mode) while Redis does not answer.
 async fn readyz(ctx: web::Data<Context>) -> HttpResponse {
     if *ctx.draining.borrow() {
-        return HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "draining" }));
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "draining" }));
     }
     if let Some(broker) = &ctx.broker {
         if !broker.ping().await {
-            return HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({ "status": "not ready", "checks": { "redis": "unavailable" } }));
+            return HttpResponse::ServiceUnavailable().json(
+                serde_json::json!({ "status": "not ready", "checks": { "redis": "unavailable" } }),
+            );
         }
     }
     HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))

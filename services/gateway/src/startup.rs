@@ -56,7 +56,9 @@ impl Shutdown {
         let _ = self.draining.send(true);
         let window = Duration::from_millis(self.ctx.settings.gateway.drain_window_ms);
         let deadline = tokio::time::Instant::now() + window + Duration::from_secs(2);
-        while self.ctx.open_sessions.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        while self.ctx.open_sessions.load(Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.server.stop(true).await;
@@ -75,9 +77,16 @@ impl Application {
         Self::build_with_listener(settings, listener).await
     }
 
-    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
         let id = &settings.gateway.instance_id;
-        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || id.len() > 32 {
+        if !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || id.len() > 32
+        {
             return Err(StartupError::Config(
                 "gateway.instance_id may hold at most 32 letters, digits, '-' and '_'".into(),
             ));
@@ -102,22 +111,45 @@ impl Application {
         } else {
             None
         };
-        let api = ApiClient::new(&settings.api.base_url, Duration::from_millis(settings.api.timeout_ms))?;
+        let api = ApiClient::new(
+            &settings.api.base_url,
+            Duration::from_millis(settings.api.timeout_ms),
+        )?;
         let (draining_tx, draining_rx) = watch::channel(false);
         let workers = settings.http.workers;
-        let ctx = Arc::new(Context::new(settings, hub, broker, api, verifier, metrics, draining_rx));
+        let ctx = Arc::new(Context::new(
+            settings,
+            hub,
+            broker,
+            api,
+            verifier,
+            metrics,
+            draining_rx,
+        ));
         let port = listener.local_addr()?.port();
         let data = web::Data::from(Arc::clone(&ctx));
-        let mut server = HttpServer::new(move || App::new().app_data(data.clone()).configure(crate::routes::configure))
-            .listen(listener)?
-            .disable_signals()
-            .shutdown_timeout(2);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .configure(crate::routes::configure)
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(2);
         if let Some(workers) = workers {
             server = server.workers(workers);
         }
         let server = server.run();
-        let shutdown = Shutdown { draining: Arc::new(draining_tx), server: server.handle(), ctx };
-        Ok(Application { port, server, shutdown })
+        let shutdown = Shutdown {
+            draining: Arc::new(draining_tx),
+            server: server.handle(),
+            ctx,
+        };
+        Ok(Application {
+            port,
+            server,
+            shutdown,
+        })
     }
 
     pub fn port(&self) -> u16 {

@@ -14,23 +14,38 @@ pub struct EchoState {
 const NAMESPACES: [&str; 2] = ["/", "/custom"];
 
 impl Session {
-    pub(crate) fn echo_connect(&mut self, nsp: &str, auth: Option<serde_json::Value>) -> Result<(), Refusal> {
+    pub(crate) fn echo_connect(
+        &mut self,
+        nsp: &str,
+        auth: Option<serde_json::Value>,
+    ) -> Result<(), Refusal> {
         if !NAMESPACES.contains(&nsp) {
-            return Err(Refusal { message: "Invalid namespace".into(), data: None });
+            return Err(Refusal {
+                message: "Invalid namespace".into(),
+                data: None,
+            });
         }
         if let AppState::Echo(state) = &mut self.app {
-            state.auth.push((nsp.to_owned(), auth.unwrap_or_else(|| serde_json::json!({}))));
+            state.auth.push((
+                nsp.to_owned(),
+                auth.unwrap_or_else(|| serde_json::json!({})),
+            ));
         }
         Ok(())
     }
 
     pub(crate) async fn echo_after_connect(&mut self, nsp: &str) -> Result<(), Cause> {
         let auth = match &self.app {
-            AppState::Echo(state) => state.auth.iter().find(|(n, _)| n == nsp).map(|(_, a)| a.clone()),
+            AppState::Echo(state) => state
+                .auth
+                .iter()
+                .find(|(n, _)| n == nsp)
+                .map(|(_, a)| a.clone()),
             AppState::Kanban(_) => None,
         }
         .unwrap_or_else(|| serde_json::json!({}));
-        self.send_packet(socketio::encode_event(nsp, "auth", &[auth], None)).await
+        self.send_packet(socketio::encode_event(nsp, "auth", &[auth], None))
+            .await
     }
 
     pub(crate) async fn echo_event(
@@ -41,8 +56,13 @@ impl Session {
         ack: Option<u64>,
     ) -> Result<(), Cause> {
         match (name.as_str(), ack) {
-            ("message", _) => self.send_packet(socketio::encode_event(nsp, "message-back", &args, None)).await,
-            ("message-with-ack", Some(id)) => self.send_packet(socketio::encode_ack(nsp, id, &args)).await,
+            ("message", _) => {
+                self.send_packet(socketio::encode_event(nsp, "message-back", &args, None))
+                    .await
+            }
+            ("message-with-ack", Some(id)) => {
+                self.send_packet(socketio::encode_ack(nsp, id, &args)).await
+            }
             _ => Ok(()),
         }
     }

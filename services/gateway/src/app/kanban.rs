@@ -43,10 +43,19 @@ fn parse_join(args: &[Value]) -> Result<JoinRequest, &'static str> {
     let (project, since) = match args.first() {
         Some(Value::String(id)) => (id.clone(), None),
         Some(Value::Object(map)) => {
-            let project = map.get("projectId").and_then(Value::as_str).ok_or(USAGE)?.to_owned();
+            let project = map
+                .get("projectId")
+                .and_then(Value::as_str)
+                .ok_or(USAGE)?
+                .to_owned();
             let since = match map.get("sinceSeq") {
                 None | Some(Value::Null) => None,
-                Some(value) => Some(value.as_i64().filter(|s| *s >= 0).ok_or("sinceSeq must be a whole number >= 0")?),
+                Some(value) => Some(
+                    value
+                        .as_i64()
+                        .filter(|s| *s >= 0)
+                        .ok_or("sinceSeq must be a whole number >= 0")?,
+                ),
             };
             (project, since)
         }
@@ -77,24 +86,41 @@ impl Session {
         }
     }
 
-    pub(crate) async fn kanban_connect(&mut self, nsp: &str, auth: Option<Value>) -> Result<(), Refusal> {
+    pub(crate) async fn kanban_connect(
+        &mut self,
+        nsp: &str,
+        auth: Option<Value>,
+    ) -> Result<(), Refusal> {
         if nsp != "/" {
-            return Err(Refusal { message: "Invalid namespace".into(), data: None });
+            return Err(Refusal {
+                message: "Invalid namespace".into(),
+                data: None,
+            });
         }
         let refuse = |message: &str| Refusal {
             message: "Not authorized".into(),
             data: Some(json!({ "code": ErrorCode::Unauthorized, "message": message })),
         };
-        let token = auth.as_ref().and_then(|a| a.get("token")).and_then(Value::as_str).filter(|t| !t.is_empty());
+        let token = auth
+            .as_ref()
+            .and_then(|a| a.get("token"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty());
         let user = match (token, &self.ctx.verifier) {
             (Some(token), Some(verifier)) => match verifier.verify(token) {
-                Ok(claims) => User { id: claims.sub, token: Some(token.to_owned()) },
+                Ok(claims) => User {
+                    id: claims.sub,
+                    token: Some(token.to_owned()),
+                },
                 Err(error) => {
                     tracing::debug!(%error, "socket token refused");
                     return Err(refuse("invalid or expired token"));
                 }
             },
-            _ if self.ctx.settings.gateway.allow_anonymous => User { id: format!("anonymous-{}", self.sid), token: None },
+            _ if self.ctx.settings.gateway.allow_anonymous => User {
+                id: format!("anonymous-{}", self.sid),
+                token: None,
+            },
             _ => return Err(refuse("auth.token is required")),
         };
         if let Some(state) = self.kanban() {
@@ -116,7 +142,15 @@ impl Session {
             "ticket:move" | "ticket:create" | "ticket:update" | "ticket:delete" => {
                 self.command(nsp, &name, args, ack).await
             }
-            _ => self.refuse_event(nsp, ack, ErrorCode::Validation, &format!("unknown event '{name}'")).await,
+            _ => {
+                self.refuse_event(
+                    nsp,
+                    ack,
+                    ErrorCode::Validation,
+                    &format!("unknown event '{name}'"),
+                )
+                .await
+            }
         }
     }
 
@@ -125,18 +159,29 @@ impl Session {
             Ok(request) => request,
             Err(message) => {
                 self.ctx.metrics.joins_refused_total.inc();
-                return self.refuse_event(nsp, ack, ErrorCode::Validation, message).await;
+                return self
+                    .refuse_event(nsp, ack, ErrorCode::Validation, message)
+                    .await;
             }
         };
         let (user, room_count, already) = match self.kanban() {
-            Some(state) => (state.user.clone(), state.cursors.len(), state.cursors.contains_key(request.project.as_str())),
+            Some(state) => (
+                state.user.clone(),
+                state.cursors.len(),
+                state.cursors.contains_key(request.project.as_str()),
+            ),
             None => return Ok(()),
         };
         let Some(user) = user else { return Ok(()) };
         if !already && room_count >= self.ctx.settings.limits.max_rooms_per_socket {
             self.ctx.metrics.joins_refused_total.inc();
-            let message = format!("a socket may be in at most {} rooms", self.ctx.settings.limits.max_rooms_per_socket);
-            return self.refuse_event(nsp, ack, ErrorCode::Validation, &message).await;
+            let message = format!(
+                "a socket may be in at most {} rooms",
+                self.ctx.settings.limits.max_rooms_per_socket
+            );
+            return self
+                .refuse_event(nsp, ack, ErrorCode::Validation, &message)
+                .await;
         }
         // Authorise before joining: only members see a board's events.
         let latest = match &user.token {
@@ -144,7 +189,9 @@ impl Session {
                 Ok(access) => Some(access.seq),
                 Err(body) => {
                     self.ctx.metrics.joins_refused_total.inc();
-                    return self.refuse_event(nsp, ack, body.error.code, &body.error.message).await;
+                    return self
+                        .refuse_event(nsp, ack, body.error.code, &body.error.message)
+                        .await;
                 }
             },
             None => None,
@@ -152,7 +199,11 @@ impl Session {
         let project: Arc<str> = Arc::from(request.project.as_str());
         // Subscribe before reading history, so every event after what history returns
         // arrives live (queued for this session while the join finishes).
-        let member = Member { id: self.id, tx: self.tx.clone(), signals: Arc::clone(&self.signals) };
+        let member = Member {
+            id: self.id,
+            tx: self.tx.clone(),
+            signals: Arc::clone(&self.signals),
+        };
         let known = latest.unwrap_or(0);
         self.ctx.hub.join(&project, member, known);
         if let Some(broker) = &self.ctx.broker {
@@ -166,14 +217,22 @@ impl Session {
         if let Some(state) = self.kanban() {
             state.cursors.insert(Arc::clone(&project), start);
         }
-        self.catch_up(&project, start, latest, request.since.is_some()).await?;
+        self.catch_up(&project, start, latest, request.since.is_some())
+            .await?;
         self.ctx.metrics.joins_total.inc();
         tracing::debug!(user.id = %user.id, project.id = %project, "socket joined a board");
-        let seq = self.kanban().and_then(|s| s.cursors.get(&project).copied()).unwrap_or(start);
+        let seq = self
+            .kanban()
+            .and_then(|s| s.cursors.get(&project).copied())
+            .unwrap_or(start);
         if let Some(id) = ack {
             let count = self.ctx.hub.local_count(&project);
-            self.send_packet(socketio::encode_ack(nsp, id, &[json!({ "ok": true, "seq": seq, "userCount": count })]))
-                .await?;
+            self.send_packet(socketio::encode_ack(
+                nsp,
+                id,
+                &[json!({ "ok": true, "seq": seq, "userCount": count })],
+            ))
+            .await?;
         }
         Ok(())
     }
@@ -181,8 +240,16 @@ impl Session {
     /// Sends what the socket missed after `start` from the history stream. When history
     /// cannot show everything up to `latest` (trimmed, expired, Redis down), tells the
     /// client to resync from a snapshot instead.
-    async fn catch_up(&mut self, project: &Arc<str>, start: i64, latest: Option<i64>, resuming: bool) -> Result<(), Cause> {
-        let Some(broker) = self.ctx.broker.clone() else { return Ok(()) };
+    async fn catch_up(
+        &mut self,
+        project: &Arc<str>,
+        start: i64,
+        latest: Option<i64>,
+        resuming: bool,
+    ) -> Result<(), Cause> {
+        let Some(broker) = self.ctx.broker.clone() else {
+            return Ok(());
+        };
         let history = broker.history(project, start + 1, None).await;
         let needed = latest.unwrap_or(start);
         let (events, complete) = match history {
@@ -211,7 +278,12 @@ impl Session {
         self.resync(project, "history_unavailable", resume_at).await
     }
 
-    async fn resync(&mut self, project: &Arc<str>, reason: &str, resume_at: i64) -> Result<(), Cause> {
+    async fn resync(
+        &mut self,
+        project: &Arc<str>,
+        reason: &str,
+        resume_at: i64,
+    ) -> Result<(), Cause> {
         self.ctx.metrics.resyncs_total.inc();
         if let Some(state) = self.kanban() {
             if let Some(cursor) = state.cursors.get_mut(project) {
@@ -219,13 +291,23 @@ impl Session {
             }
         }
         let payload = json!({ "projectId": &**project, "reason": reason, "seq": resume_at });
-        self.send_packet(socketio::encode_event("/", names::PROJECT_RESYNC, &[payload], None)).await
+        self.send_packet(socketio::encode_event(
+            "/",
+            names::PROJECT_RESYNC,
+            &[payload],
+            None,
+        ))
+        .await
     }
 
     /// Writes one room event and advances the room's cursor.
     async fn deliver(&mut self, event: RoomEvent) -> Result<(), Cause> {
-        let Some(state) = self.kanban() else { return Ok(()) };
-        let Some(cursor) = state.cursors.get_mut(&event.project) else { return Ok(()) };
+        let Some(state) = self.kanban() else {
+            return Ok(());
+        };
+        let Some(cursor) = state.cursors.get_mut(&event.project) else {
+            return Ok(());
+        };
         if event.seq <= *cursor {
             return Ok(());
         }
@@ -238,7 +320,10 @@ impl Session {
     }
 
     pub(crate) async fn kanban_room_event(&mut self, event: RoomEvent) -> Result<(), Cause> {
-        let Some(last) = self.kanban().and_then(|s| s.cursors.get(&event.project).copied()) else {
+        let Some(last) = self
+            .kanban()
+            .and_then(|s| s.cursors.get(&event.project).copied())
+        else {
             return Ok(());
         };
         if event.seq <= last {
@@ -247,12 +332,18 @@ impl Session {
         if event.seq > last + 1 {
             let project = Arc::clone(&event.project);
             let missing = match &self.ctx.broker {
-                Some(broker) => broker.history(&project, last + 1, Some(event.seq - 1)).await.ok(),
+                Some(broker) => broker
+                    .history(&project, last + 1, Some(event.seq - 1))
+                    .await
+                    .ok(),
                 None => None,
             };
             let complete = missing.as_ref().is_some_and(|events| {
                 events.len() as i64 == event.seq - 1 - last
-                    && events.iter().zip(last + 1..).all(|(e, expected)| e.seq == expected)
+                    && events
+                        .iter()
+                        .zip(last + 1..)
+                        .all(|(e, expected)| e.seq == expected)
             });
             match missing {
                 Some(events) if complete => {
@@ -269,17 +360,27 @@ impl Session {
 
     async fn leave(&mut self, nsp: &str, args: &[Value], ack: Option<u64>) -> Result<(), Cause> {
         let Some(project) = project_arg(args) else {
-            return self.refuse_event(nsp, ack, ErrorCode::Validation, "project:leave takes a project id").await;
+            return self
+                .refuse_event(
+                    nsp,
+                    ack,
+                    ErrorCode::Validation,
+                    "project:leave takes a project id",
+                )
+                .await;
         };
         self.leave_room(&project).await;
         if let Some(id) = ack {
-            self.send_packet(socketio::encode_ack(nsp, id, &[json!({ "ok": true })])).await?;
+            self.send_packet(socketio::encode_ack(nsp, id, &[json!({ "ok": true })]))
+                .await?;
         }
         Ok(())
     }
 
     async fn leave_room(&mut self, project: &str) {
-        let was_in = self.kanban().is_some_and(|s| s.cursors.remove(project).is_some());
+        let was_in = self
+            .kanban()
+            .is_some_and(|s| s.cursors.remove(project).is_some());
         if !was_in {
             return;
         }
@@ -292,7 +393,10 @@ impl Session {
     }
 
     pub(crate) async fn kanban_disconnect(&mut self, _nsp: &str) {
-        let rooms: Vec<Arc<str>> = self.kanban().map(|s| s.cursors.keys().cloned().collect()).unwrap_or_default();
+        let rooms: Vec<Arc<str>> = self
+            .kanban()
+            .map(|s| s.cursors.keys().cloned().collect())
+            .unwrap_or_default();
         for project in rooms {
             self.leave_room(&project).await;
         }
@@ -301,14 +405,34 @@ impl Session {
     /// Forwards a ticket command to the API with the socket user's token, in a task of its
     /// own, and acks the API's answer. Nothing is relayed to other sockets: they learn of
     /// the change from the event the API commits.
-    async fn command(&mut self, nsp: &str, name: &str, args: Vec<Value>, ack: Option<u64>) -> Result<(), Cause> {
-        let token = self.kanban().and_then(|s| s.user.as_ref()).and_then(|u| u.token.clone());
+    async fn command(
+        &mut self,
+        nsp: &str,
+        name: &str,
+        args: Vec<Value>,
+        ack: Option<u64>,
+    ) -> Result<(), Cause> {
+        let token = self
+            .kanban()
+            .and_then(|s| s.user.as_ref())
+            .and_then(|u| u.token.clone());
         let Some(token) = token else {
-            return self.refuse_event(nsp, ack, ErrorCode::Unauthorized, "commands need a signed-in socket").await;
+            return self
+                .refuse_event(
+                    nsp,
+                    ack,
+                    ErrorCode::Unauthorized,
+                    "commands need a signed-in socket",
+                )
+                .await;
         };
         let request = match build_command(name, args.into_iter().next()) {
             Ok(request) => request,
-            Err(message) => return self.refuse_event(nsp, ack, ErrorCode::Validation, &message).await,
+            Err(message) => {
+                return self
+                    .refuse_event(nsp, ack, ErrorCode::Validation, &message)
+                    .await
+            }
         };
         self.ctx.metrics.commands_total.inc();
         let api = self.ctx.api.clone();
@@ -316,7 +440,13 @@ impl Session {
         let nsp = nsp.to_owned();
         tokio::spawn(async move {
             let result = api
-                .call(&token, request.method, &request.path, request.body, Some(&request.mutation_id))
+                .call(
+                    &token,
+                    request.method,
+                    &request.path,
+                    request.body,
+                    Some(&request.mutation_id),
+                )
                 .await;
             let packet = match (result, ack) {
                 (Ok(value), Some(id)) => socketio::encode_ack(&nsp, id, &[success(value)]),
@@ -366,8 +496,14 @@ fn uuid_field(payload: &serde_json::Map<String, Value>, field: &str) -> Result<S
 }
 
 /// Copies the listed fields that are present.
-fn pick(source: &serde_json::Map<String, Value>, fields: &[&str]) -> serde_json::Map<String, Value> {
-    fields.iter().filter_map(|f| source.get(*f).map(|v| ((*f).to_owned(), v.clone()))).collect()
+fn pick(
+    source: &serde_json::Map<String, Value>,
+    fields: &[&str],
+) -> serde_json::Map<String, Value> {
+    fields
+        .iter()
+        .filter_map(|f| source.get(*f).map(|v| ((*f).to_owned(), v.clone())))
+        .collect()
 }
 
 /// Maps a command's payload (the original plan's shapes) to an API request.
@@ -377,7 +513,9 @@ fn build_command(name: &str, payload: Option<Value>) -> Result<CommandRequest, S
     };
     let mutation_id = match payload.get("mutationId") {
         None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
-        Some(Value::String(id)) if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) => {
+        Some(Value::String(id))
+            if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             id.clone()
         }
         Some(_) => return Err("mutationId must be 1 to 128 visible ASCII characters".into()),
@@ -385,27 +523,53 @@ fn build_command(name: &str, payload: Option<Value>) -> Result<CommandRequest, S
     let (method, path, body) = match name {
         "ticket:move" => {
             let ticket = uuid_field(&payload, "ticketId")?;
-            let body = pick(&payload, &["toStatus", "position", "beforeId", "afterId", "expectedVersion"]);
-            (Method::POST, format!("/api/tickets/{ticket}/move"), Some(Value::Object(body)))
+            let body = pick(
+                &payload,
+                &[
+                    "toStatus",
+                    "position",
+                    "beforeId",
+                    "afterId",
+                    "expectedVersion",
+                ],
+            );
+            (
+                Method::POST,
+                format!("/api/tickets/{ticket}/move"),
+                Some(Value::Object(body)),
+            )
         }
         "ticket:create" => {
             let project = uuid_field(&payload, "projectId")?;
             let Some(Value::Object(ticket)) = payload.get("ticket") else {
                 return Err("ticket:create takes {projectId, ticket: {title, ...}}".into());
             };
-            let body = pick(ticket, &["title", "description", "priority", "labels", "status"]);
-            (Method::POST, format!("/api/projects/{project}/tickets"), Some(Value::Object(body)))
+            let body = pick(
+                ticket,
+                &["title", "description", "priority", "labels", "status"],
+            );
+            (
+                Method::POST,
+                format!("/api/projects/{project}/tickets"),
+                Some(Value::Object(body)),
+            )
         }
         "ticket:update" => {
             let Some(Value::Object(ticket)) = payload.get("ticket") else {
-                return Err("ticket:update takes {ticket: {id, ...fields}, expectedVersion?}".into());
+                return Err(
+                    "ticket:update takes {ticket: {id, ...fields}, expectedVersion?}".into(),
+                );
             };
             let id = uuid_field(ticket, "id")?;
             let mut body = pick(ticket, &["title", "description", "priority", "labels"]);
             if let Some(version) = payload.get("expectedVersion") {
                 body.insert("expectedVersion".into(), version.clone());
             }
-            (Method::PATCH, format!("/api/tickets/{id}"), Some(Value::Object(body)))
+            (
+                Method::PATCH,
+                format!("/api/tickets/{id}"),
+                Some(Value::Object(body)),
+            )
         }
         "ticket:delete" => {
             let ticket = uuid_field(&payload, "ticketId")?;
@@ -413,11 +577,20 @@ fn build_command(name: &str, payload: Option<Value>) -> Result<CommandRequest, S
                 Some(version) => format!("?expectedVersion={version}"),
                 None => String::new(),
             };
-            (Method::DELETE, format!("/api/tickets/{ticket}{query}"), None)
+            (
+                Method::DELETE,
+                format!("/api/tickets/{ticket}{query}"),
+                None,
+            )
         }
         other => return Err(format!("unknown command '{other}'")),
     };
-    Ok(CommandRequest { method, path, body, mutation_id })
+    Ok(CommandRequest {
+        method,
+        path,
+        body,
+        mutation_id,
+    })
 }
 
 #[cfg(test)]
@@ -440,19 +613,46 @@ mod tests {
 
     #[test]
     fn commands_map_to_api_requests_and_never_put_raw_input_in_paths() {
-        let mv = build_command("ticket:move", Some(json!({"ticketId": ID, "toStatus": "TODO", "position": 2, "extra": 1}))).unwrap();
+        let mv = build_command(
+            "ticket:move",
+            Some(json!({"ticketId": ID, "toStatus": "TODO", "position": 2, "extra": 1})),
+        )
+        .unwrap();
         assert_eq!(mv.method, Method::POST);
         assert_eq!(mv.path, format!("/api/tickets/{ID}/move"));
         assert_eq!(mv.body, Some(json!({"toStatus": "TODO", "position": 2})));
-        assert!(build_command("ticket:move", Some(json!({"ticketId": "../projects", "toStatus": "TODO"}))).is_err());
-        let del = build_command("ticket:delete", Some(json!({"ticketId": ID, "expectedVersion": 3, "mutationId": "m1"}))).unwrap();
+        assert!(build_command(
+            "ticket:move",
+            Some(json!({"ticketId": "../projects", "toStatus": "TODO"}))
+        )
+        .is_err());
+        let del = build_command(
+            "ticket:delete",
+            Some(json!({"ticketId": ID, "expectedVersion": 3, "mutationId": "m1"})),
+        )
+        .unwrap();
         assert_eq!(del.path, format!("/api/tickets/{ID}?expectedVersion=3"));
         assert_eq!(del.mutation_id, "m1");
-        let create = build_command("ticket:create", Some(json!({"projectId": ID, "ticket": {"title": "t"}}))).unwrap();
+        let create = build_command(
+            "ticket:create",
+            Some(json!({"projectId": ID, "ticket": {"title": "t"}})),
+        )
+        .unwrap();
         assert_eq!(create.path, format!("/api/projects/{ID}/tickets"));
-        let update = build_command("ticket:update", Some(json!({"ticket": {"id": ID, "title": "x"}, "expectedVersion": 2}))).unwrap();
-        assert_eq!(update.body, Some(json!({"title": "x", "expectedVersion": 2})));
+        let update = build_command(
+            "ticket:update",
+            Some(json!({"ticket": {"id": ID, "title": "x"}, "expectedVersion": 2})),
+        )
+        .unwrap();
+        assert_eq!(
+            update.body,
+            Some(json!({"title": "x", "expectedVersion": 2}))
+        );
         assert!(build_command("ticket:create", Some(json!("nope"))).is_err());
-        assert!(build_command("ticket:move", Some(json!({"ticketId": ID, "mutationId": ""}))).is_err());
+        assert!(build_command(
+            "ticket:move",
+            Some(json!({"ticketId": ID, "mutationId": ""}))
+        )
+        .is_err());
     }
 }

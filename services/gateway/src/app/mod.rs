@@ -8,7 +8,11 @@ use crate::hub::RoomEvent;
 use crate::session::{AppState, Cause, Refusal, Session};
 
 impl Session {
-    pub(crate) async fn on_connect(&mut self, nsp: &str, auth: Option<serde_json::Value>) -> Result<(), Refusal> {
+    pub(crate) async fn on_connect(
+        &mut self,
+        nsp: &str,
+        auth: Option<serde_json::Value>,
+    ) -> Result<(), Refusal> {
         match self.app {
             AppState::Kanban(_) => self.kanban_connect(nsp, auth).await,
             AppState::Echo(_) => self.echo_connect(nsp, auth),

@@ -92,7 +92,9 @@ pub const RECORD_SEPARATOR: char = '\u{1e}';
 /// Splits a polling POST body into packets. An empty body, an empty packet or a bad one
 /// (including `b…` base64 binary packets) is an error: the session must close.
 pub fn decode_payload(body: &str) -> Result<Vec<EioPacket>, EioError> {
-    body.split(RECORD_SEPARATOR).map(EioPacket::decode).collect()
+    body.split(RECORD_SEPARATOR)
+        .map(EioPacket::decode)
+        .collect()
 }
 
 /// Joins encoded packets for a polling GET response.
@@ -128,7 +130,10 @@ mod tests {
         for packet in packets {
             assert_eq!(EioPacket::decode(&packet.encode()), Ok(packet));
         }
-        assert_eq!(EioPacket::decode("42[\"a\"]"), Ok(EioPacket::Message("2[\"a\"]".into())));
+        assert_eq!(
+            EioPacket::decode("42[\"a\"]"),
+            Ok(EioPacket::Message("2[\"a\"]".into()))
+        );
     }
 
     #[test]
@@ -136,23 +141,49 @@ mod tests {
         assert_eq!(EioPacket::decode(""), Err(EioError::Empty));
         assert_eq!(EioPacket::decode("abc"), Err(EioError::UnknownType('a')));
         assert_eq!(EioPacket::decode("9"), Err(EioError::UnknownType('9')));
-        assert_eq!(EioPacket::decode("bAQID"), Err(EioError::BinaryNotSupported));
+        assert_eq!(
+            EioPacket::decode("bAQID"),
+            Err(EioError::BinaryNotSupported)
+        );
     }
 
     #[test]
     fn the_open_packet_has_exactly_five_keys() {
-        let packet = Handshake { sid: "abc", upgrades: &["websocket"], ping_interval_ms: 25000, ping_timeout_ms: 20000, max_payload: 1_000_000 }.packet();
+        let packet = Handshake {
+            sid: "abc",
+            upgrades: &["websocket"],
+            ping_interval_ms: 25000,
+            ping_timeout_ms: 20000,
+            max_payload: 1_000_000,
+        }
+        .packet();
         assert!(packet.starts_with('0'));
         let value: serde_json::Value = serde_json::from_str(&packet[1..]).unwrap();
-        assert_eq!(value, serde_json::json!({"sid": "abc", "upgrades": ["websocket"], "pingInterval": 25000, "pingTimeout": 20000, "maxPayload": 1000000}));
+        assert_eq!(
+            value,
+            serde_json::json!({"sid": "abc", "upgrades": ["websocket"], "pingInterval": 25000, "pingTimeout": 20000, "maxPayload": 1000000})
+        );
     }
 
     #[test]
     fn polling_payloads_split_and_join_on_the_record_separator() {
         let packets = decode_payload("4hello\u{1e}2\u{1e}4world").unwrap();
-        assert_eq!(packets, vec![EioPacket::Message("hello".into()), EioPacket::Ping(None), EioPacket::Message("world".into())]);
-        assert_eq!(encode_payload(&["4hello", "2", "4world"]), "4hello\u{1e}2\u{1e}4world");
-        assert_eq!(decode_payload("4a\u{1e}bAQID"), Err(EioError::BinaryNotSupported));
+        assert_eq!(
+            packets,
+            vec![
+                EioPacket::Message("hello".into()),
+                EioPacket::Ping(None),
+                EioPacket::Message("world".into())
+            ]
+        );
+        assert_eq!(
+            encode_payload(&["4hello", "2", "4world"]),
+            "4hello\u{1e}2\u{1e}4world"
+        );
+        assert_eq!(
+            decode_payload("4a\u{1e}bAQID"),
+            Err(EioError::BinaryNotSupported)
+        );
         assert_eq!(decode_payload(""), Err(EioError::Empty));
         assert_eq!(decode_payload("4a\u{1e}"), Err(EioError::Empty));
     }

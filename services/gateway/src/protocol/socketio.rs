@@ -5,10 +5,24 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SioPacket {
-    Connect { nsp: String, auth: Option<Value> },
-    Disconnect { nsp: String },
-    Event { nsp: String, ack: Option<u64>, name: String, args: Vec<Value> },
-    Ack { nsp: String, id: u64, args: Vec<Value> },
+    Connect {
+        nsp: String,
+        auth: Option<Value>,
+    },
+    Disconnect {
+        nsp: String,
+    },
+    Event {
+        nsp: String,
+        ack: Option<u64>,
+        name: String,
+        args: Vec<Value>,
+    },
+    Ack {
+        nsp: String,
+        id: u64,
+        args: Vec<Value>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,8 +44,14 @@ pub enum SioError {
 }
 
 /// Event names neither side may emit.
-pub const RESERVED_EVENTS: &[&str] =
-    &["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
+pub const RESERVED_EVENTS: &[&str] = &[
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
 
 impl SioPacket {
     pub fn decode(text: &str) -> Result<SioPacket, SioError> {
@@ -66,7 +86,11 @@ impl SioPacket {
         // Ack id: the digits right before the payload.
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         let ack = if digits > 0 {
-            Some(rest[..digits].parse::<u64>().map_err(|_| SioError::InvalidAckId)?)
+            Some(
+                rest[..digits]
+                    .parse::<u64>()
+                    .map_err(|_| SioError::InvalidAckId)?,
+            )
         } else {
             None
         };
@@ -85,19 +109,30 @@ impl SioPacket {
         match kind {
             '0' => match payload {
                 None => Ok(SioPacket::Connect { nsp, auth: None }),
-                Some(Value::Object(map)) if ack.is_none() => Ok(SioPacket::Connect { nsp, auth: Some(Value::Object(map)) }),
-                _ => Err(SioError::InvalidPayload("CONNECT takes an object or nothing".into())),
+                Some(Value::Object(map)) if ack.is_none() => Ok(SioPacket::Connect {
+                    nsp,
+                    auth: Some(Value::Object(map)),
+                }),
+                _ => Err(SioError::InvalidPayload(
+                    "CONNECT takes an object or nothing".into(),
+                )),
             },
             '1' => match (payload, ack) {
                 (None, None) => Ok(SioPacket::Disconnect { nsp }),
-                _ => Err(SioError::InvalidPayload("DISCONNECT takes no payload".into())),
+                _ => Err(SioError::InvalidPayload(
+                    "DISCONNECT takes no payload".into(),
+                )),
             },
             '2' => {
                 let Some(Value::Array(mut items)) = payload else {
-                    return Err(SioError::InvalidPayload("EVENT takes a non-empty array".into()));
+                    return Err(SioError::InvalidPayload(
+                        "EVENT takes a non-empty array".into(),
+                    ));
                 };
                 if items.is_empty() {
-                    return Err(SioError::InvalidPayload("EVENT takes a non-empty array".into()));
+                    return Err(SioError::InvalidPayload(
+                        "EVENT takes a non-empty array".into(),
+                    ));
                 }
                 let name = match items.remove(0) {
                     Value::String(name) => name,
@@ -107,7 +142,12 @@ impl SioPacket {
                 if RESERVED_EVENTS.contains(&name.as_str()) {
                     return Err(SioError::ReservedEvent(name));
                 }
-                Ok(SioPacket::Event { nsp, ack, name, args: items })
+                Ok(SioPacket::Event {
+                    nsp,
+                    ack,
+                    name,
+                    args: items,
+                })
             }
             '3' => match (payload, ack) {
                 (Some(Value::Array(args)), Some(id)) => Ok(SioPacket::Ack { nsp, id, args }),
@@ -115,7 +155,9 @@ impl SioPacket {
                 _ => Err(SioError::InvalidPayload("ACK takes an array".into())),
             },
             // CONNECT_ERROR is server → client only.
-            _ => Err(SioError::InvalidPayload("CONNECT_ERROR is sent by servers only".into())),
+            _ => Err(SioError::InvalidPayload(
+                "CONNECT_ERROR is sent by servers only".into(),
+            )),
         }
     }
 }
@@ -176,38 +218,121 @@ mod tests {
     use serde_json::json;
 
     fn event(nsp: &str, ack: Option<u64>, name: &str, args: Vec<Value>) -> SioPacket {
-        SioPacket::Event { nsp: nsp.into(), ack, name: name.into(), args }
+        SioPacket::Event {
+            nsp: nsp.into(),
+            ack,
+            name: name.into(),
+            args,
+        }
     }
 
     #[test]
     fn the_protocol_examples_decode() {
-        assert_eq!(SioPacket::decode("0"), Ok(SioPacket::Connect { nsp: "/".into(), auth: None }));
-        assert_eq!(SioPacket::decode(r#"0{"token":"abc"}"#), Ok(SioPacket::Connect { nsp: "/".into(), auth: Some(json!({"token": "abc"})) }));
-        assert_eq!(SioPacket::decode(r#"0/admin,{"token":"abc"}"#), Ok(SioPacket::Connect { nsp: "/admin".into(), auth: Some(json!({"token": "abc"})) }));
-        assert_eq!(SioPacket::decode("0/admin,"), Ok(SioPacket::Connect { nsp: "/admin".into(), auth: None }));
-        assert_eq!(SioPacket::decode(r#"212["project:join",{"projectId":"p1"}]"#), Ok(event("/", Some(12), "project:join", vec![json!({"projectId": "p1"})])));
-        assert_eq!(SioPacket::decode(r#"312[{"ok":true}]"#), Ok(SioPacket::Ack { nsp: "/".into(), id: 12, args: vec![json!({"ok": true})] }));
-        assert_eq!(SioPacket::decode(r#"2/admin,13["x"]"#), Ok(event("/admin", Some(13), "x", vec![])));
-        assert_eq!(SioPacket::decode("1"), Ok(SioPacket::Disconnect { nsp: "/".into() }));
-        assert_eq!(SioPacket::decode("1/admin,"), Ok(SioPacket::Disconnect { nsp: "/admin".into() }));
-        assert_eq!(SioPacket::decode("2[1,2]"), Ok(event("/", None, "1", vec![json!(2)])));
+        assert_eq!(
+            SioPacket::decode("0"),
+            Ok(SioPacket::Connect {
+                nsp: "/".into(),
+                auth: None
+            })
+        );
+        assert_eq!(
+            SioPacket::decode(r#"0{"token":"abc"}"#),
+            Ok(SioPacket::Connect {
+                nsp: "/".into(),
+                auth: Some(json!({"token": "abc"}))
+            })
+        );
+        assert_eq!(
+            SioPacket::decode(r#"0/admin,{"token":"abc"}"#),
+            Ok(SioPacket::Connect {
+                nsp: "/admin".into(),
+                auth: Some(json!({"token": "abc"}))
+            })
+        );
+        assert_eq!(
+            SioPacket::decode("0/admin,"),
+            Ok(SioPacket::Connect {
+                nsp: "/admin".into(),
+                auth: None
+            })
+        );
+        assert_eq!(
+            SioPacket::decode(r#"212["project:join",{"projectId":"p1"}]"#),
+            Ok(event(
+                "/",
+                Some(12),
+                "project:join",
+                vec![json!({"projectId": "p1"})]
+            ))
+        );
+        assert_eq!(
+            SioPacket::decode(r#"312[{"ok":true}]"#),
+            Ok(SioPacket::Ack {
+                nsp: "/".into(),
+                id: 12,
+                args: vec![json!({"ok": true})]
+            })
+        );
+        assert_eq!(
+            SioPacket::decode(r#"2/admin,13["x"]"#),
+            Ok(event("/admin", Some(13), "x", vec![]))
+        );
+        assert_eq!(
+            SioPacket::decode("1"),
+            Ok(SioPacket::Disconnect { nsp: "/".into() })
+        );
+        assert_eq!(
+            SioPacket::decode("1/admin,"),
+            Ok(SioPacket::Disconnect {
+                nsp: "/admin".into()
+            })
+        );
+        assert_eq!(
+            SioPacket::decode("2[1,2]"),
+            Ok(event("/", None, "1", vec![json!(2)]))
+        );
     }
 
     #[test]
     fn invalid_packets_are_refused() {
         assert_eq!(SioPacket::decode(""), Err(SioError::Empty));
-        assert_eq!(SioPacket::decode("2{}"), Err(SioError::InvalidPayload("EVENT takes a non-empty array".into())));
-        assert_eq!(SioPacket::decode("2[]"), Err(SioError::InvalidPayload("EVENT takes a non-empty array".into())));
-        assert_eq!(SioPacket::decode(r#"2abc["x"]"#), Err(SioError::InvalidAckId));
-        assert_eq!(SioPacket::decode(r#"51-["upload",{"_placeholder":true,"num":0}]"#), Err(SioError::BinaryNotSupported));
-        assert_eq!(SioPacket::decode("61-15[]"), Err(SioError::BinaryNotSupported));
-        assert_eq!(SioPacket::decode(r#"2["disconnect"]"#), Err(SioError::ReservedEvent("disconnect".into())));
+        assert_eq!(
+            SioPacket::decode("2{}"),
+            Err(SioError::InvalidPayload(
+                "EVENT takes a non-empty array".into()
+            ))
+        );
+        assert_eq!(
+            SioPacket::decode("2[]"),
+            Err(SioError::InvalidPayload(
+                "EVENT takes a non-empty array".into()
+            ))
+        );
+        assert_eq!(
+            SioPacket::decode(r#"2abc["x"]"#),
+            Err(SioError::InvalidAckId)
+        );
+        assert_eq!(
+            SioPacket::decode(r#"51-["upload",{"_placeholder":true,"num":0}]"#),
+            Err(SioError::BinaryNotSupported)
+        );
+        assert_eq!(
+            SioPacket::decode("61-15[]"),
+            Err(SioError::BinaryNotSupported)
+        );
+        assert_eq!(
+            SioPacket::decode(r#"2["disconnect"]"#),
+            Err(SioError::ReservedEvent("disconnect".into()))
+        );
         assert_eq!(SioPacket::decode("9"), Err(SioError::UnknownType('9')));
         assert!(SioPacket::decode("0[1]").is_err());
         assert!(SioPacket::decode("3[]").is_err());
         assert!(SioPacket::decode("1[]").is_err());
         assert!(SioPacket::decode(r#"4{"message":"x"}"#).is_err());
-        assert_eq!(SioPacket::decode("299999999999999999999999[\"x\"]"), Err(SioError::InvalidAckId));
+        assert_eq!(
+            SioPacket::decode("299999999999999999999999[\"x\"]"),
+            Err(SioError::InvalidAckId)
+        );
         assert!(SioPacket::decode("2[\"x\"").is_err());
     }
 
@@ -215,12 +340,31 @@ mod tests {
     fn encoders_produce_the_protocol_examples() {
         assert_eq!(encode_connect_ok("/", "s1"), r#"0{"sid":"s1"}"#);
         assert_eq!(encode_connect_ok("/admin", "s1"), r#"0/admin,{"sid":"s1"}"#);
-        assert_eq!(encode_connect_error("/random", "Invalid namespace", None), r#"4/random,{"message":"Invalid namespace"}"#);
-        assert_eq!(encode_connect_error("/", "Not authorized", Some(&json!({"code": "UNAUTHORIZED"}))), r#"4{"data":{"code":"UNAUTHORIZED"},"message":"Not authorized"}"#);
-        assert_eq!(encode_ack("/", 12, &[json!({"ok": true})]), r#"312[{"ok":true}]"#);
+        assert_eq!(
+            encode_connect_error("/random", "Invalid namespace", None),
+            r#"4/random,{"message":"Invalid namespace"}"#
+        );
+        assert_eq!(
+            encode_connect_error(
+                "/",
+                "Not authorized",
+                Some(&json!({"code": "UNAUTHORIZED"}))
+            ),
+            r#"4{"data":{"code":"UNAUTHORIZED"},"message":"Not authorized"}"#
+        );
+        assert_eq!(
+            encode_ack("/", 12, &[json!({"ok": true})]),
+            r#"312[{"ok":true}]"#
+        );
         assert_eq!(encode_ack("/admin", 13, &[]), "3/admin,13[]");
-        assert_eq!(encode_event("/", "ticket:moved", &[json!({"a": 1})], None), r#"2["ticket:moved",{"a":1}]"#);
-        assert_eq!(event_frame("/", "x", &[json!(1), json!(2)]), r#"42["x",1,2]"#);
+        assert_eq!(
+            encode_event("/", "ticket:moved", &[json!({"a": 1})], None),
+            r#"2["ticket:moved",{"a":1}]"#
+        );
+        assert_eq!(
+            event_frame("/", "x", &[json!(1), json!(2)]),
+            r#"42["x",1,2]"#
+        );
         assert_eq!(encode_disconnect("/"), "1");
         assert_eq!(encode_disconnect("/admin"), "1/admin,");
     }
@@ -235,7 +379,8 @@ mod tests {
         leaf.prop_recursive(3, 16, 4, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                proptest::collection::hash_map("[a-z]{1,6}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+                proptest::collection::hash_map("[a-z]{1,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

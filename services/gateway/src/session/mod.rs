@@ -74,7 +74,10 @@ impl Cause {
             Cause::Shutdown => (CloseCode::Away, "server shutting down"),
             Cause::Disconnected => (CloseCode::Normal, "disconnected"),
         };
-        Some(CloseReason { code, description: Some(text.to_owned()) })
+        Some(CloseReason {
+            code,
+            description: Some(text.to_owned()),
+        })
     }
 }
 
@@ -115,7 +118,8 @@ struct TokenBucket {
 impl TokenBucket {
     fn take(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -130,7 +134,9 @@ impl TokenBucket {
 pub fn random_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut rng = rand::rng();
-    (0..20).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 /// Decrements the connection gauge however the session task ends.
@@ -139,7 +145,9 @@ struct Live(Arc<Context>);
 impl Drop for Live {
     fn drop(&mut self) {
         self.0.metrics.connections.dec();
-        self.0.open_sessions.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0
+            .open_sessions
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -169,7 +177,12 @@ impl Session {
             drain_at: None,
             namespaces: Vec::new(),
             app,
-            bucket: TokenBucket { tokens: limits.event_burst, rate: limits.events_per_second, burst: limits.event_burst, at: now },
+            bucket: TokenBucket {
+                tokens: limits.event_burst,
+                rate: limits.events_per_second,
+                burst: limits.event_burst,
+                at: now,
+            },
             ctx,
         }
     }
@@ -253,11 +266,15 @@ impl Session {
             return Err(Cause::PingTimeout);
         }
         self.send_raw(ByteString::from_static("2")).await?;
-        self.pong_deadline = Some(Instant::now() + Duration::from_millis(self.ctx.settings.engine.ping_timeout_ms));
+        self.pong_deadline =
+            Some(Instant::now() + Duration::from_millis(self.ctx.settings.engine.ping_timeout_ms));
         Ok(())
     }
 
-    async fn on_ws_message(&mut self, message: Option<Result<Message, actix_ws::ProtocolError>>) -> Result<(), Cause> {
+    async fn on_ws_message(
+        &mut self,
+        message: Option<Result<Message, actix_ws::ProtocolError>>,
+    ) -> Result<(), Cause> {
         match message {
             None => Err(Cause::ClientClosed),
             Some(Err(actix_ws::ProtocolError::Overflow)) => Err(Cause::TooBig),
@@ -266,9 +283,9 @@ impl Session {
                 Ok(packet) => self.on_packet(packet).await,
                 Err(error) => Err(Cause::ProtocolError(error.to_string())),
             },
-            Some(Ok(Message::Binary(_))) | Some(Ok(Message::Continuation(_))) => {
-                Err(Cause::ProtocolError("binary messages are not supported".into()))
-            }
+            Some(Ok(Message::Binary(_))) | Some(Ok(Message::Continuation(_))) => Err(
+                Cause::ProtocolError("binary messages are not supported".into()),
+            ),
             Some(Ok(Message::Ping(bytes))) => {
                 if let Writer::Ws(ws) = &mut self.writer {
                     ws.pong(&bytes).await.map_err(|_| Cause::TransportError)?;
@@ -316,7 +333,8 @@ impl Session {
         match packet {
             EioPacket::Pong(_) => {
                 self.pong_deadline = None;
-                self.next_ping = Instant::now() + Duration::from_millis(self.ctx.settings.engine.ping_interval_ms);
+                self.next_ping = Instant::now()
+                    + Duration::from_millis(self.ctx.settings.engine.ping_interval_ms);
                 Ok(())
             }
             EioPacket::Message(text) => match SioPacket::decode(&text) {
@@ -326,7 +344,9 @@ impl Session {
             EioPacket::Close => Err(Cause::ClientClosed),
             EioPacket::Noop => Ok(()),
             EioPacket::Ping(_) => Err(Cause::ProtocolError("invalid heartbeat direction".into())),
-            EioPacket::Open(_) | EioPacket::Upgrade => Err(Cause::ProtocolError("unexpected packet".into())),
+            EioPacket::Open(_) | EioPacket::Upgrade => {
+                Err(Cause::ProtocolError("unexpected packet".into()))
+            }
         }
     }
 
@@ -340,14 +360,19 @@ impl Session {
                 match self.on_connect(&nsp, auth).await {
                     Ok(()) => {
                         let socket_id = random_id();
-                        self.send_packet(socketio::encode_connect_ok(&nsp, &socket_id)).await?;
+                        self.send_packet(socketio::encode_connect_ok(&nsp, &socket_id))
+                            .await?;
                         self.namespaces.push((nsp.clone(), socket_id));
                         self.connect_deadline = None;
                         self.after_connect(&nsp).await
                     }
                     Err(refusal) => {
-                        self.send_packet(socketio::encode_connect_error(&nsp, &refusal.message, refusal.data.as_ref()))
-                            .await
+                        self.send_packet(socketio::encode_connect_error(
+                            &nsp,
+                            &refusal.message,
+                            refusal.data.as_ref(),
+                        ))
+                        .await
                     }
                 }
             }
@@ -361,13 +386,27 @@ impl Session {
                 }
                 Ok(())
             }
-            SioPacket::Event { nsp, ack, name, args } => {
+            SioPacket::Event {
+                nsp,
+                ack,
+                name,
+                args,
+            } => {
                 if !self.namespaces.iter().any(|(n, _)| *n == nsp) {
-                    return Err(Cause::ProtocolError("event on a namespace that is not connected".into()));
+                    return Err(Cause::ProtocolError(
+                        "event on a namespace that is not connected".into(),
+                    ));
                 }
                 if !self.bucket.take() {
                     self.ctx.metrics.rate_limited_total.inc();
-                    return self.refuse_event(&nsp, ack, kanban_protocol::ErrorCode::RateLimited, "too many events, slow down").await;
+                    return self
+                        .refuse_event(
+                            &nsp,
+                            ack,
+                            kanban_protocol::ErrorCode::RateLimited,
+                            "too many events, slow down",
+                        )
+                        .await;
                 }
                 self.on_event(&nsp, name, args, ack).await
             }
@@ -387,11 +426,19 @@ impl Session {
         let error = kanban_protocol::ErrorBody::new(code, message).error;
         let payload = serde_json::json!({ "ok": false, "error": error });
         match ack {
-            Some(id) => self.send_packet(socketio::encode_ack(nsp, id, &[payload])).await,
+            Some(id) => {
+                self.send_packet(socketio::encode_ack(nsp, id, &[payload]))
+                    .await
+            }
             None => {
                 let error = serde_json::to_value(&error).unwrap_or_default();
-                self.send_packet(socketio::encode_event(nsp, kanban_protocol::events::names::ERROR, &[error], None))
-                    .await
+                self.send_packet(socketio::encode_event(
+                    nsp,
+                    kanban_protocol::events::names::ERROR,
+                    &[error],
+                    None,
+                ))
+                .await
             }
         }
     }
@@ -432,7 +479,9 @@ impl Session {
 }
 
 /// The next WebSocket message, or never when the session has no WebSocket (polling).
-async fn next_ws(stream: &mut Option<MessageStream>) -> Option<Result<Message, actix_ws::ProtocolError>> {
+async fn next_ws(
+    stream: &mut Option<MessageStream>,
+) -> Option<Result<Message, actix_ws::ProtocolError>> {
     match stream {
         Some(stream) => stream.recv().await,
         None => std::future::pending().await,

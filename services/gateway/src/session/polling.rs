@@ -43,7 +43,9 @@ impl PollBuffer {
 
     pub fn push(&self, frame: ByteString) -> Result<(), Full> {
         {
-            let Ok(mut frames) = self.frames.lock() else { return Err(Full) };
+            let Ok(mut frames) = self.frames.lock() else {
+                return Err(Full);
+            };
             if frames.len() >= self.limit {
                 return Err(Full);
             }
@@ -62,7 +64,10 @@ impl PollBuffer {
     }
 
     pub fn take(&self) -> Vec<ByteString> {
-        self.frames.lock().map(|mut frames| std::mem::take(&mut *frames)).unwrap_or_default()
+        self.frames
+            .lock()
+            .map(|mut frames| std::mem::take(&mut *frames))
+            .unwrap_or_default()
     }
 
     /// The session ended: a pending or later GET gets the close packet.
@@ -87,7 +92,11 @@ impl PollBuffer {
                 return encode_payload(&frames);
             }
             if self.closed.load(Ordering::SeqCst) {
-                return if self.upgraded.load(Ordering::SeqCst) { "6".to_owned() } else { "1".to_owned() };
+                return if self.upgraded.load(Ordering::SeqCst) {
+                    "6".to_owned()
+                } else {
+                    "1".to_owned()
+                };
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return "6".to_owned();
@@ -165,7 +174,10 @@ impl PollingRegistry {
     }
 
     pub fn get(&self, sid: &str) -> Option<PollHandle> {
-        self.sessions.lock().ok().and_then(|sessions| sessions.get(sid).cloned())
+        self.sessions
+            .lock()
+            .ok()
+            .and_then(|sessions| sessions.get(sid).cloned())
     }
 
     pub fn remove(&self, sid: &str) {
@@ -179,7 +191,9 @@ impl PollingRegistry {
     pub async fn get_request(&self, sid: &str, max_wait: Duration) -> Result<String, PollError> {
         let handle = self.get(sid).ok_or(PollError::SessionUnknown)?;
         if handle.buffer.get_busy.swap(true, Ordering::SeqCst) {
-            let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError("overlapping long-polls".into())));
+            let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError(
+                "overlapping long-polls".into(),
+            )));
             return Err(PollError::BadRequest);
         }
         let body = handle.buffer.long_poll(max_wait).await;
@@ -188,20 +202,33 @@ impl PollingRegistry {
     }
 
     /// One POST carrying packets. Oversize bodies get 413 and close the session.
-    pub async fn post_request(&self, sid: &str, body: &[u8], max_payload: usize) -> Result<(), PollError> {
+    pub async fn post_request(
+        &self,
+        sid: &str,
+        body: &[u8],
+        max_payload: usize,
+    ) -> Result<(), PollError> {
         let handle = self.get(sid).ok_or(PollError::SessionUnknown)?;
         if body.len() > max_payload {
             let _ = handle.tx.try_send(ToSession::Close(Cause::TooBig));
             return Err(PollError::PayloadTooLarge);
         }
         if handle.buffer.post_busy.swap(true, Ordering::SeqCst) {
-            let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError("overlapping posts".into())));
+            let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError(
+                "overlapping posts".into(),
+            )));
             return Err(PollError::BadRequest);
         }
         let result = match std::str::from_utf8(body).ok().map(decode_payload) {
-            Some(Ok(packets)) => handle.tx.send(ToSession::Inbound(packets)).await.map_err(|_| PollError::SessionUnknown),
+            Some(Ok(packets)) => handle
+                .tx
+                .send(ToSession::Inbound(packets))
+                .await
+                .map_err(|_| PollError::SessionUnknown),
             _ => {
-                let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError("bad polling payload".into())));
+                let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError(
+                    "bad polling payload".into(),
+                )));
                 Err(PollError::BadRequest)
             }
         };

@@ -31,7 +31,9 @@ impl Writer {
             // A client that stopped reading may never take the close frame: do not wait
             // for it. Dropping the session ends the response stream and the connection.
             Writer::Ws(ws) => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(cause.close_reason())).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), ws.close(cause.close_reason()))
+                        .await;
             }
             // A client that POSTed a close gets a noop on its pending GET (as Node does);
             // otherwise the pending GET gets the close packet.

@@ -36,8 +36,13 @@ const WAIT: Duration = Duration::from_secs(10);
 impl Client {
     /// Opens a WebSocket session (`open` packet read) without connecting a namespace.
     pub async fn open(base: &str) -> Client {
-        let url = format!("{}/socket.io/?EIO=4&transport=websocket", base.replace("http://", "ws://"));
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket handshake");
+        let url = format!(
+            "{}/socket.io/?EIO=4&transport=websocket",
+            base.replace("http://", "ws://")
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket handshake");
         let (mut sink, mut stream) = ws.split();
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
@@ -71,7 +76,13 @@ impl Client {
             }
             let _ = in_tx.send(Incoming::Closed(None, "stream ended".into()));
         });
-        let mut client = Client { out: out_tx, incoming: in_rx, pending: VecDeque::new(), next_ack: 0, open: Value::Null };
+        let mut client = Client {
+            out: out_tx,
+            incoming: in_rx,
+            pending: VecDeque::new(),
+            next_ack: 0,
+            open: Value::Null,
+        };
         match client.next().await {
             Incoming::Other(text) if text.starts_with('0') => {
                 client.open = serde_json::from_str(&text[1..]).expect("open packet JSON");
@@ -85,7 +96,9 @@ impl Client {
     /// client and the CONNECT reply frame.
     pub async fn connect(base: &str, token: Option<&str>) -> (Client, String) {
         let mut client = Client::open(base).await;
-        let auth = token.map(|t| serde_json::json!({ "token": t }).to_string()).unwrap_or_default();
+        let auth = token
+            .map(|t| serde_json::json!({ "token": t }).to_string())
+            .unwrap_or_default();
         client.send_raw(&format!("40{auth}"));
         let reply = client.next_other().await;
         (client, reply)
@@ -119,7 +132,9 @@ impl Client {
         let mut array = vec![Value::String(name.to_owned())];
         array.extend_from_slice(args);
         self.send_raw(&format!("42{id}{}", Value::Array(array)));
-        let ack = self.wait_for(|i| matches!(i, Incoming::Ack(got, _) if *got == id)).await;
+        let ack = self
+            .wait_for(|i| matches!(i, Incoming::Ack(got, _) if *got == id))
+            .await;
         match ack {
             Incoming::Ack(_, mut args) => args.drain(..).next().unwrap_or(Value::Null),
             other => panic!("expected an ack, got {other:?}"),
@@ -127,7 +142,8 @@ impl Client {
     }
 
     pub async fn join(&mut self, project: &str) -> Value {
-        self.call("project:join", &[Value::String(project.to_owned())]).await
+        self.call("project:join", &[Value::String(project.to_owned())])
+            .await
     }
 
     /// The next thing from the server (pending first).
@@ -143,7 +159,10 @@ impl Client {
     }
 
     async fn next_other(&mut self) -> String {
-        match self.wait_for(|i| matches!(i, Incoming::Other(_) | Incoming::Closed(..))).await {
+        match self
+            .wait_for(|i| matches!(i, Incoming::Other(_) | Incoming::Closed(..)))
+            .await
+        {
             Incoming::Other(text) => text,
             other => panic!("expected a frame, got {other:?}"),
         }
@@ -164,7 +183,10 @@ impl Client {
                 return item;
             }
             if let Incoming::Closed(..) = item {
-                panic!("closed while waiting: {item:?}; pending: {:?}", self.pending);
+                panic!(
+                    "closed while waiting: {item:?}; pending: {:?}",
+                    self.pending
+                );
             }
             self.pending.push_back(item);
         }
@@ -174,8 +196,14 @@ impl Client {
     pub async fn events(&mut self, count: usize) -> Vec<(String, Value, Value)> {
         let mut out = Vec::new();
         while out.len() < count {
-            if let Incoming::Event(name, args) = self.wait_for(|i| matches!(i, Incoming::Event(..))).await {
-                out.push((name, args.first().cloned().unwrap_or(Value::Null), args.get(1).cloned().unwrap_or(Value::Null)));
+            if let Incoming::Event(name, args) =
+                self.wait_for(|i| matches!(i, Incoming::Event(..))).await
+            {
+                out.push((
+                    name,
+                    args.first().cloned().unwrap_or(Value::Null),
+                    args.get(1).cloned().unwrap_or(Value::Null),
+                ));
             }
         }
         out
@@ -226,7 +254,9 @@ fn parse(text: &str) -> Incoming {
     }
     if let Some(rest) = text.strip_prefix("43") {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        if let (Ok(id), Ok(Value::Array(args))) = (digits.parse(), serde_json::from_str(&rest[digits.len()..])) {
+        if let (Ok(id), Ok(Value::Array(args))) =
+            (digits.parse(), serde_json::from_str(&rest[digits.len()..]))
+        {
             return Incoming::Ack(id, args);
         }
     }

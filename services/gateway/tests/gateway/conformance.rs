@@ -23,9 +23,14 @@ fn url(base: &str, query: &str) -> String {
 }
 
 async fn poll_handshake(base: &str) -> (String, Value) {
-    let response = reqwest::get(url(base, "transport=polling&t=abc")).await.unwrap();
+    let response = reqwest::get(url(base, "transport=polling&t=abc"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let body = response.text().await.unwrap();
     assert!(body.starts_with('0'), "{body}");
     let open: Value = serde_json::from_str(&body[1..]).unwrap();
@@ -33,7 +38,12 @@ async fn poll_handshake(base: &str) -> (String, Value) {
 }
 
 async fn poll(base: &str, sid: &str) -> String {
-    reqwest::get(url(base, &format!("transport=polling&sid={sid}"))).await.unwrap().text().await.unwrap()
+    reqwest::get(url(base, &format!("transport=polling&sid={sid}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// One long-poll, with pings answered and left out (a slow machine may see one anywhere).
@@ -64,9 +74,24 @@ async fn post(base: &str, sid: &str, body: &str) -> (u16, String) {
 async fn the_websocket_open_packet_has_exactly_the_five_keys() {
     let base = echo_gateway().await;
     let client = Client::open(&base).await;
-    let mut keys: Vec<&str> = client.open.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = client
+        .open
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
-    assert_eq!(keys, vec!["maxPayload", "pingInterval", "pingTimeout", "sid", "upgrades"]);
+    assert_eq!(
+        keys,
+        vec![
+            "maxPayload",
+            "pingInterval",
+            "pingTimeout",
+            "sid",
+            "upgrades"
+        ]
+    );
     assert_eq!(client.open["upgrades"], json!([]));
     assert_eq!(client.open["pingInterval"], 300);
     assert_eq!(client.open["pingTimeout"], 200);
@@ -78,26 +103,50 @@ async fn connect_emits_auth_and_events_echo_and_acks_return_their_arguments() {
     let base = echo_gateway().await;
     let mut client = Client::open(&base).await;
     client.send_raw(r#"40{"token":"abc"}"#);
-    let Incoming::Other(reply) = client.next().await else { panic!() };
+    let Incoming::Other(reply) = client.next().await else {
+        panic!()
+    };
     assert!(reply.starts_with("40{\"sid\":\""), "{reply}");
-    assert_eq!(client.next().await, Incoming::Event("auth".into(), vec![json!({"token": "abc"})]));
+    assert_eq!(
+        client.next().await,
+        Incoming::Event("auth".into(), vec![json!({"token": "abc"})])
+    );
     client.emit("message", &[json!(1), json!("2"), json!({"3": [true]})]);
-    assert_eq!(client.next().await, Incoming::Event("message-back".into(), vec![json!(1), json!("2"), json!({"3": [true]})]));
-    let acked = client.call("message-with-ack", &[json!("x"), json!(7)]).await;
+    assert_eq!(
+        client.next().await,
+        Incoming::Event(
+            "message-back".into(),
+            vec![json!(1), json!("2"), json!({"3": [true]})]
+        )
+    );
+    let acked = client
+        .call("message-with-ack", &[json!("x"), json!(7)])
+        .await;
     assert_eq!(acked, json!("x"));
     // Custom namespace and an unknown one.
     client.send_raw("40/custom,");
-    let Incoming::Other(reply) = client.next().await else { panic!() };
+    let Incoming::Other(reply) = client.next().await else {
+        panic!()
+    };
     assert!(reply.starts_with("40/custom,{\"sid\":"), "{reply}");
-    assert_eq!(client.next().await, Incoming::Other(r#"42/custom,["auth",{}]"#.into()));
+    assert_eq!(
+        client.next().await,
+        Incoming::Other(r#"42/custom,["auth",{}]"#.into())
+    );
     client.send_raw("40/random,");
-    assert_eq!(client.next().await, Incoming::Other(r#"44/random,{"message":"Invalid namespace"}"#.into()));
+    assert_eq!(
+        client.next().await,
+        Incoming::Other(r#"44/random,{"message":"Invalid namespace"}"#.into())
+    );
 }
 
 #[tokio::test]
 async fn the_server_pings_and_closes_a_session_that_does_not_pong() {
     let base = echo_gateway().await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(url(&base.replace("http", "ws"), "transport=websocket")).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(url(&base.replace("http", "ws"), "transport=websocket"))
+            .await
+            .unwrap();
     let started = Instant::now();
     let mut got_ping = false;
     while let Some(Ok(message)) = ws.next().await {
@@ -108,7 +157,10 @@ async fn the_server_pings_and_closes_a_session_that_does_not_pong() {
         }
     }
     assert!(got_ping);
-    assert!(started.elapsed() >= Duration::from_millis(450), "closed after pingInterval + pingTimeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "closed after pingInterval + pingTimeout"
+    );
 }
 
 #[tokio::test]
@@ -131,7 +183,16 @@ async fn polling_handshake_messages_and_heartbeat() {
     let packets: Vec<&str> = body.split('\u{1e}').collect();
     assert!(packets[0].starts_with("40{\"sid\":"), "{body}");
     assert_eq!(packets.get(1).copied(), Some(r#"42["auth",{}]"#));
-    assert_eq!(post(&base, &sid, "42[\"message\",\"hi\"]\u{1e}421[\"message-with-ack\",1]").await.0, 200);
+    assert_eq!(
+        post(
+            &base,
+            &sid,
+            "42[\"message\",\"hi\"]\u{1e}421[\"message-with-ack\",1]"
+        )
+        .await
+        .0,
+        200
+    );
     let body = poll_data(&base, &sid).await;
     assert_eq!(body, "42[\"message-back\",\"hi\"]\u{1e}431[1]");
     // With nothing else to send, a GET is held until the server pings.
@@ -140,25 +201,39 @@ async fn polling_handshake_messages_and_heartbeat() {
 }
 
 async fn get_json(base: &str, query: &str) -> (u16, Value) {
-    let response = reqwest::get(format!("{base}/socket.io/?{query}")).await.unwrap();
-    (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+    let response = reqwest::get(format!("{base}/socket.io/?{query}"))
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.json::<Value>().await.unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
 async fn polling_errors_have_engine_io_codes() {
     let base = echo_gateway().await;
-    let check = |status: u16, code: u64| move |(s, body): (u16, Value)| {
-        assert_eq!(s, status, "{body}");
-        assert_eq!(body["code"], code, "{body}");
+    let check = |status: u16, code: u64| {
+        move |(s, body): (u16, Value)| {
+            assert_eq!(s, status, "{body}");
+            assert_eq!(body["code"], code, "{body}");
+        }
     };
     check(400, 0)(get_json(&base, "EIO=4&transport=carrier-pigeon").await);
     check(400, 1)(get_json(&base, "EIO=4&transport=polling&sid=nope").await);
     check(400, 5)(get_json(&base, "EIO=3&transport=polling").await);
     check(400, 5)(get_json(&base, "transport=polling").await);
-    let response = reqwest::Client::new().post(url(&base, "transport=polling")).body("40").send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(url(&base, "transport=polling"))
+        .body("40")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(response.json::<Value>().await.unwrap()["code"], 2);
-    let plain = reqwest::get(url(&base, "transport=websocket")).await.unwrap();
+    let plain = reqwest::get(url(&base, "transport=websocket"))
+        .await
+        .unwrap();
     assert_eq!(plain.status(), 400, "a websocket request without Upgrade");
 
     let (sid, _) = poll_handshake(&base).await;
@@ -177,16 +252,30 @@ async fn a_polling_session_upgrades_to_websocket() {
         async move { poll(&base, &sid).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(url(&base.replace("http", "ws"), &format!("transport=websocket&sid={sid}")))
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(
+        &base.replace("http", "ws"),
+        &format!("transport=websocket&sid={sid}"),
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::Text("2probe".into())).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::Text("3probe".into())
+    );
+    assert_eq!(
+        pending.await.unwrap(),
+        "6",
+        "the pending GET is released with a noop"
+    );
+    ws.send(Message::Text("5".into())).await.unwrap();
+    ws.send(Message::Text("42[\"message\",\"over ws\"]".into()))
         .await
         .unwrap();
-    ws.send(Message::Text("2probe".into())).await.unwrap();
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::Text("3probe".into()));
-    assert_eq!(pending.await.unwrap(), "6", "the pending GET is released with a noop");
-    ws.send(Message::Text("5".into())).await.unwrap();
-    ws.send(Message::Text("42[\"message\",\"over ws\"]".into())).await.unwrap();
     loop {
-        let Message::Text(text) = ws.next().await.unwrap().unwrap() else { continue };
+        let Message::Text(text) = ws.next().await.unwrap().unwrap() else {
+            continue;
+        };
         if text.as_str() == "2" {
             ws.send(Message::Text("3".into())).await.unwrap();
             continue;
@@ -194,8 +283,14 @@ async fn a_polling_session_upgrades_to_websocket() {
         assert_eq!(text.as_str(), "42[\"message-back\",\"over ws\"]");
         break;
     }
-    let after = reqwest::get(url(&base, &format!("transport=polling&sid={sid}"))).await.unwrap();
-    assert_eq!(after.status(), 400, "polling with an upgraded sid is refused");
+    let after = reqwest::get(url(&base, &format!("transport=polling&sid={sid}")))
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status(),
+        400,
+        "polling with an upgraded sid is refused"
+    );
 }
 
 #[tokio::test]
@@ -207,9 +302,15 @@ async fn overlapping_long_polls_close_the_session() {
         async move { poll(&base, &sid).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let second = reqwest::get(url(&base, &format!("transport=polling&sid={sid}"))).await.unwrap();
+    let second = reqwest::get(url(&base, &format!("transport=polling&sid={sid}")))
+        .await
+        .unwrap();
     assert_eq!(second.status(), 400);
-    assert_eq!(first.await.unwrap(), "1", "the pending GET gets the close packet");
+    assert_eq!(
+        first.await.unwrap(),
+        "1",
+        "the pending GET gets the close packet"
+    );
 }
 
 #[tokio::test]
@@ -224,6 +325,8 @@ async fn a_polling_client_close_releases_the_pending_get_and_forgets_the_sid() {
     assert_eq!(post(&base, &sid, "1").await.0, 200);
     assert_eq!(pending.await.unwrap(), "6");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let after = reqwest::get(url(&base, &format!("transport=polling&sid={sid}"))).await.unwrap();
+    let after = reqwest::get(url(&base, &format!("transport=polling&sid={sid}")))
+        .await
+        .unwrap();
     assert_eq!(after.status(), 400);
 }

@@ -16,7 +16,11 @@ pub fn redis_url() -> String {
 }
 
 fn auth() -> AuthSettings {
-    AuthSettings { jwt_secret: SecretString::from(SECRET.to_owned()), dev_tokens: true, ..AuthSettings::default() }
+    AuthSettings {
+        jwt_secret: SecretString::from(SECRET.to_owned()),
+        dev_tokens: true,
+        ..AuthSettings::default()
+    }
 }
 
 pub struct GatewayHandle {
@@ -39,9 +43,13 @@ pub async fn stack(gateways: usize) -> Stack {
 
 /// An API and `gateways` gateways; `tweak` adjusts each gateway's settings.
 pub async fn stack_with(gateways: usize, tweak: impl Fn(&mut gateway::Settings)) -> Stack {
-    let db = TestDatabase::create(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../ticket-api/migrations")), |url| async move {
-        ticket_api::db::run_migrations(&url).await.map(drop)
-    })
+    let db = TestDatabase::create(
+        Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../ticket-api/migrations"
+        )),
+        |url| async move { ticket_api::db::run_migrations(&url).await.map(drop) },
+    )
     .await;
     let prefix = kanban_test_support::redis_prefix();
     let mut settings = ticket_api::Settings::default();
@@ -53,7 +61,9 @@ pub async fn stack_with(gateways: usize, tweak: impl Fn(&mut gateway::Settings))
     settings.redis.key_prefix = prefix.clone();
     settings.relay.leader_retry_ms = 100;
     settings.auth = auth();
-    let api = ticket_api::Application::build(settings).await.expect("build the API");
+    let api = ticket_api::Application::build(settings)
+        .await
+        .expect("build the API");
     let api_url = format!("http://127.0.0.1:{}", api.port());
     tokio::spawn(api.run_until_stopped());
     let mut stack = Stack {
@@ -102,8 +112,17 @@ impl Stack {
         self.verifier.issue(user, Some(user), 600).expect("token")
     }
 
-    pub async fn api_call(&self, method: reqwest::Method, path: &str, user: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}{}", self.api, path)).bearer_auth(self.token(user));
+    pub async fn api_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.api, path))
+            .bearer_auth(self.token(user));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -113,12 +132,24 @@ impl Stack {
     }
 
     pub async fn create_project(&self, owner: &str, members: &[&str]) -> String {
-        let (status, body) = self.api_call(reqwest::Method::POST, "/api/projects", owner, Some(json!({"name": "Board"}))).await;
+        let (status, body) = self
+            .api_call(
+                reqwest::Method::POST,
+                "/api/projects",
+                owner,
+                Some(json!({"name": "Board"})),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
         let id = body["id"].as_str().expect("id").to_owned();
         for member in members {
             let (status, body) = self
-                .api_call(reqwest::Method::POST, &format!("/api/projects/{id}/members"), owner, Some(json!({"userId": member, "role": "member"})))
+                .api_call(
+                    reqwest::Method::POST,
+                    &format!("/api/projects/{id}/members"),
+                    owner,
+                    Some(json!({"userId": member, "role": "member"})),
+                )
                 .await;
             assert_eq!(status, 200, "{body}");
         }
@@ -127,7 +158,12 @@ impl Stack {
 
     pub async fn create_ticket(&self, project: &str, user: &str, title: &str) -> Value {
         let (status, body) = self
-            .api_call(reqwest::Method::POST, &format!("/api/projects/{project}/tickets"), user, Some(json!({"title": title})))
+            .api_call(
+                reqwest::Method::POST,
+                &format!("/api/projects/{project}/tickets"),
+                user,
+                Some(json!({"title": title})),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
         body
@@ -135,7 +171,12 @@ impl Stack {
 
     pub async fn move_ticket(&self, ticket: &str, user: &str, to: &str, position: i64) -> Value {
         let (status, body) = self
-            .api_call(reqwest::Method::POST, &format!("/api/tickets/{ticket}/move"), user, Some(json!({"toStatus": to, "position": position})))
+            .api_call(
+                reqwest::Method::POST,
+                &format!("/api/tickets/{ticket}/move"),
+                user,
+                Some(json!({"toStatus": to, "position": position})),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         body
@@ -143,12 +184,21 @@ impl Stack {
 
     /// A Redis connection on the test's server (for inspecting or disturbing the layout).
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+        redis::Client::open(redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
     }
 }
 
 pub async fn metric(base: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
         .and_then(|line| line.rsplit(' ').next())

@@ -13,11 +13,23 @@ use tokio_tungstenite::tungstenite::Message;
 async fn malformed_packets_close_the_session_with_a_protocol_error() {
     let stack = stack(1).await;
     let token = stack.token("alice");
-    for bad in ["abc", "42{}", "42abc[\"x\"]", "451-[\"upload\",{\"_placeholder\":true,\"num\":0}]", "2", "", "9"] {
+    for bad in [
+        "abc",
+        "42{}",
+        "42abc[\"x\"]",
+        "451-[\"upload\",{\"_placeholder\":true,\"num\":0}]",
+        "2",
+        "",
+        "9",
+    ] {
         let mut client = Client::connected(stack.gw(0), &token).await;
         client.send_raw(bad);
         let (code, reason) = client.closed().await;
-        assert_eq!((code, reason.as_str()), (Some(1002), "protocol error"), "after {bad:?}");
+        assert_eq!(
+            (code, reason.as_str()),
+            (Some(1002), "protocol error"),
+            "after {bad:?}"
+        );
     }
     let mut client = Client::connected(stack.gw(0), &token).await;
     client.send_message(Message::Binary(vec![1u8, 2, 3].into()));
@@ -60,8 +72,12 @@ async fn rooms_per_socket_are_limited_and_unknown_events_are_refused() {
     let unknown = client.call("ticket:teleport", &[json!({})]).await;
     assert_eq!(unknown["error"]["code"], "VALIDATION");
     client.emit("ticket:teleport", &[]);
-    let error = client.wait_for(|i| matches!(i, Incoming::Event(name, _) if name == "error")).await;
-    let Incoming::Event(_, args) = error else { unreachable!() };
+    let error = client
+        .wait_for(|i| matches!(i, Incoming::Event(name, _) if name == "error"))
+        .await;
+    let Incoming::Event(_, args) = error else {
+        unreachable!()
+    };
     assert_eq!(args[0]["code"], "VALIDATION");
 }
 
@@ -69,7 +85,10 @@ async fn rooms_per_socket_are_limited_and_unknown_events_are_refused() {
 async fn connections_beyond_the_replica_limit_are_refused() {
     let stack = stack_with(1, |s| s.limits.max_connections = 1).await;
     let _first = Client::open(stack.gw(0)).await;
-    let url = format!("{}/socket.io/?EIO=4&transport=websocket", stack.gw(0).replace("http", "ws"));
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        stack.gw(0).replace("http", "ws")
+    );
     let refused = tokio_tungstenite::connect_async(url).await;
     assert!(refused.is_err(), "the second handshake is refused");
 }
@@ -84,14 +103,25 @@ async fn a_socket_that_stops_reading_is_closed_as_a_slow_consumer() {
     })
     .await;
     let project = stack.create_project("alice", &[]).await;
-    let url = format!("{}/socket.io/?EIO=4&transport=websocket", stack.gw(0).replace("http", "ws"));
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        stack.gw(0).replace("http", "ws")
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     ws.next().await.unwrap().unwrap(); // open
-    ws.send(Message::Text(format!("40{}", json!({"token": stack.token("alice")})).into())).await.unwrap();
+    ws.send(Message::Text(
+        format!("40{}", json!({"token": stack.token("alice")})).into(),
+    ))
+    .await
+    .unwrap();
     ws.next().await.unwrap().unwrap(); // 40{sid}
-    ws.send(Message::Text(format!("420[\"project:join\",\"{project}\"]").into())).await.unwrap();
+    ws.send(Message::Text(
+        format!("420[\"project:join\",\"{project}\"]").into(),
+    ))
+    .await
+    .unwrap();
     ws.next().await.unwrap().unwrap(); // ack
-    // From here on the client reads nothing while large events pour into its room.
+                                       // From here on the client reads nothing while large events pour into its room.
     let mut redis = stack.redis().await;
     let blob = "x".repeat(64 * 1024);
     for seq in 1..=600 {
@@ -102,7 +132,9 @@ async fn a_socket_that_stops_reading_is_closed_as_a_slow_consumer() {
             .query_async(&mut redis)
             .await
             .unwrap();
-        if seq % 50 == 0 && metric(stack.gw(0), "kanban_gateway_slow_consumer_closes_total").await >= 1.0 {
+        if seq % 50 == 0
+            && metric(stack.gw(0), "kanban_gateway_slow_consumer_closes_total").await >= 1.0
+        {
             break;
         }
     }
@@ -141,11 +173,20 @@ async fn drain_refuses_new_sessions_and_closes_open_ones_with_going_away() {
     if let Ok(ready) = ready {
         assert_eq!(ready.status(), 503, "not ready while draining");
     }
-    let url = format!("{}/socket.io/?EIO=4&transport=websocket", stack.gw(0).replace("http", "ws"));
-    assert!(tokio_tungstenite::connect_async(url).await.is_err(), "no new sessions while draining");
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        stack.gw(0).replace("http", "ws")
+    );
+    assert!(
+        tokio_tungstenite::connect_async(url).await.is_err(),
+        "no new sessions while draining"
+    );
     for client in [&mut a, &mut b] {
         let (code, reason) = client.closed().await;
-        assert_eq!((code, reason.as_str()), (Some(1001), "server shutting down"));
+        assert_eq!(
+            (code, reason.as_str()),
+            (Some(1001), "server shutting down")
+        );
     }
     drained.await.unwrap();
 }
