@@ -170,7 +170,12 @@ pub async fn record(
     let metrics = req
         .app_data::<web::Data<crate::startup::AppState>>()
         .map(|s| s.metrics.clone());
-    let method = req.method().as_str().to_owned();
+    // Only standard methods become label values; anything else is "other".
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
     let response = next.call(req).await?;
     if let Some(metrics) = metrics {
         let route = response

@@ -72,7 +72,8 @@ pub struct RankEntry {
 pub struct EventMeta {
     pub project_id: String,
     pub seq: i64,
-    /// Commit time, milliseconds since the Unix epoch.
+    /// When the event was written, just before its transaction committed; milliseconds
+    /// since the Unix epoch.
     pub ts: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mutation_id: Option<String>,
@@ -88,7 +89,8 @@ pub struct EventEnvelope {
     pub event: String,
     /// That event's payload, in the original plan's shape.
     pub data: serde_json::Value,
-    /// Commit time, milliseconds since the Unix epoch.
+    /// When the event was written, just before its transaction committed; milliseconds
+    /// since the Unix epoch.
     pub ts: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mutation_id: Option<String>,

@@ -78,6 +78,7 @@ impl Relay {
                     self.metrics.relay_leader.set(1);
                     let outcome = self.lead(conn, &mut shutdown).await;
                     self.metrics.relay_leader.set(0);
+                    self.metrics.outbox_lag_seconds.set(0.0);
                     match outcome {
                         Ok(()) => tracing::info!("outbox relay stopped"),
                         Err(error) => {
