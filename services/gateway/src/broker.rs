@@ -24,6 +24,8 @@ pub struct Broker {
     prefix: String,
     hub: Arc<Hub>,
     metrics: Arc<GatewayMetrics>,
+    /// Told about presence changes made on other replicas.
+    presence: std::sync::OnceLock<Arc<crate::presence::Presence>>,
     /// Channels subscribed on the connection; changed only under this lock, after
     /// re-reading whether the hub still has the room, so joins and leaves may race freely.
     subscribed: Mutex<HashSet<String>>,
@@ -46,6 +48,14 @@ pub fn encode(envelope: EventEnvelope) -> RoomEvent {
         ts: envelope.ts,
         frame: ByteString::from(frame),
     }
+}
+
+/// The project of a presence channel name.
+fn presence_project<'a>(prefix: &str, channel: &'a str) -> Option<&'a str> {
+    channel
+        .strip_prefix(prefix)?
+        .strip_prefix(":{")?
+        .strip_suffix("}:presence")
 }
 
 impl Broker {
@@ -78,23 +88,32 @@ impl Broker {
             prefix,
             hub,
             metrics,
+            presence: std::sync::OnceLock::new(),
             subscribed: Mutex::new(HashSet::new()),
         });
         Ok((broker, rx))
     }
 
-    /// Makes the subscription match the hub: subscribed while the room has local members.
+    pub fn set_presence(&self, presence: Arc<crate::presence::Presence>) {
+        let _ = self.presence.set(presence);
+    }
+
+    /// Makes the subscriptions match the hub: a room's event and presence channels are
+    /// subscribed while it has local members.
     pub async fn sync(&self, project: &str) -> Result<(), redis::RedisError> {
-        let channel = redis_keys::events_channel(&self.prefix, project);
+        let channels = [
+            redis_keys::events_channel(&self.prefix, project),
+            crate::presence::channel(&self.prefix, project),
+        ];
         let mut subscribed = self.subscribed.lock().await;
         let wanted = self.hub.has_room(project);
         let mut conn = self.conn.clone();
-        if wanted && !subscribed.contains(&channel) {
-            conn.subscribe(&channel).await?;
-            subscribed.insert(channel);
-        } else if !wanted && subscribed.contains(&channel) {
-            subscribed.remove(&channel);
-            conn.unsubscribe(&channel).await?;
+        if wanted && !subscribed.contains(&channels[0]) {
+            conn.subscribe(&channels).await?;
+            subscribed.insert(channels[0].clone());
+        } else if !wanted && subscribed.contains(&channels[0]) {
+            subscribed.remove(&channels[0]);
+            conn.unsubscribe(&channels).await?;
         }
         Ok(())
     }
@@ -154,6 +173,17 @@ impl Broker {
     }
 
     fn on_message(&self, data: Vec<Value>) {
+        if let Some(Value::BulkString(channel)) = data.first() {
+            let project = std::str::from_utf8(channel)
+                .ok()
+                .and_then(|c| presence_project(&self.prefix, c));
+            if let Some(project) = project {
+                if let Some(presence) = self.presence.get() {
+                    presence.changed_elsewhere(project);
+                }
+                return;
+            }
+        }
         let Some(Value::BulkString(payload)) = data.get(1) else {
             return;
         };

@@ -149,6 +149,10 @@ pub struct GatewaySettings {
     /// balancer can route a long-polling session's requests to the replica that holds it
     /// (see docs/PROTOCOL.md). Letters, digits, `-` and `_` only; empty for none.
     pub instance_id: String,
+    /// Presence announcements per room are coalesced to at most one per this interval.
+    pub presence_interval_ms: u64,
+    /// A replica's presence disappears this long after its last heartbeat (crash safety).
+    pub presence_ttl_ms: u64,
 }
 
 impl Default for GatewaySettings {
@@ -159,6 +163,8 @@ impl Default for GatewaySettings {
             allowed_origins: Vec::new(),
             drain_window_ms: 10_000,
             instance_id: String::new(),
+            presence_interval_ms: 250,
+            presence_ttl_ms: 6_000,
         }
     }
 }

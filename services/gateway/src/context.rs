@@ -6,6 +6,7 @@ use crate::broker::Broker;
 use crate::config::Settings;
 use crate::hub::{Hub, SessionId};
 use crate::metrics::GatewayMetrics;
+use crate::presence::Presence;
 use crate::session::polling::PollingRegistry;
 use kanban_auth::TokenVerifier;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -17,6 +18,8 @@ pub struct Context {
     pub hub: Arc<Hub>,
     /// `None` in echo mode (no board events).
     pub broker: Option<Arc<Broker>>,
+    /// `None` in echo mode.
+    pub presence: Option<Arc<Presence>>,
     pub api: ApiClient,
     /// `None` when no token configuration is present (echo mode).
     pub verifier: Option<TokenVerifier>,
@@ -29,23 +32,26 @@ pub struct Context {
     next_id: AtomicU64,
 }
 
+/// The shared services a context is built from.
+pub struct Parts {
+    pub hub: Arc<Hub>,
+    pub broker: Option<Arc<Broker>>,
+    pub presence: Option<Arc<Presence>>,
+    pub api: ApiClient,
+    pub verifier: Option<TokenVerifier>,
+    pub metrics: Arc<GatewayMetrics>,
+}
+
 impl Context {
-    pub fn new(
-        settings: Settings,
-        hub: Arc<Hub>,
-        broker: Option<Arc<Broker>>,
-        api: ApiClient,
-        verifier: Option<TokenVerifier>,
-        metrics: Arc<GatewayMetrics>,
-        draining: watch::Receiver<bool>,
-    ) -> Self {
+    pub fn new(settings: Settings, parts: Parts, draining: watch::Receiver<bool>) -> Self {
         Context {
             settings,
-            hub,
-            broker,
-            api,
-            verifier,
-            metrics,
+            hub: parts.hub,
+            broker: parts.broker,
+            presence: parts.presence,
+            api: parts.api,
+            verifier: parts.verifier,
+            metrics: parts.metrics,
             polling: PollingRegistry::default(),
             draining,
             open_sessions: AtomicUsize::new(0),

@@ -137,6 +137,26 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// Queues an encoded frame outside the board's seq order (presence) for every local
+    /// member of a room; returns how many got it.
+    pub fn send_frame(&self, project: &str, frame: &ByteString) -> usize {
+        let Ok(rooms) = self.rooms.read() else {
+            return 0;
+        };
+        let Some(room) = rooms.get(project) else {
+            return 0;
+        };
+        let mut sent = 0;
+        for member in &room.members {
+            match member.tx.try_send(ToSession::Frame(frame.clone())) {
+                Ok(()) => sent += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => member.signals.mark_slow(),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        sent
+    }
+
     /// Queues `event` for every local member of its room; returns how many got it.
     pub fn broadcast(&self, event: &RoomEvent) -> usize {
         let Ok(rooms) = self.rooms.read() else {

@@ -12,6 +12,7 @@
 //! - [`hub`]: local rooms and the encode-once broadcast.
 //! - [`broker`]: Redis subscription per room and the history stream.
 //! - [`api_client`]: calls to the ticket API with the socket user's token.
+//! - [`presence`]: cluster-wide, coalesced, crash-safe presence per board.
 //! - [`context`], [`config`], [`metrics`], [`routes`], [`startup`]: wiring.
 
 pub mod api_client;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod context;
 pub mod hub;
 pub mod metrics;
+pub mod presence;
 pub mod protocol;
 pub mod routes;
 pub mod session;

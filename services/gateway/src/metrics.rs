@@ -39,6 +39,12 @@ pub struct GatewayMetrics {
     pub protocol_errors_total: IntCounter,
     /// Seconds from the event's commit (its `ts`) to the socket write.
     pub delivery_latency_seconds: Histogram,
+    /// Presence events (room:userJoined / room:userLeft) queued for sockets.
+    pub presence_updates_total: IntCounter,
+    /// Room recomputations that found nothing new to announce.
+    pub presence_coalesced_total: IntCounter,
+    /// Presence entries of replicas without a heartbeat that were deleted.
+    pub presence_stale_purged_total: IntCounter,
 }
 
 fn counter(name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
@@ -108,6 +114,18 @@ impl GatewayMetrics {
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 ]),
             )?,
+            presence_updates_total: counter(
+                "presence_updates_total",
+                "Presence events (room:userJoined / room:userLeft) queued for sockets.",
+            )?,
+            presence_coalesced_total: counter(
+                "presence_coalesced_total",
+                "Room recomputations that found nothing new to announce.",
+            )?,
+            presence_stale_purged_total: counter(
+                "presence_stale_purged_total",
+                "Presence entries of replicas without a heartbeat that were deleted.",
+            )?,
         };
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(m.connections.clone()),
@@ -126,6 +144,9 @@ impl GatewayMetrics {
             Box::new(m.rate_limited_total.clone()),
             Box::new(m.protocol_errors_total.clone()),
             Box::new(m.delivery_latency_seconds.clone()),
+            Box::new(m.presence_updates_total.clone()),
+            Box::new(m.presence_coalesced_total.clone()),
+            Box::new(m.presence_stale_purged_total.clone()),
         ];
         for c in collectors {
             m.registry.register(c)?;

@@ -4,9 +4,10 @@
 use crate::api_client::ApiClient;
 use crate::broker::Broker;
 use crate::config::{Mode, Settings};
-use crate::context::Context;
+use crate::context::{Context, Parts};
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
+use crate::presence::Presence;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use kanban_auth::TokenVerifier;
@@ -47,6 +48,9 @@ pub struct Shutdown {
     draining: Arc<watch::Sender<bool>>,
     server: ServerHandle,
     ctx: Arc<Context>,
+    /// Tells the presence task to withdraw this replica's presence and stop.
+    presence_stop: Arc<watch::Sender<bool>>,
+    presence_task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Shutdown {
@@ -61,11 +65,20 @@ impl Shutdown {
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = self.presence_stop.send(true);
+        let task = self.presence_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
         self.server.stop(true).await;
     }
 
-    /// Stops at once (tests: a replica that vanishes).
+    /// Stops at once without any clean-up, as a killed process would (tests: a replica
+    /// that vanishes; its presence must expire on its own).
     pub async fn stop_now(&self) {
+        if let Some(task) = self.presence_task.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
         self.server.stop(false).await;
     }
 }
@@ -111,21 +124,45 @@ impl Application {
         } else {
             None
         };
+        let presence = match &broker {
+            Some(broker) => {
+                let client = redis::Client::open(settings.redis.url.expose_secret())?;
+                let timeout = Some(Duration::from_millis(settings.redis.response_timeout_ms));
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_response_timeout(timeout)
+                    .set_connection_timeout(timeout);
+                let presence = Arc::new(Presence::new(
+                    client.get_connection_manager_lazy(config)?,
+                    settings.redis.key_prefix.clone(),
+                    Arc::clone(&hub),
+                    Arc::clone(&metrics),
+                    Duration::from_millis(settings.gateway.presence_interval_ms.max(10)),
+                    Duration::from_millis(settings.gateway.presence_ttl_ms.max(300)),
+                ));
+                broker.set_presence(Arc::clone(&presence));
+                Some(presence)
+            }
+            None => None,
+        };
+        let (presence_stop, presence_stopped) = watch::channel(false);
+        let presence_task = presence
+            .clone()
+            .map(|p| tokio::spawn(p.run(presence_stopped)));
         let api = ApiClient::new(
             &settings.api.base_url,
             Duration::from_millis(settings.api.timeout_ms),
         )?;
         let (draining_tx, draining_rx) = watch::channel(false);
         let workers = settings.http.workers;
-        let ctx = Arc::new(Context::new(
-            settings,
+        let parts = Parts {
             hub,
             broker,
+            presence,
             api,
             verifier,
             metrics,
-            draining_rx,
-        ));
+        };
+        let ctx = Arc::new(Context::new(settings, parts, draining_rx));
         let port = listener.local_addr()?.port();
         let data = web::Data::from(Arc::clone(&ctx));
         let mut server = HttpServer::new(move || {
@@ -144,6 +181,8 @@ impl Application {
             draining: Arc::new(draining_tx),
             server: server.handle(),
             ctx,
+            presence_stop: Arc::new(presence_stop),
+            presence_task: Arc::new(std::sync::Mutex::new(presence_task)),
         };
         Ok(Application {
             port,

@@ -28,6 +28,8 @@ pub struct KanbanState {
 #[derive(Debug, Clone)]
 struct User {
     id: String,
+    /// Display name for presence (the token's `name`, else the id).
+    name: String,
     /// `None` for anonymous sockets (development only).
     token: Option<String>,
 }
@@ -109,6 +111,7 @@ impl Session {
         let user = match (token, &self.ctx.verifier) {
             (Some(token), Some(verifier)) => match verifier.verify(token) {
                 Ok(claims) => User {
+                    name: claims.name.clone().unwrap_or_else(|| claims.sub.clone()),
                     id: claims.sub,
                     token: Some(token.to_owned()),
                 },
@@ -117,10 +120,14 @@ impl Session {
                     return Err(refuse("invalid or expired token"));
                 }
             },
-            _ if self.ctx.settings.gateway.allow_anonymous => User {
-                id: format!("anonymous-{}", self.sid),
-                token: None,
-            },
+            _ if self.ctx.settings.gateway.allow_anonymous => {
+                let id = format!("anonymous-{}", self.sid);
+                User {
+                    name: id.clone(),
+                    id,
+                    token: None,
+                }
+            }
             _ => return Err(refuse("auth.token is required")),
         };
         if let Some(state) = self.kanban() {
@@ -214,6 +221,11 @@ impl Session {
         let start = request.since.or(latest).unwrap_or(0);
         let previous = self.kanban().and_then(|s| s.cursors.get(&project).copied());
         let start = previous.map_or(start, |p| p.max(start));
+        if !already {
+            if let Some(presence) = &self.ctx.presence {
+                presence.add(&project, &user.id, &user.name);
+            }
+        }
         if let Some(state) = self.kanban() {
             state.cursors.insert(Arc::clone(&project), start);
         }
@@ -226,7 +238,10 @@ impl Session {
             .and_then(|s| s.cursors.get(&project).copied())
             .unwrap_or(start);
         if let Some(id) = ack {
-            let count = self.ctx.hub.local_count(&project);
+            let count = match &self.ctx.presence {
+                Some(presence) => presence.users(&project).len(),
+                None => self.ctx.hub.local_count(&project),
+            };
             self.send_packet(socketio::encode_ack(
                 nsp,
                 id,
@@ -383,6 +398,12 @@ impl Session {
             .is_some_and(|s| s.cursors.remove(project).is_some());
         if !was_in {
             return;
+        }
+        let user = self
+            .kanban()
+            .and_then(|s| s.user.as_ref().map(|u| u.id.clone()));
+        if let (Some(presence), Some(user)) = (&self.ctx.presence, user) {
+            presence.remove(project, &user);
         }
         self.ctx.hub.leave(project, self.id);
         if let Some(broker) = &self.ctx.broker {

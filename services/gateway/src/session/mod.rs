@@ -27,6 +27,8 @@ pub enum ToSession {
     Room(RoomEvent),
     /// An encoded Socket.IO packet to send as an Engine.IO message (e.g. a command's ack).
     Packet(String),
+    /// An encoded Engine.IO frame shared by many sockets (presence).
+    Frame(ByteString),
     /// Packets a polling POST carried.
     Inbound(Vec<EioPacket>),
     /// A WebSocket probe for this session arrived: release the pending long-poll.
@@ -301,6 +303,7 @@ impl Session {
         match item {
             ToSession::Room(event) => self.on_room_event(event).await,
             ToSession::Packet(packet) => self.send_packet(packet).await,
+            ToSession::Frame(frame) => self.send_raw(frame).await,
             ToSession::Inbound(packets) => {
                 for packet in packets {
                     self.on_packet(packet).await?;

@@ -279,7 +279,9 @@ async fn a_repeated_command_with_the_same_mutation_id_changes_the_board_once() {
     let mut alice = Client::connected(stack.gw(0), &stack.token("alice")).await;
     alice.join(&project).await;
     let command = json!({"projectId": project, "ticket": {"title": "once"}, "mutationId": "m-42"});
-    let first = alice.call("ticket:create", std::slice::from_ref(&command)).await;
+    let first = alice
+        .call("ticket:create", std::slice::from_ref(&command))
+        .await;
     let second = alice.call("ticket:create", &[command]).await;
     assert_eq!(first["id"], second["id"]);
     let events = alice.events(1).await;

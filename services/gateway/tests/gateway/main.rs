@@ -6,4 +6,5 @@ mod board;
 mod client;
 mod conformance;
 mod helpers;
+mod presence;
 mod robustness;

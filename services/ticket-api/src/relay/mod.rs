@@ -113,6 +113,11 @@ impl Relay {
         diesel::sql_query(format!("LISTEN {}", db::events::NOTIFY_CHANNEL))
             .execute(&mut conn)
             .await?;
+        // Marking rows published need not wait for the disk: a mark lost in a crash only
+        // makes the next relay re-send those events, which Redis drops as duplicates.
+        diesel::sql_query("SET synchronous_commit = off")
+            .execute(&mut conn)
+            .await?;
         Ok(Some(conn))
     }
 

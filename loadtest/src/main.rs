@@ -1,0 +1,327 @@
+//! Benchmarks that need the real system: `kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]`.
+//!
+//! `pipeline` starts the ticket API in-process against the local PostgreSQL (a scratch
+//! database, dropped afterwards) and Redis (a scratch key prefix), then has `writers`
+//! concurrent clients move tickets of one board for `seconds`, while a Redis subscriber on
+//! the board's channel receives every event. It reports sustained moves/s, the latency from
+//! each HTTP response to the event's arrival on Redis (which is bounded by commit → publish),
+//! the relay's own commit → publish delay histogram, and checks that the seqs arrived
+//! gap-free and in order. Numbers are recorded in docs/benchmarks.md.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use futures_util::StreamExt;
+use kanban_protocol::redis_keys;
+use rand::Rng;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Args {
+    writers: usize,
+    seconds: u64,
+    tickets: usize,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        writers: 8,
+        seconds: 20,
+        tickets: 50,
+    };
+    let argv: Vec<String> = std::env::args().skip(2).collect();
+    let mut i = 0;
+    while i + 1 < argv.len() {
+        let value = argv[i + 1]
+            .parse()
+            .unwrap_or_else(|_| panic!("{} needs a number", argv[i]));
+        match argv[i].as_str() {
+            "--writers" => args.writers = value,
+            "--seconds" => args.seconds = value as u64,
+            "--tickets" => args.tickets = value,
+            other => panic!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    args
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+#[tokio::main]
+async fn main() {
+    match std::env::args().nth(1).as_deref() {
+        Some("pipeline") => pipeline(args()).await,
+        _ => {
+            eprintln!("usage: kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn pipeline(args: Args) {
+    let redis_url =
+        std::env::var("KANBAN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let migrations = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../services/ticket-api/migrations"
+    ));
+    let db = kanban_test_support::TestDatabase::create(migrations, |url| async move {
+        ticket_api::db::run_migrations(&url).await.map(drop)
+    })
+    .await;
+    let prefix = kanban_test_support::redis_prefix();
+    let secret = "loadtest-secret-that-is-long-enough-0123456789";
+    let mut settings = ticket_api::Settings::default();
+    settings.http.port = 0;
+    settings.database.url = SecretString::from(db.url.clone());
+    settings.database.pool_size = args.writers + 4;
+    settings.database.migrate_on_start = false;
+    settings.redis.url = SecretString::from(redis_url.clone());
+    settings.redis.key_prefix = prefix.clone();
+    settings.auth.jwt_secret = SecretString::from(secret.to_owned());
+    let verifier = kanban_auth::TokenVerifier::from_settings(&settings.auth).unwrap();
+    let app = ticket_api::Application::build(settings).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let token = verifier.issue("bench", None, 3600).unwrap();
+    let http = reqwest::Client::new();
+
+    let project: Value = http
+        .post(format!("{base}/api/projects"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let project = project["id"].as_str().unwrap().to_owned();
+    let mut tickets = Vec::new();
+    for i in 0..args.tickets {
+        let ticket: Value = http
+            .post(format!("{base}/api/projects/{project}/tickets"))
+            .bearer_auth(&token)
+            .json(&json!({"title": format!("t{i}"), "status": "TODO"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tickets.push(ticket["id"].as_str().unwrap().to_owned());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Subscriber: arrival time of every mutation id, and the order of seqs.
+    let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let order: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(redis_keys::events_channel(&prefix, &project))
+        .await
+        .unwrap();
+    {
+        let (arrivals, order) = (Arc::clone(&arrivals), Arc::clone(&order));
+        tokio::spawn(async move {
+            let mut messages = pubsub.on_message();
+            while let Some(message) = messages.next().await {
+                let at = Instant::now();
+                let payload: String = message.get_payload().unwrap();
+                let envelope: Value = serde_json::from_str(&payload).unwrap();
+                let seq = envelope["seq"].as_i64().unwrap();
+                if let Some(id) = envelope["mutationId"].as_str() {
+                    arrivals.lock().unwrap().insert(id.to_owned(), at);
+                }
+                order.lock().unwrap().push(seq);
+            }
+        });
+    }
+    let first_seq = {
+        let access: Value = http
+            .get(format!("{base}/api/projects/{project}/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        access["seq"].as_i64().unwrap()
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    // mutation id → (request sent, response received)
+    let responses: Arc<Mutex<HashMap<String, (Instant, Instant)>>> = Arc::default();
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for writer in 0..args.writers {
+        let (http, base, token, tickets, responses) = (
+            http.clone(),
+            base.clone(),
+            token.clone(),
+            tickets.clone(),
+            Arc::clone(&responses),
+        );
+        writers.push(tokio::spawn(async move {
+            let mut moves = 0u64;
+            while Instant::now() < deadline {
+                let (ticket, position) = {
+                    let mut rng = rand::rng();
+                    (
+                        tickets[rng.random_range(0..tickets.len())].clone(),
+                        rng.random_range(0..tickets.len()),
+                    )
+                };
+                let id = format!("w{writer}-{moves}");
+                let sent = Instant::now();
+                let response = http
+                    .post(format!("{base}/api/tickets/{ticket}/move"))
+                    .bearer_auth(&token)
+                    .header("X-Mutation-Id", &id)
+                    .json(&json!({"toStatus": "TODO", "position": position}))
+                    .send()
+                    .await
+                    .unwrap();
+                let answered = Instant::now();
+                assert!(response.status().is_success(), "{}", response.status());
+                let _: Value = response.json().await.unwrap();
+                responses.lock().unwrap().insert(id, (sent, answered));
+                moves += 1;
+            }
+            moves
+        }));
+    }
+    let mut total = 0u64;
+    for writer in writers {
+        total += writer.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Pair each committed move (by mutation order in the log) with its arrival.
+    let log: Value = {
+        let mut events = Vec::new();
+        let mut since = first_seq;
+        loop {
+            let page: Value = http
+                .get(format!(
+                    "{base}/api/projects/{project}/events?since={since}&limit=1000"
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let batch = page["events"].as_array().unwrap().clone();
+            if batch.is_empty() {
+                break;
+            }
+            since = batch.last().unwrap()["seq"].as_i64().unwrap();
+            events.extend(batch);
+        }
+        Value::Array(events)
+    };
+    let logged = log.as_array().unwrap();
+    let order = order.lock().unwrap().clone();
+    let received: Vec<i64> = order.iter().copied().filter(|s| *s > first_seq).collect();
+    let expected: Vec<i64> = logged.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(
+        received, expected,
+        "Redis delivered the durable log exactly, in order"
+    );
+    assert_eq!(expected.len() as u64, total, "one event per move");
+
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    println!(
+        "pipeline benchmark: {} writers, {} tickets, {:.1} s",
+        args.writers, args.tickets, elapsed
+    );
+    println!(
+        "  moves committed:      {total} ({:.0} moves/s)",
+        total as f64 / elapsed
+    );
+    println!(
+        "  events on Redis:      {} (gap-free, in seq order, equal to the durable log)",
+        received.len()
+    );
+    // The relay's commit → publish delay histogram (transaction start → PUBLISH).
+    let buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with("kanban_ticket_api_outbox_publish_delay_seconds_bucket"))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
+            Some((
+                if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                },
+                count,
+            ))
+        })
+        .collect();
+    let all = buckets.last().map_or(0.0, |b| b.1);
+    for p in [0.5, 0.95, 0.99] {
+        let bound = buckets
+            .iter()
+            .find(|(_, c)| *c >= all * p)
+            .map_or(f64::NAN, |b| b.0);
+        println!(
+            "  relay commit→publish p{:.0}: <= {} ms (histogram bucket)",
+            p * 100.0,
+            bound * 1000.0
+        );
+    }
+    // Per mutation: request sent → event on Redis (an upper bound of commit → publish,
+    // as the commit happens after the request is sent) and response → event (negative when
+    // Redis had the event before the client had its answer).
+    let arrivals = arrivals.lock().unwrap();
+    let responses = responses.lock().unwrap();
+    let mut end_to_end = Vec::new();
+    let mut after_response = Vec::new();
+    for (id, (sent, answered)) in responses.iter() {
+        let Some(at) = arrivals.get(id) else {
+            panic!("no event for mutation {id}")
+        };
+        end_to_end.push(at.duration_since(*sent).as_secs_f64());
+        after_response.push(if at >= answered {
+            at.duration_since(*answered).as_secs_f64()
+        } else {
+            -answered.duration_since(*at).as_secs_f64()
+        });
+    }
+    end_to_end.sort_by(f64::total_cmp);
+    after_response.sort_by(f64::total_cmp);
+    for (label, values) in [
+        ("request sent → event on Redis", &end_to_end),
+        ("response → event on Redis", &after_response),
+    ] {
+        println!(
+            "  {label}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            percentile(values, 0.5) * 1000.0,
+            percentile(values, 0.99) * 1000.0,
+            values.last().copied().unwrap_or(f64::NAN) * 1000.0
+        );
+    }
+}
