@@ -236,6 +236,11 @@ impl Client {
     }
 }
 
+/// A board event (it carries a seq), not a presence announcement.
+pub fn is_board_event(item: &Incoming) -> bool {
+    matches!(item, Incoming::Event(name, _) if !name.starts_with("room:"))
+}
+
 fn closed(frame: Option<CloseFrame>) -> Incoming {
     match frame {
         Some(frame) => Incoming::Closed(Some(u16::from(frame.code)), frame.reason.to_string()),

@@ -98,8 +98,10 @@ async function restGetTicket(token, id) {
 // Sockets
 
 /**
- * Records every event a socket receives as `{name, data, meta}`, from the moment it is
- * attached (attach it before joining: a resume replays events before the join ack).
+ * Records every board event a socket receives as `{name, data, meta}`, from the moment it
+ * is attached (attach it before joining: a resume replays events before the join ack).
+ * Presence announcements (`room:userJoined` / `room:userLeft`) are not board events: they
+ * carry no seq and arrive at the gateway's coalescing interval, so they are left out here.
  */
 class Recorder {
   constructor(socket, label) {
@@ -107,6 +109,7 @@ class Recorder {
     this.events = [];
     this.waiters = new Set();
     socket.onAny((name, data, meta) => {
+      if (name.startsWith("room:")) return;
       const event = { name, data, meta };
       this.events.push(event);
       for (const waiter of [...this.waiters]) waiter(event);
