@@ -1,4 +1,6 @@
-//! Benchmarks that need the real system: `kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]`.
+//! Benchmarks that need the real system:
+//! `kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]` and
+//! `kanban-loadtest presence [--sockets N]` (see `presence.rs`).
 //!
 //! `pipeline` starts the ticket API in-process against the local PostgreSQL (a scratch
 //! database, dropped afterwards) and Redis (a scratch key prefix), then has `writers`
@@ -7,7 +9,10 @@
 //! each HTTP response to the event's arrival on Redis (which is bounded by commit → publish),
 //! the relay's own commit → publish delay histogram, and checks that the seqs arrived
 //! gap-free and in order. Numbers are recorded in docs/benchmarks.md.
+// A benchmark harness fails loudly on any error, as a test does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod presence;
 
 use futures_util::StreamExt;
 use kanban_protocol::redis_keys;
@@ -60,8 +65,21 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("pipeline") => pipeline(args()).await,
+        Some("presence") => {
+            let sockets = std::env::args()
+                .skip(2)
+                .collect::<Vec<_>>()
+                .windows(2)
+                .find(|w| w[0] == "--sockets")
+                .and_then(|w| w[1].parse().ok())
+                .unwrap_or(5000);
+            let redis_url = std::env::var("KANBAN_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            presence::run(sockets, redis_url).await;
+        }
         _ => {
             eprintln!("usage: kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]");
+            eprintln!("       kanban-loadtest presence [--sockets N]");
             std::process::exit(2);
         }
     }

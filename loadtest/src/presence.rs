@@ -1,0 +1,128 @@
+//! `kanban-loadtest presence [--sockets N]`: N WebSocket clients join one board as fast as
+//! they can through a real gateway (in-process, on the local Redis and PostgreSQL); reports
+//! the ramp time and how many presence messages the storm cost.
+
+use futures_util::{SinkExt, StreamExt};
+use secrecy::SecretString;
+use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+pub async fn run(sockets: usize, redis_url: String) {
+    let prefix = kanban_test_support::redis_prefix();
+    let mut settings = gateway::Settings::default();
+    settings.http.port = 0;
+    settings.redis.url = SecretString::from(redis_url);
+    settings.redis.key_prefix = prefix;
+    // Anonymous sockets: each is a distinct user and joins without an API round trip, so
+    // this measures the gateway and presence, not the ticket API's access checks.
+    settings.gateway.allow_anonymous = true;
+    settings.limits.max_connections = sockets + 100;
+    let app = gateway::Application::build(settings)
+        .await
+        .expect("start a gateway");
+    let url = format!(
+        "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket",
+        app.port()
+    );
+    tokio::spawn(app.run_until_stopped());
+    let project = uuid_like();
+
+    let presence_messages = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let joined = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(200));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(sockets);
+    for _ in 0..sockets {
+        let (url, project) = (url.clone(), project.clone());
+        let (presence_messages, most, joined, gate) = (
+            Arc::clone(&presence_messages),
+            Arc::clone(&most),
+            Arc::clone(&joined),
+            Arc::clone(&gate),
+        );
+        tasks.push(tokio::spawn(async move {
+            // The permit bounds connections being set up at once; it is released at the ack.
+            let mut permit = Some(gate.acquire_owned().await.expect("semaphore"));
+            let (ws, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .expect("connect");
+            let (mut sink, mut stream) = ws.split();
+            stream.next().await; // open
+            sink.send(Message::Text("40".into())).await.expect("send");
+            sink.send(Message::Text(
+                format!("420{}", json!(["project:join", project])).into(),
+            ))
+            .await
+            .expect("send");
+            let mut mine = 0usize;
+            let mut acked = false;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            loop {
+                let next = tokio::time::timeout_at(deadline, stream.next()).await;
+                let Ok(Some(Ok(Message::Text(text)))) = next else {
+                    break;
+                };
+                let text = text.as_str();
+                if text == "2" {
+                    let _ = sink.send(Message::Text("3".into())).await;
+                } else if text.starts_with("430") && !acked {
+                    acked = true;
+                    joined.fetch_add(1, Ordering::SeqCst);
+                    permit.take();
+                } else if text.starts_with("42[\"room:user") {
+                    mine += 1;
+                    presence_messages.fetch_add(1, Ordering::SeqCst);
+                    most.fetch_max(mine, Ordering::SeqCst);
+                }
+            }
+            (sink, mine)
+        }));
+    }
+    while joined.load(Ordering::SeqCst) < sockets {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if started.elapsed() > Duration::from_secs(120) {
+            panic!(
+                "only {} of {sockets} sockets joined in 120 s",
+                joined.load(Ordering::SeqCst)
+            );
+        }
+    }
+    let ramp = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let total = presence_messages.load(Ordering::SeqCst);
+    println!("presence benchmark: {sockets} sockets joining one board through one gateway");
+    println!(
+        "  ramp (first connect → last join ack): {:.2} s",
+        ramp.as_secs_f64()
+    );
+    println!(
+        "  presence messages received: {total} in all, at most {} by one socket",
+        most.load(Ordering::SeqCst)
+    );
+    println!(
+        "  an announce-every-join design would send {} (N·(N+1)/2)",
+        sockets * (sockets + 1) / 2
+    );
+    for task in tasks {
+        task.abort();
+    }
+}
+
+fn uuid_like() -> String {
+    let mut rng = rand::rng();
+    let bytes: [u8; 16] = rand::Rng::random(&mut rng);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+        u16::from_be_bytes([bytes[4], bytes[5]]),
+        u16::from_be_bytes([bytes[6], bytes[7]]) & 0x0fff,
+        u16::from_be_bytes([bytes[8], bytes[9]]) & 0x0fff,
+        u64::from_be_bytes([
+            0, 0, bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
+        ])
+    )
+}
