@@ -50,6 +50,18 @@ pub fn encode(envelope: EventEnvelope) -> RoomEvent {
     }
 }
 
+/// The channel of a board's ephemeral "who is dragging / editing" hints.
+pub fn hints_channel(prefix: &str, project: &str) -> String {
+    format!("{prefix}:{{{project}}}:hints")
+}
+
+fn hints_project<'a>(prefix: &str, channel: &'a str) -> Option<&'a str> {
+    channel
+        .strip_prefix(prefix)?
+        .strip_prefix(":{")?
+        .strip_suffix("}:hints")
+}
+
 /// The project of a presence channel name.
 fn presence_project<'a>(prefix: &str, channel: &'a str) -> Option<&'a str> {
     channel
@@ -104,6 +116,7 @@ impl Broker {
         let channels = [
             redis_keys::events_channel(&self.prefix, project),
             crate::presence::channel(&self.prefix, project),
+            hints_channel(&self.prefix, project),
         ];
         let mut subscribed = self.subscribed.lock().await;
         let wanted = self.hub.has_room(project);
@@ -172,7 +185,36 @@ impl Broker {
         }
     }
 
+    /// Publishes an ephemeral hint to every gateway with members in the room.
+    pub async fn publish_hint(
+        &self,
+        project: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(hints_channel(&self.prefix, project))
+            .arg(payload.to_string())
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     fn on_message(&self, data: Vec<Value>) {
+        if let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
+            (data.first(), data.get(1))
+        {
+            let hint = std::str::from_utf8(channel)
+                .ok()
+                .and_then(|c| hints_project(&self.prefix, c));
+            if let Some(project) = hint {
+                if let Ok(payload) = serde_json::from_slice::<serde_json::Value>(payload) {
+                    let frame = socketio::event_frame("/", "ticket:hint", &[payload]);
+                    self.hub.send_frame(project, &ByteString::from(frame));
+                }
+                return;
+            }
+        }
         if let Some(Value::BulkString(channel)) = data.first() {
             let project = std::str::from_utf8(channel)
                 .ok()

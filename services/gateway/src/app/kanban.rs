@@ -23,7 +23,15 @@ pub struct KanbanState {
     user: Option<User>,
     /// project id → last seq sent on this socket.
     cursors: HashMap<Arc<str>, i64>,
+    /// When this socket last sent a hint (ms since the epoch).
+    last_hint_ms: i64,
 }
+
+const HINT_ACTIONS: [&str; 3] = ["dragging", "editing", "idle"];
+/// A hint expires this long after it was sent unless repeated.
+const HINT_TTL_MS: i64 = 5_000;
+/// At most one hint per socket per this many ms.
+const HINT_MIN_GAP_MS: i64 = 200;
 
 #[derive(Debug, Clone)]
 struct User {
@@ -149,6 +157,7 @@ impl Session {
             "ticket:move" | "ticket:create" | "ticket:update" | "ticket:delete" => {
                 self.command(nsp, &name, args, ack).await
             }
+            "ticket:hint" => self.hint(nsp, &args, ack).await,
             _ => {
                 self.refuse_event(
                     nsp,
@@ -371,6 +380,85 @@ impl Session {
             }
         }
         self.deliver(event).await
+    }
+
+    /// An ephemeral "who is dragging / editing which ticket" hint: relayed to the board's
+    /// sockets on every replica through Redis pub/sub, never stored, rate-limited per
+    /// socket, and expiring on its own (`expiresAt`) unless the client repeats it.
+    async fn hint(&mut self, nsp: &str, args: &[Value], ack: Option<u64>) -> Result<(), Cause> {
+        let parsed = match args.first() {
+            Some(Value::Object(map)) => {
+                let project = map
+                    .get("projectId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let ticket = map
+                    .get("ticketId")
+                    .and_then(Value::as_str)
+                    .filter(|t| uuid::Uuid::parse_str(t).is_ok());
+                let action = map
+                    .get("action")
+                    .and_then(Value::as_str)
+                    .filter(|a| HINT_ACTIONS.contains(a));
+                project
+                    .zip(ticket.zip(action))
+                    .map(|(p, (t, a))| (p, t.to_owned(), a.to_owned()))
+            }
+            _ => None,
+        };
+        let Some((project, ticket, action)) = parsed else {
+            let message = "ticket:hint takes {projectId, ticketId, action: dragging|editing|idle}";
+            return self
+                .refuse_event(nsp, ack, ErrorCode::Validation, message)
+                .await;
+        };
+        let Some(state) = self.kanban() else {
+            return Ok(());
+        };
+        if !state.cursors.contains_key(project.as_str()) {
+            return self
+                .refuse_event(nsp, ack, ErrorCode::Forbidden, "join the board first")
+                .await;
+        }
+        let now = now_ms();
+        if now - state.last_hint_ms < HINT_MIN_GAP_MS {
+            self.ctx.metrics.rate_limited_total.inc();
+            return self
+                .refuse_event(
+                    nsp,
+                    ack,
+                    ErrorCode::RateLimited,
+                    "hints are limited to 5 per second",
+                )
+                .await;
+        }
+        state.last_hint_ms = now;
+        let Some(user) = state.user.clone() else {
+            return Ok(());
+        };
+        let payload = json!({
+            "projectId": project,
+            "ticketId": ticket,
+            "action": action,
+            "userId": user.id,
+            "name": user.name,
+            "expiresAt": now + HINT_TTL_MS,
+        });
+        if let Some(broker) = self.ctx.broker.clone() {
+            if let Err(error) = broker.publish_hint(&project, &payload).await {
+                tracing::debug!(%error, "publishing a hint failed");
+                return self
+                    .refuse_event(nsp, ack, ErrorCode::Unavailable, "hints are unavailable")
+                    .await;
+            }
+        }
+        match ack {
+            Some(id) => {
+                self.send_packet(socketio::encode_ack(nsp, id, &[json!({ "ok": true })]))
+                    .await
+            }
+            None => Ok(()),
+        }
     }
 
     async fn leave(&mut self, nsp: &str, args: &[Value], ack: Option<u64>) -> Result<(), Cause> {

@@ -140,3 +140,52 @@ async fn a_join_storm_costs_each_socket_at_most_one_message_per_interval() {
     );
     assert!(total >= SOCKETS / 2, "presence was announced: {total}");
 }
+
+#[tokio::test]
+async fn drag_hints_reach_the_board_on_every_replica_and_are_rate_limited() {
+    let stack = stack_with(2, fast_presence).await;
+    let project = stack.create_project("alice", &["bob"]).await;
+    let ticket = stack.create_ticket(&project, "alice", "dragged").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut alice = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    let mut bob = Client::connected(stack.gw(1), &stack.token("bob")).await;
+    alice.join(&project).await;
+    bob.join(&project).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let hint = serde_json::json!({"projectId": project, "ticketId": ticket, "action": "dragging"});
+    assert_eq!(
+        alice.call("ticket:hint", std::slice::from_ref(&hint)).await["ok"],
+        true
+    );
+    let got = bob
+        .wait_for(|i| matches!(i, Incoming::Event(name, _) if name == "ticket:hint"))
+        .await;
+    let Incoming::Event(_, args) = got else {
+        unreachable!()
+    };
+    assert_eq!(args[0]["userId"], "alice");
+    assert_eq!(args[0]["ticketId"], ticket.as_str());
+    assert_eq!(args[0]["action"], "dragging");
+    assert!(args[0]["expiresAt"].as_i64().unwrap() > 0);
+
+    let again = alice.call("ticket:hint", &[hint]).await;
+    assert_eq!(
+        again["error"]["code"], "RATE_LIMITED",
+        "a second hint within 200 ms"
+    );
+    let outsider = Client::connected(stack.gw(1), &stack.token("carol")).await;
+    let mut outsider = outsider;
+    let refused = outsider
+        .call(
+            "ticket:hint",
+            &[serde_json::json!({"projectId": project, "ticketId": ticket, "action": "editing"})],
+        )
+        .await;
+    assert_eq!(
+        refused["error"]["code"], "FORBIDDEN",
+        "only sockets in the room may hint"
+    );
+}
