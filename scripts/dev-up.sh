@@ -45,6 +45,7 @@ start_api() {
   KANBAN_DATABASE__URL="postgres://postgres@$PG_HOST:$PG_PORT/kanban" \
   KANBAN_AUTH__JWT_SECRET="$(cat "$STATE/jwt-secret")" \
   KANBAN_AUTH__DEV_TOKENS=true \
+  KANBAN_REDIS__URL="redis://127.0.0.1:$REDIS_PORT" \
     setsid "$CARGO_TARGET_DIR/debug/ticket-api" >"$STATE/ticket-api.log" 2>&1 < /dev/null &
   echo $! > "$STATE/ticket-api.pid"
   for _ in $(seq 1 60); do
@@ -65,6 +66,7 @@ start_gateway() {
   KANBAN_API__BASE_URL="http://127.0.0.1:$API_PORT" \
   KANBAN_AUTH__JWT_SECRET="$(cat "$STATE/jwt-secret")" \
   KANBAN_GATEWAY__INSTANCE_ID="$name" \
+  KANBAN_REDIS__URL="redis://127.0.0.1:$REDIS_PORT" \
   KANBAN_GATEWAY__DRAIN_WINDOW_MS=2000 \
     setsid "$CARGO_TARGET_DIR/debug/gateway" >"$STATE/$name.log" 2>&1 < /dev/null &
   echo $! > "$STATE/$name.pid"

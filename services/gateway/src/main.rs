@@ -14,7 +14,10 @@ async fn main() -> ExitCode {
     let settings = if args.iter().any(|a| a == "--conformance") {
         Ok(Settings::conformance())
     } else {
-        kanban_config::load::<Settings>(config_file(&args).as_deref())
+        kanban_config::load_with_lists::<Settings>(
+            config_file(&args).as_deref(),
+            &["gateway.allowed_origins"],
+        )
     };
     let settings = match settings {
         Ok(settings) => settings,

@@ -198,8 +198,12 @@ impl Presence {
             .arg(self.ttl.as_millis() as u64)
             .query_async(&mut conn)
             .await?;
+        // Rewrite every local view at each heartbeat, not only on change: that renews the
+        // hashes' expiry on boards whose viewers stay put, and restores a view that another
+        // replica purged while this one missed a heartbeat.
         if let Ok(mut rooms) = self.rooms.lock() {
             for room in rooms.values_mut() {
+                room.write = true;
                 room.recompute = true;
             }
         }

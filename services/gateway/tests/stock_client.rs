@@ -1,38 +1,38 @@
 //! Runs the Node test-suite in `tests/node/` (the stock `socket.io-client` package) against
-//! a real ticket API and two gateways started here.
+//! a real ticket API and two gateways started here: once talking to each gateway directly,
+//! once through nginx balancing the two round-robin (with the project's own local config).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "gateway/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stock_socket_io_client_works_through_two_gateways() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
-    let installed = std::path::Path::new(dir)
+const NODE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
+
+/// Runs `node --test` in the suite's folder with the stack's addresses and tokens.
+async fn run_node_suite(stack: &helpers::Stack, gateway_urls: String, api_url: String) {
+    let installed = Path::new(NODE_DIR)
         .join("node_modules/socket.io-client")
         .exists();
     assert!(
         installed,
-        "run `npm ci` in {dir} first (scripts/test.sh does)"
+        "run `npm ci` in {NODE_DIR} first (scripts/test.sh does)"
     );
-    let stack = helpers::stack(2).await;
     let project = stack.create_project("alice", &["bob"]).await;
-    let urls = format!("{},{}", stack.gw(0), stack.gw(1));
-    let (api, alice, bob, mallory) = (
-        stack.api.clone(),
+    let (alice, bob, mallory) = (
         stack.token("alice"),
         stack.token("bob"),
         stack.token("mallory"),
     );
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .args(["--test", "--test-reporter=spec", "."])
-            .current_dir(dir)
-            .env("GATEWAY_URLS", urls)
-            .env("API_URL", api)
+            .args(["--test", "--test-reporter=spec"])
+            .current_dir(NODE_DIR)
+            .env("GATEWAY_URLS", gateway_urls)
+            .env("API_URL", api_url)
             .env("TOKEN_ALICE", alice)
             .env("TOKEN_BOB", bob)
             .env("TOKEN_MALLORY", mallory)
@@ -49,4 +49,101 @@ async fn the_stock_socket_io_client_works_through_two_gateways() {
         stdout.contains("skipped 0"),
         "no Node test may be skipped here"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stock_socket_io_client_works_through_two_gateways() {
+    let stack = helpers::stack(2).await;
+    let urls = format!("{},{}", stack.gw(0), stack.gw(1));
+    let api = stack.api.clone();
+    run_node_suite(&stack, urls, api).await;
+}
+
+/// nginx of this test's own, on a free port, from `deploy/local/nginx.conf.template`.
+struct Nginx {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn port_of(url: &str) -> String {
+    url.rsplit(':').next().unwrap().to_owned()
+}
+
+fn start_nginx(api: &str, gw1: &str, gw2: &str) -> Nginx {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("kanban-nginx-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(dir.join("nginx-tmp")).unwrap();
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/local/nginx.conf.template"
+    ))
+    .unwrap();
+    let state = dir.to_string_lossy().to_string();
+    let config = template
+        .replace("@STATE@", &state)
+        .replace("@API_PORT@", &port_of(api))
+        .replace("@GW1_PORT@", &port_of(gw1))
+        .replace("@GW2_PORT@", &port_of(gw2))
+        .replace("@PORT@", &port.to_string())
+        .replace("@WEB_ROOT@", &format!("{state}/www"));
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, config).unwrap();
+    let child = Command::new("nginx")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(&dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nginx must be installed (scripts/test.sh installs it)");
+    Nginx { child, dir, port }
+}
+
+/// The README's stack shape: two gateways behind a round-robin balancer. Every Node socket
+/// and REST call goes through nginx; long-polling sessions stay on their gateway because
+/// nginx routes by the sid's instance prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stock_socket_io_client_works_through_nginx_balancing_two_gateways() {
+    let mut stack = helpers::stack(0).await;
+    stack
+        .add_gateway(&|s: &mut gateway::Settings| s.gateway.instance_id = "gw1".into())
+        .await;
+    stack
+        .add_gateway(&|s: &mut gateway::Settings| s.gateway.instance_id = "gw2".into())
+        .await;
+    let nginx = start_nginx(&stack.api, stack.gw(0), stack.gw(1));
+    let base = format!("http://127.0.0.1:{}", nginx.port);
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(format!("{base}/api/openapi.json")).await {
+            ready = response.status().is_success();
+            if ready {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "nginx answers");
+    run_node_suite(&stack, format!("{base},{base}"), base.clone()).await;
+    // Both gateways served sessions: the balancer spread them.
+    for gw in [stack.gw(0), stack.gw(1)] {
+        assert!(
+            helpers::metric(gw, "kanban_gateway_connections_total").await >= 1.0,
+            "{gw} got no session"
+        );
+    }
 }

@@ -190,3 +190,48 @@ async fn drain_refuses_new_sessions_and_closes_open_ones_with_going_away() {
     }
     drained.await.unwrap();
 }
+
+#[tokio::test]
+async fn browsers_from_origins_outside_the_allow_list_are_refused() {
+    let stack = stack_with(1, |s| {
+        s.gateway.allowed_origins = vec!["https://board.example".into()]
+    })
+    .await;
+    let url = format!("{}/socket.io/?EIO=4&transport=polling", stack.gw(0));
+    let client = reqwest::Client::new();
+    let refused = client
+        .get(&url)
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        refused.json::<serde_json::Value>().await.unwrap(),
+        json!({"code": 4, "message": "Forbidden"})
+    );
+    let allowed = client
+        .get(&url)
+        .header("Origin", "https://board.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://board.example"
+    );
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "{}/socket.io/?EIO=4&transport=websocket",
+            stack.gw(0).replace("http", "ws")
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", "https://evil.example".parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(request).await.is_err(),
+        "WebSocket handshakes too"
+    );
+}
