@@ -30,9 +30,15 @@ log "npm ci (the stock socket.io-client for the gateway's end-to-end test)"
 (cd services/gateway/tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
 log "cargo test"
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/last-test-run.log"
-status=${PIPESTATUS[0]}
-summary="$(grep -E '^test result:' "$CARGO_TARGET_DIR/last-test-run.log" | awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed", p, f}')"
+# Output goes to a file that is followed until cargo exits, so that a stray process
+# holding the output open can never keep this script waiting.
+log_file="$CARGO_TARGET_DIR/last-test-run.log"
+cargo test --workspace --locked --no-fail-fast >"$log_file" 2>&1 &
+test_pid=$!
+tail -n +1 -f --pid="$test_pid" "$log_file"
+status=0
+wait "$test_pid" || status=$?
+summary="$(grep -E '^test result:' "$log_file" | awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed", p, f}')"
 echo
 echo "$summary"
 exit "$status"

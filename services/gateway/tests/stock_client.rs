@@ -67,7 +67,20 @@ struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM to the master, which stops its workers too (SIGKILL would orphan them);
+    /// SIGKILL only if it has not exited after a while.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -107,6 +120,10 @@ fn start_nginx(api: &str, gw1: &str, gw2: &str) -> Nginx {
         .arg(&conf)
         .arg("-p")
         .arg(&dir)
+        // Never the test's own output: a process left holding it would keep the test
+        // runner's pipe open.
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("nginx must be installed (scripts/test.sh installs it)");

@@ -223,7 +223,9 @@ impl OwnRedis {
                 "--appendonly",
                 "no",
             ])
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("redis-server must be installed (scripts/test.sh installs it)");
         OwnRedis { port, child }
