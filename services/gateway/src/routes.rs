@@ -192,6 +192,13 @@ fn upgrade(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>, sid: &str) 
         Ok(parts) => parts,
         Err(_) => return error_response(PollError::BadRequest, None),
     };
+    if handle.buffer.is_upgraded() {
+        // A second WebSocket for a session that already upgraded: accept it, then close.
+        actix_web::rt::spawn(async move {
+            let _ = ws.close(None).await;
+        });
+        return response;
+    }
     let mut stream = stream.max_frame_size(ctx.settings.engine.max_payload);
     let timeout = Duration::from_millis(ctx.settings.engine.upgrade_timeout_ms);
     actix_web::rt::spawn(async move {
@@ -206,7 +213,10 @@ fn upgrade(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>, sid: &str) 
             }
             loop {
                 match stream.recv().await {
-                    Some(Ok(Message::Text(text))) if &*text == "5" => return true,
+                    Some(Ok(Message::Text(text))) if &*text == "5" => {
+                        handle.buffer.mark_upgraded();
+                        return true;
+                    }
                     Some(Ok(Message::Ping(bytes))) => {
                         if ws.pong(&bytes).await.is_err() {
                             return false;

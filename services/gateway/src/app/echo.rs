@@ -44,6 +44,10 @@ impl Session {
             AppState::Kanban(_) => None,
         }
         .unwrap_or_else(|| serde_json::json!({}));
+        // The conformance suite reads the CONNECT reply and this event with two one-shot
+        // listeners; frames that reach it in one TCP read fire both before the second
+        // listener exists. Node's server happens to write them apart; so do we, here only.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         self.send_packet(socketio::encode_event(nsp, "auth", &[auth], None))
             .await
     }

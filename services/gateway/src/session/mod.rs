@@ -57,8 +57,6 @@ pub enum Cause {
     SlowConsumer,
     /// The replica is draining.
     Shutdown,
-    /// The client sent Socket.IO DISCONNECT on its last namespace.
-    Disconnected,
     /// Writing to the transport failed.
     TransportError,
 }
@@ -74,7 +72,6 @@ impl Cause {
             Cause::TooBig => (CloseCode::Size, "message too big"),
             Cause::SlowConsumer => (CloseCode::Other(4008), "slow consumer"),
             Cause::Shutdown => (CloseCode::Away, "server shutting down"),
-            Cause::Disconnected => (CloseCode::Normal, "disconnected"),
         };
         Some(CloseReason {
             code,
@@ -319,8 +316,9 @@ impl Session {
             ToSession::Upgrade(ws) => {
                 let previous = std::mem::replace(&mut self.writer, Writer::Ws(ws));
                 if let Writer::Polling(buffer) = previous {
-                    self.ctx.polling.remove(&self.sid);
-                    buffer.close_quietly();
+                    // The sid stays registered, marked upgraded, until the session ends:
+                    // polling requests with it get 400 and further WebSockets are closed.
+                    buffer.mark_upgraded();
                     for frame in buffer.take() {
                         self.send_raw(frame).await?;
                     }
@@ -384,9 +382,8 @@ impl Session {
                     self.namespaces.remove(index);
                     self.on_disconnect(&nsp).await;
                 }
-                if self.namespaces.is_empty() {
-                    return Err(Cause::Disconnected);
-                }
+                // The Engine.IO session stays open, as Node's does: the client closes it
+                // (or connects again) when it wants.
                 Ok(())
             }
             SioPacket::Event {
@@ -476,8 +473,20 @@ impl Session {
         for (nsp, _) in &namespaces {
             self.on_disconnect(nsp).await;
         }
-        self.ctx.polling.remove(&self.sid);
+        let polling = matches!(self.writer, Writer::Polling(_));
         self.writer.close(&cause).await;
+        if polling && cause == Cause::ClientClosed {
+            // A client that POSTed a close may have a GET on its way: it gets the noop (and
+            // removes the sid); if none comes, the sid is forgotten after a grace period.
+            let ctx = Arc::clone(&self.ctx);
+            let sid = self.sid.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                ctx.polling.remove(&sid);
+            });
+        } else {
+            self.ctx.polling.remove(&self.sid);
+        }
     }
 }
 

@@ -19,7 +19,10 @@ pub struct PollBuffer {
     frames: Mutex<Vec<ByteString>>,
     notify: Notify,
     closed: AtomicBool,
-    /// Closed because the session moved to a WebSocket: pending GETs end with a noop.
+    /// How a GET learns of the end: with a noop (the client closed, or the session moved
+    /// to a WebSocket) rather than the close packet.
+    quiet: AtomicBool,
+    /// The session moved to a WebSocket: polling requests with its sid are refused.
     upgraded: AtomicBool,
     get_busy: AtomicBool,
     post_busy: AtomicBool,
@@ -34,6 +37,7 @@ impl PollBuffer {
             frames: Mutex::new(Vec::new()),
             notify: Notify::new(),
             closed: AtomicBool::new(false),
+            quiet: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
             get_busy: AtomicBool::new(false),
             post_busy: AtomicBool::new(false),
@@ -63,6 +67,11 @@ impl PollBuffer {
         self.notify.notify_one();
     }
 
+    /// The session moved to a WebSocket.
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::SeqCst)
+    }
+
     pub fn take(&self) -> Vec<ByteString> {
         self.frames
             .lock()
@@ -76,10 +85,18 @@ impl PollBuffer {
         self.notify.notify_one();
     }
 
-    /// The session moved to a WebSocket.
+    /// The client closed: a pending or later GET gets a noop.
     pub fn close_quietly(&self) {
-        self.upgraded.store(true, Ordering::SeqCst);
+        self.quiet.store(true, Ordering::SeqCst);
         self.close();
+    }
+
+    /// The client completed the upgrade (`5`): from now on polling requests are refused
+    /// and a pending GET ends with a noop. Marked when the `5` arrives, before the session
+    /// task switches writers, so a GET racing the switch is already refused.
+    pub fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::SeqCst);
+        self.close_quietly();
     }
 
     /// Waits for frames and returns the response body of one long-poll GET.
@@ -92,7 +109,7 @@ impl PollBuffer {
                 return encode_payload(&frames);
             }
             if self.closed.load(Ordering::SeqCst) {
-                return if self.upgraded.load(Ordering::SeqCst) {
+                return if self.quiet.load(Ordering::SeqCst) {
                     "6".to_owned()
                 } else {
                     "1".to_owned()
@@ -189,7 +206,10 @@ impl PollingRegistry {
     /// One long-poll GET. Only one may be in flight per session: a second one is refused
     /// and closes the session.
     pub async fn get_request(&self, sid: &str, max_wait: Duration) -> Result<String, PollError> {
-        let handle = self.get(sid).ok_or(PollError::SessionUnknown)?;
+        let handle = self
+            .get(sid)
+            .filter(|h| !h.buffer.is_upgraded())
+            .ok_or(PollError::SessionUnknown)?;
         if handle.buffer.get_busy.swap(true, Ordering::SeqCst) {
             let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError(
                 "overlapping long-polls".into(),
@@ -197,6 +217,10 @@ impl PollingRegistry {
             return Err(PollError::BadRequest);
         }
         let body = handle.buffer.long_poll(max_wait).await;
+        if handle.buffer.closed.load(Ordering::SeqCst) {
+            // The session's last word was this response; the sid is unknown from now on.
+            self.remove(sid);
+        }
         handle.buffer.get_busy.store(false, Ordering::SeqCst);
         Ok(body)
     }
@@ -208,7 +232,10 @@ impl PollingRegistry {
         body: &[u8],
         max_payload: usize,
     ) -> Result<(), PollError> {
-        let handle = self.get(sid).ok_or(PollError::SessionUnknown)?;
+        let handle = self
+            .get(sid)
+            .filter(|h| !h.buffer.is_upgraded() && !h.buffer.closed.load(Ordering::SeqCst))
+            .ok_or(PollError::SessionUnknown)?;
         if body.len() > max_payload {
             let _ = handle.tx.try_send(ToSession::Close(Cause::TooBig));
             return Err(PollError::PayloadTooLarge);

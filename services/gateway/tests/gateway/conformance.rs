@@ -60,6 +60,16 @@ async fn poll_data(base: &str, sid: &str) -> String {
     }
 }
 
+/// Long-polls until `count` non-ping packets have arrived (they may come in several GETs).
+async fn poll_packets(base: &str, sid: &str, count: usize) -> Vec<String> {
+    let mut packets = Vec::new();
+    while packets.len() < count {
+        let body = poll_data(base, sid).await;
+        packets.extend(body.split('\u{1e}').map(str::to_owned));
+    }
+    packets
+}
+
 async fn post(base: &str, sid: &str, body: &str) -> (u16, String) {
     let response = reqwest::Client::new()
         .post(url(base, &format!("transport=polling&sid={sid}")))
@@ -179,10 +189,9 @@ async fn polling_handshake_messages_and_heartbeat() {
     let (sid, open) = poll_handshake(&base).await;
     assert_eq!(open["upgrades"], json!(["websocket"]));
     assert_eq!(post(&base, &sid, "40").await, (200, "ok".into()));
-    let body = poll_data(&base, &sid).await;
-    let packets: Vec<&str> = body.split('\u{1e}').collect();
-    assert!(packets[0].starts_with("40{\"sid\":"), "{body}");
-    assert_eq!(packets.get(1).copied(), Some(r#"42["auth",{}]"#));
+    let packets = poll_packets(&base, &sid, 2).await;
+    assert!(packets[0].starts_with("40{\"sid\":"), "{packets:?}");
+    assert_eq!(packets[1], r#"42["auth",{}]"#);
     assert_eq!(
         post(
             &base,
@@ -246,7 +255,7 @@ async fn a_polling_session_upgrades_to_websocket() {
     let base = echo_gateway().await;
     let (sid, _) = poll_handshake(&base).await;
     post(&base, &sid, "40").await;
-    poll_data(&base, &sid).await; // 40{sid} and the auth event
+    poll_packets(&base, &sid, 2).await; // 40{sid} and the auth event
     let pending = tokio::spawn({
         let (base, sid) = (base.clone(), sid.clone());
         async move { poll(&base, &sid).await }
