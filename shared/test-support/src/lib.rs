@@ -243,6 +243,15 @@ fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// The value of an unlabelled metric in Prometheus text output (NaN when absent).
+pub fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// A Redis key prefix unique to one test.
 pub fn redis_prefix() -> String {
     format!("kt:{}:", uuid::Uuid::new_v4().simple())

@@ -196,13 +196,7 @@ async fn wait_for_unpublished_zero(conn: &mut diesel_async::AsyncPgConnection) -
     last
 }
 
-pub fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN)
-}
+pub use kanban_test_support::metric_value as metric;
 
 /// A Redis server of this test's own, on a free loopback port, that the test may stop.
 struct OwnRedis {
