@@ -31,6 +31,7 @@ pub struct GatewayHandle {
 pub struct Stack {
     pub api: String,
     pub prefix: String,
+    pub redis_url: String,
     pub gateways: Vec<GatewayHandle>,
     pub http: reqwest::Client,
     verifier: TokenVerifier,
@@ -43,6 +44,15 @@ pub async fn stack(gateways: usize) -> Stack {
 
 /// An API and `gateways` gateways; `tweak` adjusts each gateway's settings.
 pub async fn stack_with(gateways: usize, tweak: impl Fn(&mut gateway::Settings)) -> Stack {
+    stack_on(redis_url(), gateways, tweak).await
+}
+
+/// Like [`stack_with`], on the Redis server at `redis`.
+pub async fn stack_on(
+    redis: String,
+    gateways: usize,
+    tweak: impl Fn(&mut gateway::Settings),
+) -> Stack {
     let db = TestDatabase::create(
         Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -57,7 +67,7 @@ pub async fn stack_with(gateways: usize, tweak: impl Fn(&mut gateway::Settings))
     settings.http.workers = Some(2);
     settings.database.url = SecretString::from(db.url.clone());
     settings.database.migrate_on_start = false;
-    settings.redis.url = SecretString::from(redis_url());
+    settings.redis.url = SecretString::from(redis.clone());
     settings.redis.key_prefix = prefix.clone();
     settings.relay.leader_retry_ms = 100;
     settings.auth = auth();
@@ -69,6 +79,7 @@ pub async fn stack_with(gateways: usize, tweak: impl Fn(&mut gateway::Settings))
     let mut stack = Stack {
         api: api_url,
         prefix,
+        redis_url: redis,
         gateways: Vec::new(),
         http: reqwest::Client::new(),
         verifier: TokenVerifier::from_settings(&auth()).expect("verifier"),
@@ -86,7 +97,7 @@ impl Stack {
         settings.http.port = 0;
         settings.http.workers = Some(2);
         settings.api.base_url = self.api.clone();
-        settings.redis.url = SecretString::from(redis_url());
+        settings.redis.url = SecretString::from(self.redis_url.clone());
         settings.redis.key_prefix = self.prefix.clone();
         settings.auth = auth();
         settings.gateway.drain_window_ms = 300;
@@ -184,7 +195,7 @@ impl Stack {
 
     /// A Redis connection on the test's server (for inspecting or disturbing the layout).
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
+        redis::Client::open(self.redis_url.clone())
             .unwrap()
             .get_multiplexed_async_connection()
             .await
