@@ -5,6 +5,7 @@ use crate::client::{Client, Incoming};
 use crate::helpers::{metric, stack, stack_with};
 use futures_util::{SinkExt, StreamExt};
 use kanban_protocol::redis_keys;
+use kanban_test_support::OwnRedis;
 use serde_json::json;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -234,69 +235,6 @@ async fn browsers_from_origins_outside_the_allow_list_are_refused() {
         tokio_tungstenite::connect_async(request).await.is_err(),
         "WebSocket handshakes too"
     );
-}
-
-/// A Redis server of this test's own, on a free loopback port, that the test may stop.
-struct OwnRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl OwnRedis {
-    fn start_on(port: u16) -> OwnRedis {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/test.sh installs it)");
-        OwnRedis { port, child }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn wait_ready(&self) {
-        for _ in 0..100 {
-            if let Ok(mut conn) = redis::Client::open(self.url())
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-            {
-                if redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-                {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis on port {} did not start", self.port);
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// Redis restarts (empty) under a gateway with a joined socket: the gateway reconnects,

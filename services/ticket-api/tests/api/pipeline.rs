@@ -4,6 +4,7 @@
 use crate::helpers::{redis_url, spawn_app, spawn_with, test_database, test_settings, TestApp};
 use futures_util::StreamExt;
 use kanban_protocol::redis_keys;
+use kanban_test_support::OwnRedis;
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -197,76 +198,6 @@ async fn wait_for_unpublished_zero(conn: &mut diesel_async::AsyncPgConnection) -
 }
 
 pub use kanban_test_support::metric_value as metric;
-
-/// A Redis server of this test's own, on a free loopback port, that the test may stop.
-struct OwnRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl OwnRedis {
-    fn start_on(port: u16) -> OwnRedis {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/test.sh installs it)");
-        OwnRedis { port, child }
-    }
-
-    fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(port)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn wait_ready(&self) {
-        for _ in 0..100 {
-            if let Ok(client) = redis::Client::open(self.url()) {
-                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                    if redis::cmd("PING")
-                        .query_async::<String>(&mut conn)
-                        .await
-                        .is_ok()
-                    {
-                        return;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis on port {} did not start", self.port);
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 async fn history_seqs(url: &str, prefix: &str, project: &str) -> Vec<i64> {
     let client = redis::Client::open(url).unwrap();
