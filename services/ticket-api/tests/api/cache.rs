@@ -7,17 +7,6 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
 
-async fn metrics(app: &crate::helpers::TestApp) -> String {
-    app.client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_cache_hit_serves_the_board_without_touching_postgres() {
     let app = spawn_app().await;
@@ -25,9 +14,9 @@ async fn a_cache_hit_serves_the_board_without_touching_postgres() {
     app.create_ticket(&project, "alice", "t", "TODO").await;
     let first = app.snapshot(&project, "alice").await; // miss: fills the cache
 
-    let before = metrics(&app).await;
+    let before = app.metrics_text().await;
     let second = app.snapshot(&project, "alice").await;
-    let after = metrics(&app).await;
+    let after = app.metrics_text().await;
     assert_eq!(first, second);
     let acquired = "kanban_ticket_api_db_connections_acquired_total";
     assert_eq!(

@@ -28,15 +28,7 @@ async fn metrics_count_requests_by_route_pattern_not_raw_path() {
     let app = spawn_app().await;
     let project = app.create_project("alice").await;
     app.get(&format!("/api/projects/{project}"), "alice").await;
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.contains(r#"kanban_ticket_api_http_requests_total{method="GET",route="/api/projects/{id}",status="200"} 1"#),
         "{text}"

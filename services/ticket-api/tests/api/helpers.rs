@@ -126,6 +126,17 @@ impl TestApp {
         spawn_shared(self.settings.clone(), Arc::clone(&self.db)).await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Stops this instance (its relay too) and waits until it has stopped.
     pub async fn stop(&self) {
         self.handle.stop(false).await;

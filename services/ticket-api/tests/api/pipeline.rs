@@ -150,15 +150,7 @@ async fn a_relay_that_dies_between_publish_and_mark_publishes_each_seq_once() {
     app.faults.set_crash_after_publish(false);
     assert_quiet(&mut rx).await;
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     let skipped = metric(
         &metrics,
         "kanban_ticket_api_outbox_duplicates_skipped_total",
@@ -275,15 +267,7 @@ async fn writes_succeed_while_redis_is_down_and_flow_in_order_once_it_is_back() 
 }
 
 async fn leads(app: &TestApp) -> bool {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     metric(&text, "kanban_ticket_api_relay_leader") == 1.0
 }
 
