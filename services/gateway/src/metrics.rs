@@ -11,6 +11,8 @@ pub struct GatewayMetrics {
     pub connections: IntGauge,
     /// Project rooms with at least one local socket.
     pub rooms: IntGauge,
+    /// Long-polling GETs held open, waiting for something to send.
+    pub polls_waiting: IntGauge,
     /// Sessions opened since start.
     pub connections_total: IntCounter,
     /// Handshakes refused because the replica is full or draining.
@@ -61,6 +63,10 @@ impl GatewayMetrics {
             registry: Registry::new(),
             connections: gauge("connections", "Open Engine.IO sessions on this replica.")?,
             rooms: gauge("rooms", "Project rooms with at least one local socket.")?,
+            polls_waiting: gauge(
+                "polls_waiting",
+                "Long-polling GETs held open, waiting for something to send.",
+            )?,
             connections_total: counter("connections_total", "Sessions opened since start.")?,
             connections_refused_total: counter(
                 "connections_refused_total",
@@ -130,6 +136,7 @@ impl GatewayMetrics {
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(m.connections.clone()),
             Box::new(m.rooms.clone()),
+            Box::new(m.polls_waiting.clone()),
             Box::new(m.connections_total.clone()),
             Box::new(m.connections_refused_total.clone()),
             Box::new(m.joins_total.clone()),

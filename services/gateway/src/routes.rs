@@ -93,7 +93,11 @@ async fn engine(req: HttpRequest, body: web::Payload, ctx: web::Data<Context>) -
             let max_wait = Duration::from_millis(
                 ctx.settings.engine.ping_interval_ms + ctx.settings.engine.ping_timeout_ms,
             );
-            match ctx.polling.get_request(sid, max_wait).await {
+            match ctx
+                .polling
+                .get_request(sid, max_wait, &ctx.metrics.polls_waiting)
+                .await
+            {
                 Ok(body) => text(body, origin),
                 Err(error) => error_response(error, origin),
             }

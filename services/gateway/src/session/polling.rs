@@ -8,6 +8,7 @@
 use super::{Cause, ToSession};
 use crate::protocol::engineio::{decode_payload, encode_payload};
 use bytestring::ByteString;
+use prometheus::IntGauge;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -204,24 +205,28 @@ impl PollingRegistry {
     }
 
     /// One long-poll GET. Only one may be in flight per session: a second one is refused
-    /// and closes the session.
-    pub async fn get_request(&self, sid: &str, max_wait: Duration) -> Result<String, PollError> {
+    /// and closes the session. `waiting` counts the GETs held open.
+    pub async fn get_request(
+        &self,
+        sid: &str,
+        max_wait: Duration,
+        waiting: &IntGauge,
+    ) -> Result<String, PollError> {
         let handle = self
             .get(sid)
             .filter(|h| !h.buffer.is_upgraded())
             .ok_or(PollError::SessionUnknown)?;
-        if handle.buffer.get_busy.swap(true, Ordering::SeqCst) {
+        let Some(_slot) = Busy::take(&handle.buffer.get_busy, Some(waiting)) else {
             let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError(
                 "overlapping long-polls".into(),
             )));
             return Err(PollError::BadRequest);
-        }
+        };
         let body = handle.buffer.long_poll(max_wait).await;
         if handle.buffer.closed.load(Ordering::SeqCst) {
             // The session's last word was this response; the sid is unknown from now on.
             self.remove(sid);
         }
-        handle.buffer.get_busy.store(false, Ordering::SeqCst);
         Ok(body)
     }
 
@@ -240,12 +245,12 @@ impl PollingRegistry {
             let _ = handle.tx.try_send(ToSession::Close(Cause::TooBig));
             return Err(PollError::PayloadTooLarge);
         }
-        if handle.buffer.post_busy.swap(true, Ordering::SeqCst) {
+        let Some(_slot) = Busy::take(&handle.buffer.post_busy, None) else {
             let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError(
                 "overlapping posts".into(),
             )));
             return Err(PollError::BadRequest);
-        }
+        };
         let result = match std::str::from_utf8(body).ok().map(decode_payload) {
             Some(Ok(packets)) => handle
                 .tx
@@ -259,7 +264,36 @@ impl PollingRegistry {
                 Err(PollError::BadRequest)
             }
         };
-        handle.buffer.post_busy.store(false, Ordering::SeqCst);
         result
+    }
+}
+
+/// A session's GET or POST slot, taken for one request and given back when the request
+/// ends however it ends: answered, or dropped mid-await because the client went away. (A
+/// flag reset after the await stayed set when the future was dropped, and the client's
+/// next request was refused as overlapping, closing its session.)
+struct Busy<'a> {
+    flag: &'a AtomicBool,
+    waiting: Option<&'a IntGauge>,
+}
+
+impl<'a> Busy<'a> {
+    fn take(flag: &'a AtomicBool, waiting: Option<&'a IntGauge>) -> Option<Busy<'a>> {
+        if flag.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        if let Some(waiting) = waiting {
+            waiting.inc();
+        }
+        Some(Busy { flag, waiting })
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.flag.store(false, Ordering::SeqCst);
+        if let Some(waiting) = self.waiting {
+            waiting.dec();
+        }
     }
 }

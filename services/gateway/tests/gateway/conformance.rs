@@ -2,6 +2,7 @@
 //! checked against the echo mode that the official conformance suite targets.
 
 use crate::client::{Client, Incoming};
+use crate::helpers::{metric_until, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use gateway::{Application, Settings};
 use serde_json::{json, Value};
@@ -16,6 +17,11 @@ async fn echo_gateway() -> String {
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     address
+}
+
+/// Waits until a long-poll GET is held open by the gateway at `base`.
+async fn parked(base: &str) {
+    metric_until(base, "kanban_gateway_polls_waiting", |v| v == 1.0).await;
 }
 
 fn url(base: &str, query: &str) -> String {
@@ -159,13 +165,17 @@ async fn the_server_pings_and_closes_a_session_that_does_not_pong() {
             .unwrap();
     let started = Instant::now();
     let mut got_ping = false;
-    while let Some(Ok(message)) = ws.next().await {
-        match message {
-            Message::Text(text) if text.as_str() == "2" => got_ping = true,
-            Message::Close(_) => break,
-            _ => {}
+    let closed = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(message)) = ws.next().await {
+            match message {
+                Message::Text(text) if text.as_str() == "2" => got_ping = true,
+                Message::Close(_) => break,
+                _ => {}
+            }
         }
-    }
+    })
+    .await;
+    assert!(closed.is_ok(), "the silent session was never closed");
     assert!(got_ping);
     assert!(
         started.elapsed() >= Duration::from_millis(450),
@@ -260,7 +270,7 @@ async fn a_polling_session_upgrades_to_websocket() {
         let (base, sid) = (base.clone(), sid.clone());
         async move { poll(&base, &sid).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    parked(&base).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(url(
         &base.replace("http", "ws"),
         &format!("transport=websocket&sid={sid}"),
@@ -310,7 +320,7 @@ async fn overlapping_long_polls_close_the_session() {
         let (base, sid) = (base.clone(), sid.clone());
         async move { poll(&base, &sid).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    parked(&base).await;
     let second = reqwest::get(url(&base, &format!("transport=polling&sid={sid}")))
         .await
         .unwrap();
@@ -330,12 +340,36 @@ async fn a_polling_client_close_releases_the_pending_get_and_forgets_the_sid() {
         let (base, sid) = (base.clone(), sid.clone());
         async move { poll(&base, &sid).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    parked(&base).await;
     assert_eq!(post(&base, &sid, "1").await.0, 200);
     assert_eq!(pending.await.unwrap(), "6");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The released GET forgot the sid before it answered.
     let after = reqwest::get(url(&base, &format!("transport=polling&sid={sid}")))
         .await
         .unwrap();
     assert_eq!(after.status(), 400);
+}
+
+#[tokio::test]
+async fn a_long_poll_dropped_by_the_client_does_not_end_the_session() {
+    let base = echo_gateway().await;
+    let (sid, _) = poll_handshake(&base).await;
+    post(&base, &sid, "40").await;
+    poll_packets(&base, &sid, 2).await; // 40{sid} and the auth event
+    let abandoned = tokio::spawn({
+        let (base, sid) = (base.clone(), sid.clone());
+        async move { poll(&base, &sid).await }
+    });
+    parked(&base).await;
+    abandoned.abort(); // the client goes away mid-poll: its connection closes
+    metric_until(&base, "kanban_gateway_polls_waiting", |v| v == 0.0).await;
+    assert_eq!(
+        post(&base, &sid, "42[\"message\",\"still here\"]").await.0,
+        200
+    );
+    assert_eq!(
+        poll_data(&base, &sid).await,
+        "42[\"message-back\",\"still here\"]",
+        "the next GET is served, not refused as overlapping"
+    );
 }

@@ -33,11 +33,23 @@ async fn a_cache_hit_still_refuses_non_members() {
     let app = spawn_app().await;
     let project = app.create_project("alice").await;
     app.snapshot(&project, "alice").await;
+    // Postgres would refuse mallory with the same 404: the metrics show that this
+    // refusal came from the cached board's member list, with no connection taken.
+    let before = app.metrics_text().await;
     assert_eq!(
         app.get(&format!("/api/projects/{project}"), "mallory")
             .await
             .status,
         StatusCode::NOT_FOUND
+    );
+    let after = app.metrics_text().await;
+    let hits = "kanban_ticket_api_cache_hits_total";
+    assert_eq!(metric(&after, hits), metric(&before, hits) + 1.0, "a hit");
+    let acquired = "kanban_ticket_api_db_connections_acquired_total";
+    assert_eq!(
+        metric(&after, acquired),
+        metric(&before, acquired),
+        "no connection for the refusal"
     );
     app.add_member(&project, "alice", "bob", "viewer").await;
     assert_eq!(
