@@ -153,6 +153,7 @@ impl Application {
                 settings.redis.key_prefix.clone(),
                 settings.relay.history_max_len,
                 settings.relay.history_ttl_seconds,
+                crate::cache::guard_ttl_seconds(settings.cache.ttl_seconds),
             ),
             metrics: Arc::clone(&metrics),
             wake: Arc::clone(&relay_wake),
