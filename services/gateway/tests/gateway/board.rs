@@ -275,3 +275,111 @@ async fn a_repeated_command_with_the_same_mutation_id_changes_the_board_once() {
     let rest = alice.drain(Duration::from_millis(300)).await;
     assert!(!rest.iter().any(is_board_event), "{rest:?}");
 }
+
+#[tokio::test]
+async fn a_resume_from_before_the_trimmed_history_gets_a_resync_and_one_within_it_the_events() {
+    let stack = stack(1).await;
+    let project = stack.create_project("alice", &[]).await;
+    for i in 0..5 {
+        stack
+            .create_ticket(&project, "alice", &format!("t{i}"))
+            .await;
+    }
+    stack.history_reaches(&project, 5).await;
+    // What the relay's MAXLEN cap does to a busy board: the oldest entries go, the
+    // stream stays (unlike expiry, which deletes it).
+    let mut redis = stack.redis().await;
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(redis_keys::history(&stack.prefix, &project))
+        .arg("MAXLEN")
+        .arg(2)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let mut behind = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    let ack = behind
+        .call(
+            "project:join",
+            &[json!({"projectId": project, "sinceSeq": 1})],
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let Incoming::Event(_, args) = behind.wait_for(|i| is_event(i, "project:resync")).await else {
+        unreachable!()
+    };
+    assert_eq!(args[0]["reason"], "history_unavailable");
+    let stray = behind.drain(Duration::from_millis(300)).await;
+    assert!(
+        !stray.iter().any(is_board_event),
+        "no partial replay with a hole in it: {stray:?}"
+    );
+
+    let mut close = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    let ack = close
+        .call(
+            "project:join",
+            &[json!({"projectId": project, "sinceSeq": 3})],
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(seqs(&close.events(2).await), vec![4, 5]);
+    let rest = close.drain(Duration::from_millis(300)).await;
+    assert!(
+        !rest.iter().any(|i| is_event(i, "project:resync")),
+        "{rest:?}"
+    );
+}
+
+/// A TCP port that accepts connections and never answers: a hung ticket API.
+async fn silent_api() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn with_the_api_down_or_hung_joins_and_commands_answer_unavailable_and_the_socket_stays() {
+    let mut stack = stack(0).await;
+    let project = stack.create_project("alice", &[]).await;
+    let down = format!("http://127.0.0.1:{}", kanban_test_support::free_port());
+    let (hung, _hung_task) = silent_api().await;
+    for api in [down, hung] {
+        let index = stack
+            .add_gateway(&|s: &mut gateway::Settings| {
+                s.api.base_url = api.clone();
+                s.api.timeout_ms = 300;
+            })
+            .await;
+        let mut alice = Client::connected(stack.gw(index), &stack.token("alice")).await;
+        let started = std::time::Instant::now();
+        let join = alice.join(&project).await;
+        assert_eq!(join["error"]["code"], "UNAVAILABLE", "{api}: {join}");
+        let create = alice
+            .call(
+                "ticket:create",
+                &[json!({"projectId": project, "ticket": {"title": "lost?"}})],
+            )
+            .await;
+        assert_eq!(create["error"]["code"], "UNAVAILABLE", "{api}: {create}");
+        // Two API calls of 300 ms each at most; the margin is for a busy machine.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{api}: answered after {:?}",
+            started.elapsed()
+        );
+        let leave = alice
+            .call("project:leave", &[Value::String(project.clone())])
+            .await;
+        assert_eq!(
+            leave["ok"], true,
+            "{api}: the socket is still served: {leave}"
+        );
+    }
+}

@@ -278,3 +278,52 @@ async fn after_a_redis_restart_the_gateway_resubscribes_and_nothing_is_lost() {
     assert!(metric(stack.gw(0), "kanban_gateway_redis_reconnects_total").await >= 1.0);
     drop(redis);
 }
+
+#[tokio::test]
+async fn drain_ends_long_polling_sessions_with_the_close_packet() {
+    let stack = stack_with(1, |s| s.gateway.drain_window_ms = 500).await;
+    let base = stack.gw(0).to_owned();
+    let http = reqwest::Client::new();
+    let url = |query: &str| format!("{base}/socket.io/?EIO=4&transport=polling{query}");
+    let open = http
+        .get(url(""))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let open: serde_json::Value = serde_json::from_str(&open[1..]).unwrap();
+    let sid = open["sid"].as_str().unwrap().to_owned();
+    let connect = format!("40{}", json!({"token": stack.token("alice")}));
+    let posted = http
+        .post(url(&format!("&sid={sid}")))
+        .body(connect)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let connected = http
+        .get(url(&format!("&sid={sid}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(connected.starts_with("40{\"sid\""), "{connected}");
+
+    let pending = tokio::spawn({
+        let (http, get) = (http.clone(), url(&format!("&sid={sid}")));
+        async move { http.get(get).send().await.unwrap().text().await.unwrap() }
+    });
+    metric_until(&base, "kanban_gateway_polls_waiting", |v| v == 1.0).await;
+    let shutdown = stack.gateways[0].shutdown.clone();
+    let drained = tokio::spawn(async move { shutdown.drain().await });
+    assert_eq!(
+        pending.await.unwrap(),
+        "1",
+        "the held GET gets the close packet"
+    );
+    drained.await.unwrap();
+}
