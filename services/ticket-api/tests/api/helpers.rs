@@ -142,6 +142,12 @@ impl TestApp {
         self.handle.stop(false).await;
     }
 
+    /// Stops as on SIGTERM: no new connections, in-flight requests finish (within
+    /// `http.shutdown_timeout_seconds`). The future ends when the server has stopped.
+    pub fn stop_gracefully(&self) -> impl std::future::Future<Output = ()> + use<> {
+        self.handle.stop(true)
+    }
+
     pub fn token(&self, user: &str) -> String {
         self.verifier
             .issue(user, Some(user), 600)
