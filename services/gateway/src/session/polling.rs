@@ -297,3 +297,68 @@ impl Drop for Busy<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn registry_with(sid: &str) -> (PollingRegistry, mpsc::Receiver<ToSession>) {
+        let (tx, rx) = mpsc::channel(8);
+        let registry = PollingRegistry::default();
+        let buffer = Arc::new(PollBuffer::new(16));
+        registry.insert(sid, PollHandle { tx, buffer });
+        (registry, rx)
+    }
+
+    /// A GET whose future is dropped mid-wait (its request cancelled: a timeout around it,
+    /// a server stopping) frees the session's GET slot; the next GET is served, not
+    /// refused as overlapping, and the session is not closed.
+    #[tokio::test]
+    async fn a_dropped_long_poll_frees_the_slot_for_the_next_one() {
+        let (registry, mut rx) = registry_with("s1");
+        let waiting = IntGauge::new("waiting", "test").unwrap();
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(20),
+            registry.get_request("s1", Duration::from_secs(60), &waiting),
+        )
+        .await;
+        assert!(
+            dropped.is_err(),
+            "the first GET was still waiting when dropped"
+        );
+        assert_eq!(waiting.get(), 0);
+        let next = registry
+            .get_request("s1", Duration::from_millis(10), &waiting)
+            .await;
+        assert_eq!(next, Ok("6".to_owned()), "an idle GET ends with a noop");
+        assert!(rx.try_recv().is_err(), "nothing asked the session to close");
+    }
+
+    #[tokio::test]
+    async fn overlapping_long_polls_are_refused_and_close_the_session() {
+        let (registry, mut rx) = registry_with("s1");
+        let registry = Arc::new(registry);
+        let waiting = IntGauge::new("waiting", "test").unwrap();
+        let first = tokio::spawn({
+            let (registry, waiting) = (Arc::clone(&registry), waiting.clone());
+            async move {
+                registry
+                    .get_request("s1", Duration::from_secs(5), &waiting)
+                    .await
+            }
+        });
+        while waiting.get() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let second = registry
+            .get_request("s1", Duration::from_secs(5), &waiting)
+            .await;
+        assert_eq!(second, Err(PollError::BadRequest));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(ToSession::Close(Cause::ProtocolError(_)))
+        ));
+        first.abort();
+    }
+}

@@ -349,27 +349,3 @@ async fn a_polling_client_close_releases_the_pending_get_and_forgets_the_sid() {
         .unwrap();
     assert_eq!(after.status(), 400);
 }
-
-#[tokio::test]
-async fn a_long_poll_dropped_by_the_client_does_not_end_the_session() {
-    let base = echo_gateway().await;
-    let (sid, _) = poll_handshake(&base).await;
-    post(&base, &sid, "40").await;
-    poll_packets(&base, &sid, 2).await; // 40{sid} and the auth event
-    let abandoned = tokio::spawn({
-        let (base, sid) = (base.clone(), sid.clone());
-        async move { poll(&base, &sid).await }
-    });
-    parked(&base).await;
-    abandoned.abort(); // the client goes away mid-poll: its connection closes
-    metric_until(&base, "kanban_gateway_polls_waiting", |v| v == 0.0).await;
-    assert_eq!(
-        post(&base, &sid, "42[\"message\",\"still here\"]").await.0,
-        200
-    );
-    assert_eq!(
-        poll_data(&base, &sid).await,
-        "42[\"message-back\",\"still here\"]",
-        "the next GET is served, not refused as overlapping"
-    );
-}
