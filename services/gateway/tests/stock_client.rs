@@ -154,7 +154,11 @@ async fn the_stock_socket_io_client_works_through_nginx_balancing_two_gateways()
     // nginx starts in the background: wait (under a deadline) until it answers.
     let deadline = std::time::Instant::now() + helpers::WAIT;
     loop {
-        if let Ok(response) = reqwest::get(format!("{base}/api/openapi.json")).await {
+        if let Ok(response) = kanban_test_support::http()
+            .get(format!("{base}/api/openapi.json"))
+            .send()
+            .await
+        {
             if response.status().is_success() {
                 break;
             }

@@ -322,6 +322,15 @@ impl Drop for OwnRedis {
     }
 }
 
+/// An HTTP client for tests: every request fails after 10 s instead of hanging the test
+/// when a server under test stops answering.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client")
+}
+
 /// A free loopback port (bound, then released: another process could take it first, which
 /// the caller notices when its server fails to start).
 pub fn free_port() -> u16 {
@@ -380,7 +389,7 @@ impl ServiceProcess {
     /// Waits (10 s at most) until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let client = reqwest::Client::new();
+        let client = http();
         loop {
             let ready = client
                 .get(format!("{}/readyz", self.url()))

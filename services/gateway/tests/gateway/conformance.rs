@@ -29,7 +29,9 @@ fn url(base: &str, query: &str) -> String {
 }
 
 async fn poll_handshake(base: &str) -> (String, Value) {
-    let response = reqwest::get(url(base, "transport=polling&t=abc"))
+    let response = kanban_test_support::http()
+        .get(url(base, "transport=polling&t=abc"))
+        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -44,7 +46,9 @@ async fn poll_handshake(base: &str) -> (String, Value) {
 }
 
 async fn poll(base: &str, sid: &str) -> String {
-    reqwest::get(url(base, &format!("transport=polling&sid={sid}")))
+    kanban_test_support::http()
+        .get(url(base, &format!("transport=polling&sid={sid}")))
+        .send()
         .await
         .unwrap()
         .text()
@@ -77,7 +81,7 @@ async fn poll_packets(base: &str, sid: &str, count: usize) -> Vec<String> {
 }
 
 async fn post(base: &str, sid: &str, body: &str) -> (u16, String) {
-    let response = reqwest::Client::new()
+    let response = kanban_test_support::http()
         .post(url(base, &format!("transport=polling&sid={sid}")))
         .body(body.to_owned())
         .send()
@@ -220,7 +224,9 @@ async fn polling_handshake_messages_and_heartbeat() {
 }
 
 async fn get_json(base: &str, query: &str) -> (u16, Value) {
-    let response = reqwest::get(format!("{base}/socket.io/?{query}"))
+    let response = kanban_test_support::http()
+        .get(format!("{base}/socket.io/?{query}"))
+        .send()
         .await
         .unwrap();
     (
@@ -242,7 +248,7 @@ async fn polling_errors_have_engine_io_codes() {
     check(400, 1)(get_json(&base, "EIO=4&transport=polling&sid=nope").await);
     check(400, 5)(get_json(&base, "EIO=3&transport=polling").await);
     check(400, 5)(get_json(&base, "transport=polling").await);
-    let response = reqwest::Client::new()
+    let response = kanban_test_support::http()
         .post(url(&base, "transport=polling"))
         .body("40")
         .send()
@@ -250,7 +256,9 @@ async fn polling_errors_have_engine_io_codes() {
         .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(response.json::<Value>().await.unwrap()["code"], 2);
-    let plain = reqwest::get(url(&base, "transport=websocket"))
+    let plain = kanban_test_support::http()
+        .get(url(&base, "transport=websocket"))
+        .send()
         .await
         .unwrap();
     assert_eq!(plain.status(), 400, "a websocket request without Upgrade");
@@ -302,7 +310,9 @@ async fn a_polling_session_upgrades_to_websocket() {
         assert_eq!(text.as_str(), "42[\"message-back\",\"over ws\"]");
         break;
     }
-    let after = reqwest::get(url(&base, &format!("transport=polling&sid={sid}")))
+    let after = kanban_test_support::http()
+        .get(url(&base, &format!("transport=polling&sid={sid}")))
+        .send()
         .await
         .unwrap();
     assert_eq!(
@@ -321,7 +331,9 @@ async fn overlapping_long_polls_close_the_session() {
         async move { poll(&base, &sid).await }
     });
     parked(&base).await;
-    let second = reqwest::get(url(&base, &format!("transport=polling&sid={sid}")))
+    let second = kanban_test_support::http()
+        .get(url(&base, &format!("transport=polling&sid={sid}")))
+        .send()
         .await
         .unwrap();
     assert_eq!(second.status(), 400);
@@ -344,7 +356,9 @@ async fn a_polling_client_close_releases_the_pending_get_and_forgets_the_sid() {
     assert_eq!(post(&base, &sid, "1").await.0, 200);
     assert_eq!(pending.await.unwrap(), "6");
     // The released GET forgot the sid before it answered.
-    let after = reqwest::get(url(&base, &format!("transport=polling&sid={sid}")))
+    let after = kanban_test_support::http()
+        .get(url(&base, &format!("transport=polling&sid={sid}")))
+        .send()
         .await
         .unwrap();
     assert_eq!(after.status(), 400);

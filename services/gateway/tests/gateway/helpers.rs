@@ -82,7 +82,7 @@ pub async fn stack_on(
         prefix,
         redis_url: redis,
         gateways: Vec::new(),
-        http: reqwest::Client::new(),
+        http: kanban_test_support::http(),
         verifier: TokenVerifier::from_settings(&auth()).expect("verifier"),
         _db: Arc::new(db),
     };
@@ -256,7 +256,9 @@ pub async fn metric_until(base: &str, name: &str, want: impl Fn(f64) -> bool) ->
 }
 
 pub async fn metric(base: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+    let text = kanban_test_support::http()
+        .get(format!("{base}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()

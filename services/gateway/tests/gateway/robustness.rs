@@ -165,7 +165,9 @@ async fn drain_refuses_new_sessions_and_closes_open_ones_with_going_away() {
     let drained = tokio::spawn(async move { shutdown.drain().await });
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let ready = reqwest::get(format!("{}/readyz", stack.gw(0)))
+        let ready = kanban_test_support::http()
+            .get(format!("{}/readyz", stack.gw(0)))
+            .send()
             .await
             .expect("a draining replica still answers /readyz");
         if ready.status() == 503 {
@@ -203,7 +205,7 @@ async fn browsers_from_origins_outside_the_allow_list_are_refused() {
     })
     .await;
     let url = format!("{}/socket.io/?EIO=4&transport=polling", stack.gw(0));
-    let client = reqwest::Client::new();
+    let client = kanban_test_support::http();
     let refused = client
         .get(&url)
         .header("Origin", "https://evil.example")
@@ -283,7 +285,7 @@ async fn after_a_redis_restart_the_gateway_resubscribes_and_nothing_is_lost() {
 async fn drain_ends_long_polling_sessions_with_the_close_packet() {
     let stack = stack_with(1, |s| s.gateway.drain_window_ms = 500).await;
     let base = stack.gw(0).to_owned();
-    let http = reqwest::Client::new();
+    let http = kanban_test_support::http();
     let url = |query: &str| format!("{base}/socket.io/?EIO=4&transport=polling{query}");
     let open = http
         .get(url(""))

@@ -98,7 +98,7 @@ pub async fn spawn_shared(settings: Settings, db: Arc<TestDatabase>) -> TestApp 
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: kanban_test_support::http(),
         verifier,
         db,
         settings,

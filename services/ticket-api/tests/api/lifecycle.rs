@@ -61,7 +61,7 @@ async fn a_graceful_stop_finishes_the_request_in_flight_and_refuses_new_ones() {
     let stopped = tokio::spawn(app.stop_gracefully());
     // The listener closes at once: a new connection is refused while the old one works.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while reqwest::Client::new()
+    while kanban_test_support::http()
         .get(format!("{}/healthz", app.address))
         .send()
         .await

@@ -410,7 +410,9 @@ async fn a_relay_process_killed_between_publish_and_mark_is_replaced_without_dup
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_quiet(&mut rx).await;
-    let metrics = reqwest::get(format!("{}/metrics", second.url()))
+    let metrics = kanban_test_support::http()
+        .get(format!("{}/metrics", second.url()))
+        .send()
         .await
         .unwrap()
         .text()
