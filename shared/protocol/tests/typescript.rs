@@ -4,6 +4,7 @@
 //! `index.ts` re-exporting all of them. This test fails when those files differ from what
 //! the crate produces; `KANBAN_UPDATE_TS=1` makes it write them instead.
 #![cfg(feature = "ts")]
+#![allow(clippy::expect_used)]
 
 use kanban_protocol::{error, events, model, rest, socket, status};
 use std::collections::BTreeMap;
@@ -95,6 +96,7 @@ fn declarations() -> BTreeMap<String, String> {
         error::ErrorCode,
         error::ErrorDetail,
         error::ErrorBody,
+        error::VersionConflictDetails,
     );
     files.insert("index.ts".to_owned(), index(&files));
     files

@@ -56,3 +56,4 @@ export type { TransitionTicketBody } from "./TransitionTicketBody";
 export type { UpdateProjectBody } from "./UpdateProjectBody";
 export type { UpdateTicketBody } from "./UpdateTicketBody";
 export type { UpdateTicketCommand } from "./UpdateTicketCommand";
+export type { VersionConflictDetails } from "./VersionConflictDetails";
