@@ -824,4 +824,72 @@ mod tests {
         .unwrap_err();
         assert!(message.contains("invalid type"), "{message}");
     }
+
+    /// The typed payloads encode to the very bytes the `json!` literals they replaced did.
+    #[test]
+    fn typed_payloads_encode_as_the_json_literals_did() {
+        use kanban_protocol::socket::{PresenceUpdate, PresentUser};
+        let same = |typed: Value, literal: Value| {
+            assert_eq!(
+                socketio::encode_ack("/", 7, &[typed]),
+                socketio::encode_ack("/", 7, &[literal])
+            );
+        };
+        same(
+            arg(&JoinAck::new(12, 3)),
+            json!({ "ok": true, "seq": 12, "userCount": 3 }),
+        );
+        same(arg(&OkAck::OK), json!({ "ok": true }));
+        let error = ErrorBody::new(ErrorCode::Forbidden, "join the board first").error;
+        same(
+            arg(&ErrorAck::new(error.clone())),
+            json!({ "ok": false, "error": error }),
+        );
+        same(
+            arg(&Resync {
+                project_id: ID.into(),
+                reason: ResyncReason::HistoryUnavailable,
+                seq: 4,
+            }),
+            json!({ "projectId": ID, "reason": "history_unavailable", "seq": 4 }),
+        );
+        same(
+            arg(&Hint {
+                project_id: ID.into(),
+                ticket_id: ID.into(),
+                action: kanban_protocol::socket::HintAction::Editing,
+                user_id: "alice".into(),
+                name: "Alice".into(),
+                expires_at: 99,
+            }),
+            json!({
+                "projectId": ID,
+                "ticketId": ID,
+                "action": "editing",
+                "userId": "alice",
+                "name": "Alice",
+                "expiresAt": 99,
+            }),
+        );
+        let users = vec![PresentUser {
+            id: "alice".into(),
+            name: "Alice".into(),
+        }];
+        same(
+            arg(&PresenceUpdate {
+                project_id: ID.into(),
+                user_count: 1,
+                users: users.clone(),
+            }),
+            json!({ "projectId": ID, "userCount": 1, "users": users }),
+        );
+        same(
+            arg(&ErrorBody::new(ErrorCode::Unauthorized, "auth.token is required").error),
+            json!({ "code": ErrorCode::Unauthorized, "message": "auth.token is required" }),
+        );
+        assert_eq!(
+            socketio::encode_ack("/", 7, &[arg(&OkAck::OK)]),
+            r#"37[{"ok":true}]"#
+        );
+    }
 }
