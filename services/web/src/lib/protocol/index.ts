@@ -43,6 +43,7 @@ export type { ProjectMember } from "./ProjectMember";
 export type { RankEntry } from "./RankEntry";
 export type { Resync } from "./Resync";
 export type { ResyncReason } from "./ResyncReason";
+export type { ClientToServerEvents, ServerToClientEvents } from "./SocketEvents";
 export type { Ticket } from "./Ticket";
 export type { TicketAck } from "./TicketAck";
 export type { TicketDraft } from "./TicketDraft";
