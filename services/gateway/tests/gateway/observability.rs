@@ -41,7 +41,10 @@ async fn the_gateway_returns_the_clients_request_id_or_a_new_one() {
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "lb-7f3a");
     let response = http
-        .get(format!("{}/socket.io/?EIO=3&transport=polling", stack.gw(0)))
+        .get(format!(
+            "{}/socket.io/?EIO=3&transport=polling",
+            stack.gw(0)
+        ))
         .send()
         .await
         .unwrap();
@@ -53,7 +56,9 @@ async fn the_gateway_returns_the_clients_request_id_or_a_new_one() {
 #[tokio::test]
 async fn gateway_http_requests_are_counted_by_route_pattern() {
     let stack = stack(1).await;
-    reqwest::get(format!("{}/healthz", stack.gw(0))).await.unwrap();
+    reqwest::get(format!("{}/healthz", stack.gw(0)))
+        .await
+        .unwrap();
     let text = metrics_text(stack.gw(0)).await;
     assert_eq!(
         metric_value(
@@ -93,7 +98,10 @@ async fn sockets_by_transport_closes_by_reason_api_calls_and_fan_out_are_measure
     assert!(metric_value(&text, "kanban_gateway_fanout_latency_seconds_count") >= 1.0);
     assert!(metric_value(&text, "kanban_gateway_outbound_queue_depth_count") >= 1.0);
     assert_eq!(
-        metric_value(&text, r#"kanban_gateway_closes_total{code="none",reason="client_closed"}"#),
+        metric_value(
+            &text,
+            r#"kanban_gateway_closes_total{code="none",reason="client_closed"}"#
+        ),
         0.0
     );
 
@@ -106,7 +114,238 @@ async fn sockets_by_transport_closes_by_reason_api_calls_and_fan_out_are_measure
     .await;
     assert_eq!(closed, 1.0);
     assert_eq!(
-        eventually(gw, r#"kanban_gateway_sockets{transport="websocket"}"#, |v| v == 0.0).await,
+        eventually(
+            gw,
+            r#"kanban_gateway_sockets{transport="websocket"}"#,
+            |v| v == 0.0
+        )
+        .await,
         0.0
+    );
+}
+
+/// The PromQL expressions of the shipped dashboard (every `expr` in it).
+fn dashboard_exprs() -> Vec<String> {
+    fn walk(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("expr", serde_json::Value::String(expr)) => out.push(expr.clone()),
+                        _ => walk(value, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, out)),
+            _ => {}
+        }
+    }
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/observability/grafana/kanban-dashboard.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    walk(&dashboard, &mut exprs);
+    exprs
+}
+
+/// The `expr`s of the shipped rules and the names their `record`s define. (A small reader
+/// of the file's own layout: `key: value` on one line, or a `|`/`>` block below it.)
+fn rules_exprs_and_records() -> (Vec<String>, Vec<String>) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/observability/prometheus/kanban-rules.yml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (mut exprs, mut records) = (Vec::new(), Vec::new());
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start().trim_start_matches("- ");
+        if let Some(name) = trimmed.strip_prefix("record:") {
+            records.push(name.trim().to_owned());
+        }
+        let Some(value) = trimmed.strip_prefix("expr:") else {
+            continue;
+        };
+        let value = value.trim();
+        if value.starts_with('|') || value.starts_with('>') {
+            let indent = line.len() - line.trim_start().len();
+            let block: Vec<&str> = lines[i + 1..]
+                .iter()
+                .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+                .map(|l| l.trim())
+                .collect();
+            exprs.push(block.join(" "));
+        } else {
+            exprs.push(value.trim_matches(|c| c == '\'' || c == '"').to_owned());
+        }
+    }
+    (exprs, records)
+}
+
+/// The metric names a PromQL expression reads: identifiers that are not functions,
+/// keywords, label names (in matchers or grouping lists), durations, numbers or Grafana
+/// variables.
+fn metric_names(expr: &str) -> Vec<String> {
+    // Keep only what is outside strings, `{…}` matchers and `[…]` ranges.
+    let mut outside = String::new();
+    let (mut braces, mut brackets, mut quote) = (0, 0, None);
+    for c in expr.chars() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '{' => braces += 1,
+            '}' => braces -= 1,
+            '[' => brackets += 1,
+            ']' => brackets -= 1,
+            _ if braces == 0 && brackets == 0 => {
+                outside.push(c);
+                continue;
+            }
+            _ => {}
+        }
+        outside.push(' ');
+    }
+    const KEYWORDS: &[&str] = &["and", "or", "unless", "bool", "offset", "inf", "nan"];
+    // Aggregations may be followed by `by (…)` rather than by their argument.
+    const AGGREGATIONS: &[&str] = &[
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "count",
+        "group",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "quantile",
+        "count_values",
+    ];
+    const GROUPING: &[&str] = &[
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    let chars: Vec<char> = outside.chars().collect();
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '$' {
+            // A Grafana variable: `$name` or `${name}` (the braces are already gone).
+            i += 1;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+        } else if c.is_ascii_digit() || c == '.' {
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+        } else if c.is_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || "_:".contains(chars[i])) {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let next = chars[i..].iter().find(|c| !c.is_whitespace());
+            if GROUPING.contains(&word.as_str()) {
+                // Skip its label list.
+                if next == Some(&'(') {
+                    while i < chars.len() && chars[i] != ')' {
+                        i += 1;
+                    }
+                }
+            } else if next != Some(&'(')
+                && !KEYWORDS.contains(&word.to_lowercase().as_str())
+                && !AGGREGATIONS.contains(&word.as_str())
+            {
+                names.push(word);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+#[test]
+fn metric_names_are_read_from_promql_as_expected() {
+    let expr = r#"histogram_quantile(0.99, sum by (le, route) (rate(a_bucket{route!~"/x(y)"}[$__rate_interval]))) / on (instance) group_left (version) b * 2 > bool 1e3 or vector(0) and c offset 5m"#;
+    assert_eq!(metric_names(expr), ["a_bucket", "b", "c"]);
+    assert_eq!(
+        metric_names("max(kanban:lag:leader and on () (x == 1))"),
+        ["kanban:lag:leader", "x"]
+    );
+}
+
+/// `# TYPE` lines of an exposition: every name a query can use (a histogram's
+/// `_bucket`, `_sum` and `_count` included).
+fn exported_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            names.insert(name.to_owned());
+            if kind == "histogram" || kind == "summary" {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.insert(format!("{name}{suffix}"));
+                }
+            }
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn dashboard_and_rules_use_only_exported_metrics() {
+    let stack = stack(1).await;
+    let gw = stack.gw(0);
+    // Series that exist only after an event: HTTP requests on both services.
+    let project = stack.create_project("alice", &[]).await;
+    let mut alice = Client::connected(gw, &stack.token("alice")).await;
+    assert_eq!(alice.join(&project).await["ok"], true);
+    metrics_text(gw).await;
+    let mut exported = exported_names(&metrics_text(gw).await);
+    exported.extend(exported_names(&metrics_text(&stack.api).await));
+
+    let (rule_exprs, records) = rules_exprs_and_records();
+    assert!(
+        rule_exprs.len() >= 10 && !records.is_empty(),
+        "{rule_exprs:?}"
+    );
+    let dashboard = dashboard_exprs();
+    assert!(dashboard.len() >= 20, "{dashboard:?}");
+    let mut missing = std::collections::BTreeSet::new();
+    let mut used = 0;
+    for expr in rule_exprs.iter().chain(&dashboard) {
+        for name in metric_names(expr) {
+            used += 1;
+            // `up` is Prometheus's own; names with colons are this file's recording rules.
+            let known = name == "up"
+                || (name.contains(':') && records.contains(&name))
+                || exported.contains(&name);
+            if !known {
+                missing.insert(format!("{name} (in {expr})"));
+            }
+        }
+    }
+    assert!(used > 50, "the reader found only {used} metric uses");
+    assert!(
+        missing.is_empty(),
+        "used by the dashboard or the rules but not exported:\n{}",
+        missing.into_iter().collect::<Vec<_>>().join("\n")
     );
 }
