@@ -580,3 +580,35 @@ pub struct Refusal {
     pub message: String,
     pub data: Option<serde_json::Value>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cause;
+
+    #[test]
+    fn close_labels_name_the_close_code_that_is_sent() {
+        let causes = [
+            Cause::ClientClosed,
+            Cause::PingTimeout,
+            Cause::ConnectTimeout,
+            Cause::ProtocolError("x".into()),
+            Cause::TooBig,
+            Cause::SlowConsumer,
+            Cause::Shutdown,
+            Cause::TransportError,
+        ];
+        for cause in &causes {
+            let sent = cause
+                .close_reason()
+                .map_or_else(|| "none".to_owned(), |r| u16::from(r.code).to_string());
+            assert_eq!(cause.labels().1, sent, "{cause:?}");
+        }
+        let mut reasons: Vec<_> = causes.iter().map(|c| c.labels().0).collect();
+        reasons.dedup();
+        assert_eq!(
+            reasons.len(),
+            Cause::LABELS.len(),
+            "one label pair per cause"
+        );
+    }
+}

@@ -10,6 +10,7 @@ mod events;
 mod health;
 mod helpers;
 mod idempotency;
+mod logs;
 mod migrations;
 mod moves;
 mod openapi;
