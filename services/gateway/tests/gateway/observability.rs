@@ -349,3 +349,23 @@ async fn dashboard_and_rules_use_only_exported_metrics() {
         missing.into_iter().collect::<Vec<_>>().join("\n")
     );
 }
+
+#[tokio::test]
+async fn a_long_polling_session_counts_under_the_polling_transport() {
+    let stack = stack(1).await;
+    let gw = stack.gw(0);
+    let open = reqwest::get(format!("{gw}/socket.io/?EIO=4&transport=polling"))
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 200);
+    assert_eq!(
+        eventually(gw, r#"kanban_gateway_sockets{transport="polling"}"#, |v| v
+            == 1.0)
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(gw, r#"kanban_gateway_sockets{transport="websocket"}"#).await,
+        0.0
+    );
+}
