@@ -2,7 +2,7 @@
 //! calls and fan-out, and (in `dashboard_and_rules_use_only_exported_metrics`) that every
 //! metric the shipped dashboard and alert rules query is exported.
 
-use crate::client::Client;
+use crate::client::{is_board_event, Client, Incoming};
 use crate::helpers::{metric, stack};
 use kanban_test_support::metric_value;
 use std::time::Duration;
@@ -84,8 +84,11 @@ async fn sockets_by_transport_closes_by_reason_api_calls_and_fan_out_are_measure
     );
     assert_eq!(alice.join(&project).await["ok"], true);
     let ticket = stack.create_ticket(&project, "alice", "measured").await;
-    let events = alice.events(1).await;
-    assert_eq!(events[0].0, "ticket:created", "{ticket}");
+    // Waited for by kind: presence announcements may arrive first.
+    match alice.wait_for(is_board_event).await {
+        Incoming::Event(name, _) => assert_eq!(name, "ticket:created", "{ticket}"),
+        other => panic!("{other:?}"),
+    }
 
     let text = metrics_text(gw).await;
     assert!(
