@@ -372,3 +372,38 @@ async fn a_long_polling_session_counts_under_the_polling_transport() {
         0.0
     );
 }
+
+#[tokio::test]
+async fn every_exported_metric_is_documented_in_metrics_md() {
+    let stack = stack(1).await;
+    stack.create_project("alice", &[]).await;
+    metrics_text(stack.gw(0)).await;
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/metrics.md"
+    ))
+    .unwrap();
+    let mut undocumented = Vec::new();
+    for text in [
+        metrics_text(stack.gw(0)).await,
+        metrics_text(&stack.api).await,
+    ] {
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let name = rest.split_whitespace().next().unwrap();
+            // Metrics both services have are documented once, as `kanban_<service>_…`.
+            let shared = name
+                .replace("kanban_ticket_api_", "kanban_<service>_")
+                .replace("kanban_gateway_", "kanban_<service>_");
+            if !docs.contains(&format!("`{name}`")) && !docs.contains(&format!("`{shared}`")) {
+                undocumented.push(name.to_owned());
+            }
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "not in docs/metrics.md: {undocumented:?}"
+    );
+}
