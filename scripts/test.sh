@@ -26,6 +26,9 @@ else
   log "clippy is not installed; skipping lints"
 fi
 
+log "observability: promtool rules and tests, dashboard, runbooks, k8s copies"
+bash scripts/check-observability.sh
+
 log "npm ci (the stock socket.io-client for the gateway's end-to-end test)"
 (cd services/gateway/tests/node && npm ci --no-audit --no-fund --loglevel=error)
 

@@ -14,6 +14,8 @@ use std::time::Duration;
 pub struct ApiClient {
     http: reqwest::Client,
     base: String,
+    /// Where each call's outcome and latency are recorded (none in unit tests).
+    metrics: Option<std::sync::Arc<crate::metrics::GatewayMetrics>>,
 }
 
 impl ApiClient {
@@ -22,7 +24,14 @@ impl ApiClient {
         Ok(ApiClient {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
+            metrics: None,
         })
+    }
+
+    /// Records every call in `metrics` (`api_requests_total`, `api_request_duration_seconds`).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::GatewayMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// `GET /api/projects/{id}/me`: the user's role on the board and its latest seq.
@@ -97,6 +106,26 @@ impl ApiClient {
         body: Option<&B>,
         mutation_id: Option<&str>,
     ) -> Result<R, ErrorBody> {
+        let started = std::time::Instant::now();
+        let (outcome, result) = self
+            .call_unrecorded(token, method.clone(), path, body, mutation_id)
+            .await;
+        if let Some(metrics) = &self.metrics {
+            metrics.api_call(method.as_str(), outcome, started.elapsed());
+        }
+        result
+    }
+
+    /// The call and its outcome label: `ok`, `client_error`, `server_error` or
+    /// `unavailable` (no answer: refused, timed out, cut off).
+    async fn call_unrecorded<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        mutation_id: Option<&str>,
+    ) -> (&'static str, Result<R, ErrorBody>) {
         let mut request = self
             .http
             .request(method, format!("{}{}", self.base, path))
@@ -107,34 +136,48 @@ impl ApiClient {
         if let Some(id) = mutation_id {
             request = request.header("Idempotency-Key", id);
         }
-        let response = request.send().await.map_err(|error| {
-            tracing::warn!(%error, "ticket API unreachable");
+        let unavailable = || {
             ErrorBody::new(
                 ErrorCode::Unavailable,
                 "the ticket service is unavailable, retry later",
             )
-        })?;
+        };
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::warn!(%error, "ticket API unreachable");
+                return ("unavailable", Err(unavailable()));
+            }
+        };
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|_| {
-            ErrorBody::new(
-                ErrorCode::Unavailable,
-                "the ticket service is unavailable, retry later",
-            )
-        })?;
+        let Ok(bytes) = response.bytes().await else {
+            return ("unavailable", Err(unavailable()));
+        };
         if status.is_success() {
             let reply = if bytes.is_empty() {
                 serde_json::from_value(serde_json::Value::Null)
             } else {
                 serde_json::from_slice(&bytes)
             };
-            return reply.map_err(|e| {
-                ErrorBody::new(ErrorCode::Internal, format!("unexpected API reply: {e}"))
-            });
+            return (
+                "ok",
+                reply.map_err(|e| {
+                    ErrorBody::new(ErrorCode::Internal, format!("unexpected API reply: {e}"))
+                }),
+            );
         }
-        Err(
-            serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
-                ErrorBody::new(ErrorCode::Internal, format!("ticket API answered {status}"))
-            }),
+        let outcome = if status.is_server_error() {
+            "server_error"
+        } else {
+            "client_error"
+        };
+        (
+            outcome,
+            Err(
+                serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+                    ErrorBody::new(ErrorCode::Internal, format!("ticket API answered {status}"))
+                }),
+            ),
         )
     }
 }

@@ -41,6 +41,7 @@ pub fn encode(envelope: EventEnvelope) -> RoomEvent {
         project: Arc::from(envelope.project_id.as_str()),
         seq: envelope.seq,
         ts: envelope.ts,
+        received: std::time::Instant::now(),
         frame: ByteString::from(frame),
     }
 }

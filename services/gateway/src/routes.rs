@@ -283,12 +283,19 @@ async fn healthz() -> HttpResponse {
 
 /// Not ready while draining, or (in board mode) while Redis does not answer.
 async fn readyz(ctx: web::Data<Context>) -> HttpResponse {
+    let response = readiness(&ctx).await;
+    ctx.metrics.readiness(response.status().is_success());
+    response
+}
+
+async fn readiness(ctx: &Context) -> HttpResponse {
     if *ctx.draining.borrow() {
         return HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({ "status": "draining" }));
     }
     if let Some(broker) = &ctx.broker {
         if !broker.ping().await {
+            tracing::warn!("readiness check failed: Redis does not answer");
             return HttpResponse::ServiceUnavailable().json(
                 serde_json::json!({ "status": "not ready", "checks": { "redis": "unavailable" } }),
             );

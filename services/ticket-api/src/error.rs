@@ -89,7 +89,10 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(cause) => {
                 tracing::warn!(error.cause = %cause, "dependency unavailable")
             }
-            _ => {}
+            // A client's mistake is not the operator's problem: the access log already
+            // has its status. Only the code is logged, never the message or the ticket a
+            // conflict carries (titles and descriptions are user content).
+            other => tracing::debug!(error.code = ?other.code(), "request refused"),
         }
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized(_)) {

@@ -341,6 +341,10 @@ impl Session {
         self.send_raw(event.frame).await?;
         self.ctx.metrics.deliveries_total.inc();
         self.ctx.metrics.delivery_latency_seconds.observe(latency);
+        self.ctx
+            .metrics
+            .fanout_latency_seconds
+            .observe(event.received.elapsed().as_secs_f64());
         Ok(())
     }
 

@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod idempotency;
 mod lifecycle;
+mod logs;
 mod migrations;
 mod moves;
 mod openapi;
