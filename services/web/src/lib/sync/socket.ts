@@ -1,0 +1,169 @@
+// The board's Socket.IO connection: the stock socket.io-client, created only in the
+// browser (the caller runs this from onMount), through the page's own origin, with the
+// API token in `auth`. It joins the board on every connect with the last applied seq,
+// feeds events to the engine and keeps the connection and presence stores current.
+import { io, type Socket } from 'socket.io-client';
+import type { ConnectionStore } from '$lib/stores/connection.svelte';
+import type { HintStore } from '$lib/stores/hints.svelte';
+import type { PresenceStore } from '$lib/stores/presence.svelte';
+import type { AckResult, SyncEngine, Transport } from '$lib/sync/engine';
+import type {
+	ErrorDetail,
+	EventMeta,
+	HintAction,
+	PresencePayload,
+	ResyncPayload,
+	TicketHint
+} from '$lib/wire';
+
+/** Board events: `(data, meta)` with a seq (docs/PROTOCOL.md, server → client). */
+export const BOARD_EVENTS = [
+	'ticket:created',
+	'ticket:updated',
+	'ticket:moved',
+	'ticket:deleted',
+	'column:rebalanced',
+	'project:updated',
+	'project:deleted',
+	'member:added',
+	'member:removed'
+] as const;
+
+/** How long a command may wait for its ack before it is sent again. */
+const ACK_TIMEOUT_MS = 10_000;
+
+export interface BoardConnectionOptions {
+	projectId: string;
+	token: string;
+	userId: string;
+	engine: SyncEngine;
+	connection: ConnectionStore;
+	presence: PresenceStore;
+	hints: HintStore;
+	error(text: string): void;
+	unauthorized(): void;
+}
+
+export interface BoardConnection {
+	hint(ticketId: string, action: HintAction): void;
+	/** The Engine.IO session id (its prefix names the gateway replica, e.g. `gw1~`). */
+	sessionId(): string | undefined;
+	close(): void;
+}
+
+export function connectBoard(options: BoardConnectionOptions): BoardConnection {
+	const { projectId, engine, connection, presence, hints } = options;
+	const socket: Socket = io({
+		auth: { token: options.token },
+		transports: ['websocket'],
+		// The library's exponential backoff with jitter (randomizationFactor).
+		reconnectionDelay: 500,
+		reconnectionDelayMax: 5000,
+		randomizationFactor: 0.5
+	});
+	let closed = false;
+
+	const transport: Transport = {
+		send(event, payload, done) {
+			socket.timeout(ACK_TIMEOUT_MS).emit(event, payload, (err: unknown, ack: AckResult) => {
+				done(err ? null : ack);
+			});
+		}
+	};
+	engine.setTransport(transport);
+
+	socket.on('connect', () => {
+		socket
+			.timeout(ACK_TIMEOUT_MS)
+			.emit(
+				'project:join',
+				{ projectId, sinceSeq: engine.lastSeq },
+				(err: unknown, ack: { ok: boolean; userCount?: number; error?: ErrorDetail }) => {
+					if (err) {
+						// No answer: drop the connection and let the library reconnect.
+						socket.disconnect().connect();
+						return;
+					}
+					if (!ack.ok) {
+						if (ack.error?.code === 'UNAUTHORIZED') options.unauthorized();
+						else if (ack.error?.code === 'NOT_FOUND')
+							options.error('This board does not exist, or you are not one of its members.');
+						else options.error(`Could not open the board live: ${ack.error?.message ?? 'refused'}.`);
+						return;
+					}
+					connection.connected(socket.io.engine?.id ?? '');
+					if (typeof ack.userCount === 'number') presence.setCount(ack.userCount);
+					engine.joined();
+				}
+			);
+	});
+
+	socket.on('disconnect', () => {
+		engine.disconnected();
+		if (closed) return;
+		if (typeof navigator !== 'undefined' && navigator.onLine === false) connection.offline();
+		else connection.reconnecting(1);
+	});
+	socket.io.on('reconnect_attempt', (attempt: number) => {
+		if (typeof navigator !== 'undefined' && navigator.onLine === false) connection.offline();
+		else connection.reconnecting(attempt);
+	});
+	socket.on('connect_error', (err: Error & { data?: { code?: string } }) => {
+		if (err.message === 'Not authorized' || err.data?.code === 'UNAUTHORIZED') {
+			options.unauthorized();
+		}
+	});
+
+	for (const name of BOARD_EVENTS) {
+		socket.on(name, (data: unknown, meta: EventMeta) => engine.receive(name, data, meta));
+	}
+	socket.on('project:resync', (payload: ResyncPayload) => {
+		engine.resync(payload).catch(() => options.error('Could not reload the board.'));
+	});
+	const onPresence = (payload: PresencePayload) => {
+		if (payload.projectId === projectId) presence.set(payload);
+	};
+	socket.on('room:userJoined', onPresence);
+	socket.on('room:userLeft', onPresence);
+	socket.on('ticket:hint', (hint: TicketHint) => {
+		if (hint.projectId === projectId && hint.userId !== options.userId) hints.receive(hint);
+	});
+	socket.on('error', (error: ErrorDetail) => {
+		if (error?.code !== 'RATE_LIMITED') options.error(`The server refused a request: ${error?.message}.`);
+	});
+
+	// A browser that knows it is offline closes the socket at once (rather than waiting
+	// for a ping timeout), queues changes, and reconnects when the network is back.
+	const goOffline = () => {
+		connection.offline();
+		socket.disconnect();
+		engine.disconnected();
+	};
+	const goOnline = () => {
+		if (closed) return;
+		connection.reconnecting(0);
+		socket.connect();
+	};
+	window.addEventListener('offline', goOffline);
+	window.addEventListener('online', goOnline);
+	if (navigator.onLine === false) goOffline();
+
+	return {
+		hint(ticketId, action) {
+			if (!socket.connected) return;
+			// With an ack, so that a refusal (rate limit) is not reported as an error event.
+			socket.emit('ticket:hint', { projectId, ticketId, action }, () => {});
+		},
+		sessionId() {
+			return socket.io.engine?.id;
+		},
+		close() {
+			closed = true;
+			window.removeEventListener('offline', goOffline);
+			window.removeEventListener('online', goOnline);
+			engine.setTransport(null);
+			engine.close();
+			socket.disconnect();
+		}
+	};
+}
