@@ -81,7 +81,13 @@ describe('the board in two browsers on two gateways', () => {
 		// shows where it may go.
 		const drag = await dragCard(a.page, ids.one, 'TODO');
 		assert.deepEqual(await drag.allowed(), ['BACKLOG', 'TODO']);
+		// Bob sees who is moving which card (the gateway's ticket:hint)...
+		const hint = b.page.locator(`${cardSelector(ids.one)} [data-hint="dragging"][data-hint-user="alice"]`);
+		await hint.waitFor({ timeout: WAIT_MS });
+		assert.match(await hint.innerText(), /Alice is moving this card/);
 		await drag.drop();
+		// ...until it is dropped.
+		await hint.waitFor({ state: 'detached', timeout: WAIT_MS });
 		await waitCard(a.page, ids.one, 'TODO', '[data-pending="false"]');
 		await waitCard(b.page, ids.one, 'TODO');
 

@@ -5,18 +5,22 @@ import type { PresencePayload, PresenceUser } from '$lib/wire';
 export class PresenceStore {
 	users = $state.raw<PresenceUser[]>([]);
 	count = $state(0);
+	#heard = false;
 
 	set(payload: PresencePayload): void {
+		this.#heard = true;
 		this.users = payload.users;
 		this.count = payload.userCount;
 	}
+	/** The join ack's count: a first figure until the gateway's list arrives. */
 	setCount(count: number): void {
-		this.count = count;
+		if (!this.#heard) this.count = count;
 	}
 	nameOf(userId: string): string | undefined {
 		return this.users.find((u) => u.id === userId)?.name;
 	}
 	clear(): void {
+		this.#heard = false;
 		this.users = [];
 		this.count = 0;
 	}

@@ -29,6 +29,9 @@ export const BOARD_EVENTS = [
 	'member:removed'
 ] as const;
 
+/** The gateway takes at most one hint per this many ms per socket (docs/PROTOCOL.md). */
+const HINT_GAP_MS = 210;
+
 /** How long a command may wait for its ack before it is sent again. */
 const ACK_TIMEOUT_MS = 10_000;
 
@@ -62,6 +65,17 @@ export function connectBoard(options: BoardConnectionOptions): BoardConnection {
 		randomizationFactor: 0.5
 	});
 	let closed = false;
+	// Hints closer together than the gateway allows are held back and only the newest is
+	// sent, so that an "idle" right after a quick drop is not refused and lost.
+	let lastHintAt = 0;
+	let heldHint: { ticketId: string; action: HintAction } | null = null;
+	let hintTimer: ReturnType<typeof setTimeout> | null = null;
+	const sendHint = (ticketId: string, action: HintAction) => {
+		if (!socket.connected) return;
+		lastHintAt = Date.now();
+		// With an ack, so that a refusal (rate limit) is not reported as an error event.
+		socket.emit('ticket:hint', { projectId, ticketId, action }, () => {});
+	};
 
 	const transport: Transport = {
 		send(event, payload, done) {
@@ -150,15 +164,22 @@ export function connectBoard(options: BoardConnectionOptions): BoardConnection {
 
 	return {
 		hint(ticketId, action) {
-			if (!socket.connected) return;
-			// With an ack, so that a refusal (rate limit) is not reported as an error event.
-			socket.emit('ticket:hint', { projectId, ticketId, action }, () => {});
+			const wait = lastHintAt + HINT_GAP_MS - Date.now();
+			if (wait <= 0 && !hintTimer) return sendHint(ticketId, action);
+			heldHint = { ticketId, action };
+			hintTimer ??= setTimeout(() => {
+				hintTimer = null;
+				const held = heldHint;
+				heldHint = null;
+				if (held && !closed) sendHint(held.ticketId, held.action);
+			}, Math.max(0, wait));
 		},
 		sessionId() {
 			return socket.io.engine?.id;
 		},
 		close() {
 			closed = true;
+			if (hintTimer) clearTimeout(hintTimer);
 			window.removeEventListener('offline', goOffline);
 			window.removeEventListener('online', goOnline);
 			engine.setTransport(null);
