@@ -7,6 +7,7 @@ use std::fmt;
 /// A machine-readable error code. HTTP status mapping lives with each service; the code
 /// is what clients branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// No credentials, or credentials that failed validation.
@@ -57,16 +58,19 @@ impl fmt::Display for ErrorCode {
 
 /// The inner object of an error body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
     /// Extra data for some codes: for `VERSION_CONFLICT`, `{"ticket": <current ticket>}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
     pub details: Option<serde_json::Value>,
 }
 
 /// `{"error": {"code": "...", "message": "...", "details"?: ...}}`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
