@@ -1,8 +1,33 @@
-// The board's columns and the state machine's allowed moves, from the protocol crate's
-// one transition table (docs/state-machine.md).
-import { TICKET_STATUSES, TRANSITIONS, type TicketStatus } from '$lib/wire';
+// The board's columns and the state machine's allowed moves (docs/state-machine.md).
+// The protocol crate exports the status type but not its table as a value, so the table
+// is restated here; src/lib/status.test.ts reads `TRANSITIONS` in
+// shared/protocol/src/status.rs and fails when the two differ.
+import type { TicketStatus } from '$lib/protocol';
 
-export const STATUSES: readonly TicketStatus[] = TICKET_STATUSES;
+/** The columns, in display order (`TicketStatus::ALL`). */
+export const STATUSES: readonly TicketStatus[] = [
+	'BACKLOG',
+	'TODO',
+	'IN_PROGRESS',
+	'NEEDS_FEEDBACK',
+	'READY_TO_RESUME',
+	'DONE'
+];
+
+/** `TRANSITIONS` of shared/protocol/src/status.rs: the status changes; reorders are always allowed. */
+export const TRANSITIONS: ReadonlyArray<readonly [TicketStatus, TicketStatus]> = [
+	['BACKLOG', 'TODO'],
+	['TODO', 'BACKLOG'],
+	['TODO', 'IN_PROGRESS'],
+	['IN_PROGRESS', 'NEEDS_FEEDBACK'],
+	['IN_PROGRESS', 'DONE'],
+	['IN_PROGRESS', 'BACKLOG'],
+	['NEEDS_FEEDBACK', 'READY_TO_RESUME'],
+	['NEEDS_FEEDBACK', 'BACKLOG'],
+	['READY_TO_RESUME', 'IN_PROGRESS'],
+	['READY_TO_RESUME', 'BACKLOG'],
+	['DONE', 'TODO']
+];
 
 export const STATUS_LABELS: Record<TicketStatus, string> = {
 	BACKLOG: 'Backlog',

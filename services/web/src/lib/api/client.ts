@@ -2,12 +2,12 @@
 import { ApiError } from '$lib/sync/engine';
 import type {
 	BoardSnapshot,
-	EventPage,
+	EventsPage,
 	MemberRole,
 	Project,
 	ProjectMember,
 	TicketTransition
-} from '$lib/wire';
+} from '$lib/protocol';
 
 export type TokenSource = () => string | null;
 
@@ -70,7 +70,7 @@ export class Api {
 	snapshot(projectId: string): Promise<BoardSnapshot> {
 		return this.request('GET', `/api/projects/${projectId}`);
 	}
-	events(projectId: string, since: number): Promise<EventPage> {
+	events(projectId: string, since: number): Promise<EventsPage> {
 		return this.request('GET', `/api/projects/${projectId}/events?since=${since}&limit=1000`);
 	}
 	transitions(ticketId: string): Promise<TicketTransition[]> {

@@ -7,7 +7,7 @@
 // keyed `#each` of that column alone re-diffs). Nothing walks or copies the whole board.
 import { compareRankId } from '$lib/rank';
 import { STATUSES } from '$lib/status';
-import type { Ticket, TicketStatus } from '$lib/wire';
+import type { Ticket, TicketStatus } from '$lib/protocol';
 
 /** A ticket as displayed: the server's, or with pending optimistic changes applied. */
 export interface CardView extends Ticket {

@@ -1,11 +1,11 @@
 // Cards someone else is dragging or editing (`ticket:hint`), dropped at their `expiresAt`.
 import { SvelteMap } from 'svelte/reactivity';
-import type { TicketHint } from '$lib/wire';
+import type { Hint } from '$lib/protocol';
 
 export class HintStore {
-	readonly byTicket = new SvelteMap<string, TicketHint>();
+	readonly byTicket = new SvelteMap<string, Hint>();
 	/** The last hint seen per ticket, kept after expiry: who touched it lately. */
-	readonly #recent = new Map<string, TicketHint>();
+	readonly #recent = new Map<string, Hint>();
 	readonly #timers = new Map<string, ReturnType<typeof setTimeout>>();
 	readonly #now: () => number;
 
@@ -13,7 +13,7 @@ export class HintStore {
 		this.#now = now;
 	}
 
-	receive(hint: TicketHint): void {
+	receive(hint: Hint): void {
 		const timer = this.#timers.get(hint.ticketId);
 		if (timer) clearTimeout(timer);
 		this.#timers.delete(hint.ticketId);
@@ -34,7 +34,7 @@ export class HintStore {
 	}
 
 	/** Who hinted at this ticket within the last `withinMs`, if anyone. */
-	recentBy(ticketId: string, withinMs = 15_000): TicketHint | undefined {
+	recentBy(ticketId: string, withinMs = 15_000): Hint | undefined {
 		const hint = this.#recent.get(ticketId);
 		return hint && hint.expiresAt - 5_000 >= this.#now() - withinMs ? hint : undefined;
 	}

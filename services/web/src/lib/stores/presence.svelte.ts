@@ -1,13 +1,13 @@
 // Who else is on the board (the gateways' `room:userJoined` / `room:userLeft`): always
 // the whole list, each user once however many tabs they have.
-import type { PresencePayload, PresenceUser } from '$lib/wire';
+import type { PresenceUpdate, PresentUser } from '$lib/protocol';
 
 export class PresenceStore {
-	users = $state.raw<PresenceUser[]>([]);
+	users = $state.raw<PresentUser[]>([]);
 	count = $state(0);
 	#heard = false;
 
-	set(payload: PresencePayload): void {
+	set(payload: PresenceUpdate): void {
 		this.#heard = true;
 		this.users = payload.users;
 		this.count = payload.userCount;

@@ -1,5 +1,5 @@
 // The signed-in user's boards, and the board that is open.
-import type { Project } from '$lib/wire';
+import type { Project } from '$lib/protocol';
 
 class ProjectStore {
 	list = $state.raw<Project[]>([]);

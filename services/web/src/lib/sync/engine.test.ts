@@ -1,7 +1,7 @@
 import { describe, expect, it, beforeEach } from 'vitest';
 import { BoardStore } from '$lib/stores/board.svelte';
 import { ApiError, SyncEngine, type AckResult, type BoardApi } from '$lib/sync/engine';
-import type { BoardSnapshot, EventEnvelope, EventMeta, Ticket, TicketStatus } from '$lib/wire';
+import type { BoardSnapshot, BoardEventEnvelope, EventMeta, Ticket, TicketStatus } from '$lib/protocol';
 
 const PROJECT = '3f6c2a9e-8d41-4b7a-9c55-2e1f0a7b6d13';
 
@@ -35,7 +35,7 @@ interface Sent {
 
 class FakeApi implements BoardApi {
 	snapshotValue: BoardSnapshot;
-	log: EventEnvelope[] = [];
+	log: BoardEventEnvelope[] = [];
 	truncated = false;
 	snapshotCalls = 0;
 	eventCalls: number[] = [];
@@ -71,8 +71,8 @@ class FakeApi implements BoardApi {
 	}
 }
 
-function envelope(seq: number, event: string, data: unknown, mutationId?: string): EventEnvelope {
-	return { projectId: PROJECT, seq, event, data, ts: 0, mutationId };
+function envelope(seq: number, event: string, data: unknown, mutationId?: string): BoardEventEnvelope {
+	return { projectId: PROJECT, seq, event, data, ts: 0, mutationId } as BoardEventEnvelope;
 }
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));

@@ -19,17 +19,17 @@ import type {
 	ColumnRebalancedPayload,
 	ErrorDetail,
 	EventMeta,
-	EventPage,
+	EventsPage,
 	BoardSnapshot,
 	MemberChangedPayload,
 	Priority,
 	Project,
-	ResyncPayload,
+	Resync,
 	Ticket,
 	TicketMovedPayload,
 	TicketStatus,
 	TicketTransition
-} from '$lib/wire';
+} from '$lib/protocol';
 
 /** Sends commands over the socket. `done` gets the ack, or `null` when none came. */
 export interface Transport {
@@ -39,7 +39,7 @@ export type AckResult = ({ ok: true } & Record<string, unknown>) | { ok: false; 
 
 export interface BoardApi {
 	snapshot(projectId: string): Promise<BoardSnapshot>;
-	events(projectId: string, since: number): Promise<EventPage>;
+	events(projectId: string, since: number): Promise<EventsPage>;
 	transitions(ticketId: string): Promise<TicketTransition[]>;
 }
 
@@ -239,7 +239,7 @@ export class SyncEngine {
 	}
 
 	/** `project:resync`: history did not reach back far enough; reload the snapshot. */
-	async resync(payload: ResyncPayload): Promise<void> {
+	async resync(payload: Resync): Promise<void> {
 		if (payload.projectId !== this.projectId) return;
 		await this.load();
 	}
@@ -690,8 +690,9 @@ export class SyncEngine {
 			return;
 		}
 		const id = op.ticketId;
-		if (error.code === 'VERSION_CONFLICT' && error.details?.ticket) {
-			this.#upsert(error.details.ticket);
+		const current = conflictTicket(error);
+		if (current) {
+			this.#upsert(current);
 		} else if (error.code === 'NOT_FOUND') {
 			this.#tombstones.add(id);
 			this.#confirmed.delete(id);
@@ -701,7 +702,6 @@ export class SyncEngine {
 		const what =
 			op.kind === 'move' ? 'move' : op.kind === 'update' ? 'edit' : 'deletion';
 		if (error.code === 'VERSION_CONFLICT') {
-			const current = error.details?.ticket;
 			const who = await this.#whoChanged(id, op.before?.status, current);
 			const change =
 				current && op.before && current.status !== op.before.status
@@ -740,6 +740,13 @@ export class SyncEngine {
 		}
 		return 'someone else';
 	}
+}
+
+/** `VERSION_CONFLICT` carries the ticket as it is now in `details.ticket`. */
+function conflictTicket(error: ErrorDetail): Ticket | undefined {
+	if (error.code !== 'VERSION_CONFLICT') return undefined;
+	const details = error.details as { ticket?: Ticket } | null | undefined;
+	return details?.ticket ?? undefined;
 }
 
 /** An API failure carrying the server's error code. */

@@ -11,10 +11,10 @@ import type {
 	ErrorDetail,
 	EventMeta,
 	HintAction,
-	PresencePayload,
-	ResyncPayload,
-	TicketHint
-} from '$lib/wire';
+	PresenceUpdate,
+	Resync,
+	Hint
+} from '$lib/protocol';
 
 /** Board events: `(data, meta)` with a seq (docs/PROTOCOL.md, server → client). */
 export const BOARD_EVENTS = [
@@ -131,15 +131,15 @@ export function connectBoard(options: BoardConnectionOptions): BoardConnection {
 	for (const name of BOARD_EVENTS) {
 		socket.on(name, (data: unknown, meta: EventMeta) => engine.receive(name, data, meta));
 	}
-	socket.on('project:resync', (payload: ResyncPayload) => {
+	socket.on('project:resync', (payload: Resync) => {
 		engine.resync(payload).catch(() => options.error('Could not reload the board.'));
 	});
-	const onPresence = (payload: PresencePayload) => {
+	const onPresence = (payload: PresenceUpdate) => {
 		if (payload.projectId === projectId) presence.set(payload);
 	};
 	socket.on('room:userJoined', onPresence);
 	socket.on('room:userLeft', onPresence);
-	socket.on('ticket:hint', (hint: TicketHint) => {
+	socket.on('ticket:hint', (hint: Hint) => {
 		if (hint.projectId === projectId && hint.userId !== options.userId) hints.receive(hint);
 	});
 	socket.on('error', (error: ErrorDetail) => {
