@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit and integration tests against real
-# PostgreSQL and Redis on loopback (installed and started if missing).
+# PostgreSQL and Redis on loopback (installed and started if missing), then the web
+# board's tests (scripts/test-web.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
@@ -41,4 +42,9 @@ wait "$test_pid" || status=$?
 summary="$(grep -E '^test result:' "$log_file" | awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed", p, f}')"
 echo
 echo "$summary"
+
+log "web board: scripts/test-web.sh (unit tests, build, end-to-end in headless Chromium)"
+web_status=0
+scripts/test-web.sh || web_status=$?
+[ "$status" -ne 0 ] || status="$web_status"
 exit "$status"
