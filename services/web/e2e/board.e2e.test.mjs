@@ -68,6 +68,57 @@ async function finish(name, tabs) {
 	for (const { context } of Object.values(tabs)) await context.close();
 }
 
+describe('signing in and the boards list', () => {
+	test('sign in, create a board, add a member and open it; a refused token goes back to sign in', TEST, async () => {
+		const context = await browser.newContext({ viewport: { width: 1200, height: 700 } });
+		const page = await context.newPage();
+		await page.goto(`${stack.url}/`);
+		await page.fill('input[name="userId"]', 'carol');
+		await page.fill('input[name="name"]', 'Carol Jones');
+		await page.click('button:has-text("Sign in")');
+		await page.locator('h1', { hasText: 'Your boards' }).waitFor({ timeout: WAIT_MS });
+		await page.fill('input[name="boardName"]', 'Carol’s board');
+		await page.click('button:has-text("Create board")');
+		const row = page.locator('.board-list li', { hasText: 'Carol’s board' });
+		await row.waitFor({ timeout: WAIT_MS });
+		await row.locator('button:has-text("Add member")').click();
+		await row.locator('input[name="memberId"]').fill('dave');
+		await row.locator('select[name="memberRole"]').selectOption('viewer');
+		await row.locator('button:has-text("Add")').last().click();
+		await row.locator('[role="status"]', { hasText: 'dave is now a viewer' }).waitFor({ timeout: WAIT_MS });
+		const projectId = await row.getAttribute('data-project-id');
+		const members = await rest.call('GET', `/api/projects/${projectId}/members`, await rest.token('carol'));
+		assert.deepEqual(members.map((m) => `${m.userId}:${m.role}`).sort(), ['carol:owner', 'dave:viewer']);
+		await screenshot(page, 'signin-boards');
+
+		await row.locator('a').click();
+		await waitConnected(page);
+		await page.locator('h1', { hasText: 'Carol’s board' }).waitFor({ timeout: WAIT_MS });
+		await page.locator('.avatar[data-user-id="carol"]', { hasText: 'CJ' }).waitFor({ timeout: WAIT_MS });
+
+		// A token the server refuses (here: a forged one) sends the tab back to sign in.
+		await page.evaluate(() => sessionStorage.setItem('kanban.session', 'e30.eyJzdWIiOiJjYXJvbCJ9.forged'));
+		await page.reload();
+		await page.locator('[role="alert"]', { hasText: 'Your session has expired' }).waitFor({ timeout: WAIT_MS });
+		await page.locator('input[name="userId"]').waitFor({ timeout: WAIT_MS });
+
+		// With development tokens off the route answers 404 (simulated here), and the
+		// sign-in screen says so.
+		await page.route('**/api/auth/dev-token', (route) =>
+			route.fulfill({
+				status: 404,
+				contentType: 'application/json',
+				body: JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no such route' } })
+			})
+		);
+		await page.fill('input[name="userId"]', 'carol');
+		await page.click('button:has-text("Sign in")');
+		await page.locator('[role="alert"]', { hasText: 'Development sign-in is turned off' }).waitFor({ timeout: WAIT_MS });
+		await screenshot(page, 'signin-disabled');
+		await context.close();
+	});
+});
+
 describe('the board in two browsers on two gateways', () => {
 	test('a mouse drag and a keyboard move in one tab appear in the other', TEST, async () => {
 		const { id, ids } = await board('Drag and keys', {
@@ -111,6 +162,14 @@ describe('the board in two browsers on two gateways', () => {
 		await refused.drop();
 		assert.match(await alertText(a.page), /cannot go from To do to Done/);
 		assert.deepEqual(await apiBoard(rest, alice, id), before);
+
+		// The card's status history, in its dialog.
+		await a.page.click(`${cardSelector(ids.three)} button.edit`);
+		await a.page
+			.locator('dialog .transitions li', { hasText: 'To do → In progress by bob' })
+			.waitFor({ timeout: WAIT_MS });
+		await screenshot(a.page, 'drag-and-keyboard-alice-history');
+		await a.page.keyboard.press('Escape');
 		await finish('drag-and-keyboard', { alice: a, bob: b });
 	});
 
@@ -151,7 +210,9 @@ describe('the board in two browsers on two gateways', () => {
 		const { id, ids } = await board('Conflict', { card: { title: 'Contested', status: 'TODO' } });
 		const { a, b } = await twoTabs(id);
 		// Both move the card from the same version: Bob's tab is cut off while he moves it,
-		// so his command goes out only after Alice's is committed.
+		// so his command goes out only after Alice's is committed. (He has seen her on the
+		// board, so his tab knows her name.)
+		await b.page.locator('.avatar[data-user-id="alice"]').waitFor({ timeout: WAIT_MS });
 		await b.context.setOffline(true);
 		await b.page.locator('[data-connection="offline"]').waitFor({ timeout: WAIT_MS });
 		await keyboardMove(b.page, ids.card, ['ArrowLeft']); // To do → Backlog

@@ -6,9 +6,12 @@ export class PresenceStore {
 	users = $state.raw<PresentUser[]>([]);
 	count = $state(0);
 	#heard = false;
+	/** Every name seen on this board, kept after the user left (for messages). */
+	readonly #names = new Map<string, string>();
 
 	set(payload: PresenceUpdate): void {
 		this.#heard = true;
+		for (const user of payload.users) this.#names.set(user.id, user.name);
 		this.users = payload.users;
 		this.count = payload.userCount;
 	}
@@ -16,8 +19,12 @@ export class PresenceStore {
 	setCount(count: number): void {
 		if (!this.#heard) this.count = count;
 	}
+	/** A user's display name, if this board has shown it (presence or hints). */
 	nameOf(userId: string): string | undefined {
-		return this.users.find((u) => u.id === userId)?.name;
+		return this.#names.get(userId);
+	}
+	remember(userId: string, name: string): void {
+		this.#names.set(userId, name);
 	}
 	clear(): void {
 		this.#heard = false;

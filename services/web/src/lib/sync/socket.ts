@@ -140,7 +140,9 @@ export function connectBoard(options: BoardConnectionOptions): BoardConnection {
 	socket.on('room:userJoined', onPresence);
 	socket.on('room:userLeft', onPresence);
 	socket.on('ticket:hint', (hint: Hint) => {
-		if (hint.projectId === projectId && hint.userId !== options.userId) hints.receive(hint);
+		if (hint.projectId !== projectId || hint.userId === options.userId) return;
+		presence.remember(hint.userId, hint.name);
+		hints.receive(hint);
 	});
 	socket.on('error', (error: ErrorDetail) => {
 		if (error?.code !== 'RATE_LIMITED') options.error(`The server refused a request: ${error?.message}.`);
