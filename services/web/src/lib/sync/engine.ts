@@ -172,6 +172,8 @@ export class SyncEngine {
 	}
 
 	#applySnapshot(snapshot: BoardSnapshot): void {
+		// For the benchmark (docs/benchmarks.md): when the snapshot arrived.
+		globalThis.performance?.mark?.('kanban:snapshot');
 		this.#confirmed.clear();
 		for (const ticket of snapshot.tickets) {
 			if (!this.#tombstones.has(ticket.id)) this.#confirmed.set(ticket.id, ticket);
