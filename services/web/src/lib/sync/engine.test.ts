@@ -90,6 +90,7 @@ function setup(tickets: Ticket[], seq = 5) {
 	let ids = 0;
 	const scheduled: Array<() => void> = [];
 	const hints: Record<string, { userId: string; name: string }> = {};
+	const pendingCounts: number[] = [];
 	const engine = new SyncEngine({
 		projectId: PROJECT,
 		userId: 'alice',
@@ -99,7 +100,8 @@ function setup(tickets: Ticket[], seq = 5) {
 			error: (text) => errors.push(text),
 			unauthorized: () => unauthorized++,
 			recentHint: (id) => hints[id],
-			nameOf: (id) => ({ bob: 'Bob' })[id]
+			nameOf: (id) => ({ bob: 'Bob' })[id],
+			pending: (count) => pendingCounts.push(count)
 		},
 		newId: () => `mut-${++ids}`,
 		schedule: (fn) => scheduled.push(fn)
@@ -115,6 +117,7 @@ function setup(tickets: Ticket[], seq = 5) {
 		errors,
 		hints,
 		scheduled,
+		pendingCounts,
 		unauthorized: () => unauthorized,
 		ids: (status: TicketStatus) => store.columns[status].items.map((c) => c.id)
 	};
@@ -394,6 +397,7 @@ describe('offline queue', () => {
 		t.sent[1].done({ ok: true, ...ticket('b', 'BACKLOG', 'V', { title: 'Offline edit', version: 2 }) });
 		expect(t.store.get('b')?.pending).toBe(false);
 		expect(t.engine.pendingCount).toBe(0);
+		expect(t.pendingCounts).toEqual([1, 2, 1, 0]); // what the indicator shows
 	});
 
 	it('a command in flight when the socket drops is sent again with the same mutationId', async () => {

@@ -54,6 +54,8 @@ export interface EngineHooks {
 	recentHint?(ticketId: string): { userId: string; name: string } | undefined;
 	/** A display name for a user id (presence), if known. */
 	nameOf?(userId: string): string | undefined;
+	/** The number of unsettled changes changed. */
+	pending?(count: number): void;
 }
 
 export interface EngineOptions {
@@ -359,6 +361,7 @@ export class SyncEngine {
 		const index = this.#ops.findIndex((op) => op.mutationId === mutationId);
 		if (index < 0) return undefined;
 		const [op] = this.#ops.splice(index, 1);
+		this.#hooks.pending?.(this.#ops.length);
 		if (this.#inFlight === op) this.#inFlight = null;
 		if (op.kind !== 'create') this.#refresh(op.ticketId);
 		return op;
@@ -444,7 +447,7 @@ export class SyncEngine {
 			status,
 			rank: rankBetween(last ? last.rank : null, null)
 		};
-		this.#ops.push(op);
+		this.#addOp(op);
 		this.#store.put(this.#tempCard(op));
 		this.#flush();
 		return op.tempId;
@@ -454,7 +457,7 @@ export class SyncEngine {
 	update(id: string, fields: TicketFields): boolean {
 		const card = this.#writable(id);
 		if (!card) return false;
-		this.#ops.push({
+		this.#addOp({
 			kind: 'update',
 			mutationId: this.#newId(),
 			state: 'queued',
@@ -496,7 +499,7 @@ export class SyncEngine {
 		} catch {
 			rank = above ? above.rank : below ? below.rank : 'V';
 		}
-		this.#ops.push({
+		this.#addOp({
 			kind: 'move',
 			mutationId: this.#newId(),
 			state: 'queued',
@@ -517,7 +520,7 @@ export class SyncEngine {
 	remove(id: string): boolean {
 		const card = this.#writable(id);
 		if (!card) return false;
-		this.#ops.push({
+		this.#addOp({
 			kind: 'delete',
 			mutationId: this.#newId(),
 			state: 'queued',
@@ -529,6 +532,11 @@ export class SyncEngine {
 		this.#refresh(id);
 		this.#flush();
 		return true;
+	}
+
+	#addOp(op: Op): void {
+		this.#ops.push(op);
+		this.#hooks.pending?.(this.#ops.length);
 	}
 
 	#writable(id: string): CardView | undefined {
@@ -631,6 +639,7 @@ export class SyncEngine {
 		}
 		if (ack.ok) {
 			this.#ops.splice(this.#ops.indexOf(op), 1);
+			this.#hooks.pending?.(this.#ops.length);
 			this.#confirm(op, ack);
 			return;
 		}
@@ -646,6 +655,7 @@ export class SyncEngine {
 			return;
 		}
 		this.#ops.splice(this.#ops.indexOf(op), 1);
+		this.#hooks.pending?.(this.#ops.length);
 		void this.#rollBack(op, ack.error);
 	}
 
