@@ -30,6 +30,9 @@ fi
 log "npm ci (the stock socket.io-client for the gateway's end-to-end test)"
 (cd services/gateway/tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
+log "TypeScript declarations (services/web/src/lib/protocol) match shared/protocol"
+cargo test -p kanban-protocol --features ts --locked
+
 log "cargo test"
 # Output goes to a file that is followed until cargo exits, so that a stray process
 # holding the output open can never keep this script waiting.

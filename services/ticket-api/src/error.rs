@@ -61,8 +61,7 @@ impl ApiError {
                 "the service is temporarily unavailable, retry later",
             ),
             ApiError::VersionConflict { current, .. } => {
-                ErrorBody::new(self.code(), self.to_string())
-                    .with_details(serde_json::json!({ "ticket": current }))
+                ErrorBody::version_conflict(self.to_string(), (**current).clone())
             }
             other => ErrorBody::new(other.code(), other.to_string()),
         }

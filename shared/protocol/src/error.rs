@@ -1,6 +1,7 @@
 //! Error codes and the one error body shape used by HTTP responses, socket acks and
 //! socket `error` events.
 
+use crate::model::Ticket;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -90,6 +91,21 @@ impl ErrorBody {
         self.error.details = Some(details);
         self
     }
+
+    /// A `VERSION_CONFLICT` whose details carry the ticket as it is now.
+    pub fn version_conflict(message: impl Into<String>, current: Ticket) -> Self {
+        let mut body = ErrorBody::new(ErrorCode::VersionConflict, message);
+        body.error.details = serde_json::to_value(VersionConflictDetails { ticket: current }).ok();
+        body
+    }
+}
+
+/// The `details` of a `VERSION_CONFLICT`: the ticket as it is now, so that the client can
+/// merge and retry with its `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct VersionConflictDetails {
+    pub ticket: Ticket,
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! The web client's TypeScript declarations, generated from this crate's wire types.
 //!
-//! `services/web/src/lib/protocol/` holds one `<Type>.ts` per exported type and an
+//! `services/web/src/lib/protocol/` holds one `<Type>.ts` per exported type,
+//! `SocketEvents.ts` (the event maps of socket.io-client's typed `Socket`) and an
 //! `index.ts` re-exporting all of them. This test fails when those files differ from what
 //! the crate produces; `KANBAN_UPDATE_TS=1` makes it write them instead.
 #![cfg(feature = "ts")]
+#![allow(clippy::expect_used)]
 
+use kanban_protocol::events::names;
 use kanban_protocol::{error, events, model, rest, socket, status};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use ts_rs::{Config, TS};
 
@@ -95,18 +98,136 @@ fn declarations() -> BTreeMap<String, String> {
         error::ErrorCode,
         error::ErrorDetail,
         error::ErrorBody,
+        error::VersionConflictDetails,
     );
-    files.insert("index.ts".to_owned(), index(&files));
+    // One type per file, named like the file, except for the event maps.
+    let mut exports: BTreeMap<String, Vec<String>> = files
+        .keys()
+        .map(|file| (file.clone(), vec![file.trim_end_matches(".ts").to_owned()]))
+        .collect();
+    files.insert(SOCKET_EVENTS.to_owned(), socket_events(&cfg));
+    exports.insert(
+        SOCKET_EVENTS.to_owned(),
+        vec!["ClientToServerEvents".into(), "ServerToClientEvents".into()],
+    );
+    files.insert("index.ts".to_owned(), index(&exports));
     files
 }
 
+const SOCKET_EVENTS: &str = "SocketEvents.ts";
+
+/// The event maps of socket.io-client's typed `Socket<ServerToClientEvents,
+/// ClientToServerEvents>`: every event name (from [`names`]) with its argument types and,
+/// for commands, the ack's. Board events are mapped from `BoardEvent` itself.
+fn socket_events(cfg: &Config) -> String {
+    let mut used = BTreeSet::new();
+    let mut ty = |name: String| {
+        used.insert(name.clone());
+        name
+    };
+    let board = ty(<events::BoardEvent as TS>::ident(cfg));
+    let meta = ty(<events::EventMeta as TS>::ident(cfg));
+    let error_ack = ty(<socket::ErrorAck as TS>::ident(cfg));
+    let server: Vec<(&str, String)> = vec![
+        (
+            names::ROOM_USER_JOINED,
+            format!("update: {}", ty(<socket::PresenceUpdate as TS>::ident(cfg))),
+        ),
+        (
+            names::ROOM_USER_LEFT,
+            format!("update: {}", ty(<socket::PresenceUpdate as TS>::ident(cfg))),
+        ),
+        (
+            names::TICKET_HINT,
+            format!("hint: {}", ty(<socket::Hint as TS>::ident(cfg))),
+        ),
+        (
+            names::PROJECT_RESYNC,
+            format!("resync: {}", ty(<socket::Resync as TS>::ident(cfg))),
+        ),
+        (
+            names::ERROR,
+            format!("error: {}", ty(<error::ErrorDetail as TS>::ident(cfg))),
+        ),
+    ];
+    let ok = ty(<socket::OkAck as TS>::ident(cfg));
+    let ticket_ack = ty(<socket::TicketAck as TS>::ident(cfg));
+    let client: Vec<(&str, String, String)> = vec![
+        (
+            names::PROJECT_JOIN,
+            format!("arg: {}", ty(<socket::JoinArg as TS>::ident(cfg))),
+            ty(<socket::JoinAck as TS>::ident(cfg)),
+        ),
+        (
+            names::PROJECT_LEAVE,
+            format!("arg: {}", ty(<socket::LeaveArg as TS>::ident(cfg))),
+            ok.clone(),
+        ),
+        (
+            names::TICKET_CREATE,
+            format!(
+                "command: {}",
+                ty(<socket::CreateTicketCommand as TS>::ident(cfg))
+            ),
+            ticket_ack.clone(),
+        ),
+        (
+            names::TICKET_UPDATE,
+            format!(
+                "command: {}",
+                ty(<socket::UpdateTicketCommand as TS>::ident(cfg))
+            ),
+            ticket_ack,
+        ),
+        (
+            names::TICKET_MOVE,
+            format!(
+                "command: {}",
+                ty(<socket::MoveTicketCommand as TS>::ident(cfg))
+            ),
+            ty(<socket::MoveAck as TS>::ident(cfg)),
+        ),
+        (
+            names::TICKET_DELETE,
+            format!(
+                "command: {}",
+                ty(<socket::DeleteTicketCommand as TS>::ident(cfg))
+            ),
+            ok.clone(),
+        ),
+        (
+            names::TICKET_HINT,
+            format!("command: {}", ty(<socket::HintCommand as TS>::ident(cfg))),
+            ok,
+        ),
+    ];
+    let mut out = String::from(NOTE);
+    for name in &used {
+        out.push_str(&format!("import type {{ {name} }} from \"./{name}\";\n"));
+    }
+    out.push_str("\n/**\n * Server → client events. A board event's handler gets `(data, meta)`; the others one\n * argument.\n */\n");
+    out.push_str(&format!("export type ServerToClientEvents = {{\n  [E in {board} as E[\"event\"]]: (data: E[\"data\"], meta: {meta}) => void;\n}} & {{\n"));
+    for (name, params) in &server {
+        out.push_str(&format!("  \"{name}\": ({params}) => void;\n"));
+    }
+    out.push_str("};\n\n/**\n * Client → server commands. The ack callback's answer is `{ok: true, ...}` or an\n * `ErrorAck`.\n */\nexport type ClientToServerEvents = {\n");
+    for (name, params, answer) in &client {
+        out.push_str(&format!(
+            "  \"{name}\": ({params}, ack?: (answer: {answer} | {error_ack}) => void) => void;\n"
+        ));
+    }
+    out.push_str("};\n");
+    out
+}
+
 /// `export type { T } from "./T";` for every declaration, sorted by file name.
-fn index(files: &BTreeMap<String, String>) -> String {
+fn index(exports: &BTreeMap<String, Vec<String>>) -> String {
     let mut out = String::from(NOTE);
     out.push('\n');
-    for file in files.keys() {
-        let name = file.trim_end_matches(".ts");
-        out.push_str(&format!("export type {{ {name} }} from \"./{name}\";\n"));
+    for (file, names) in exports {
+        let module = file.trim_end_matches(".ts");
+        let names = names.join(", ");
+        out.push_str(&format!("export type {{ {names} }} from \"./{module}\";\n"));
     }
     out
 }

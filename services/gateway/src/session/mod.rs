@@ -424,18 +424,17 @@ impl Session {
         message: &str,
     ) -> Result<(), Cause> {
         let error = kanban_protocol::ErrorBody::new(code, message).error;
-        let payload = serde_json::json!({ "ok": false, "error": error });
         match ack {
             Some(id) => {
-                self.send_packet(socketio::encode_ack(nsp, id, &[payload]))
+                let payload = kanban_protocol::socket::ErrorAck::new(error);
+                self.send_packet(socketio::encode_ack(nsp, id, &[socketio::arg(&payload)]))
                     .await
             }
             None => {
-                let error = serde_json::to_value(&error).unwrap_or_default();
                 self.send_packet(socketio::encode_event(
                     nsp,
                     kanban_protocol::events::names::ERROR,
-                    &[error],
+                    &[socketio::arg(&error)],
                     None,
                 ))
                 .await
