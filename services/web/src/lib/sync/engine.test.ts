@@ -107,7 +107,8 @@ function setup(tickets: Ticket[], seq = 5) {
 		schedule: (fn) => scheduled.push(fn)
 	});
 	engine.setTransport({
-		send: (event, payload, done) => sent.push({ event, payload: payload as Record<string, unknown>, done })
+		send: (command, done) =>
+			sent.push({ event: command.event, payload: command.payload as Record<string, unknown>, done })
 	});
 	return {
 		store,

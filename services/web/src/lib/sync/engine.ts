@@ -16,26 +16,41 @@ import type { BoardStore, CardView } from '$lib/stores/board.svelte';
 import { rankBetween } from '$lib/rank';
 import { canMove, STATUS_LABELS } from '$lib/status';
 import type {
+	BoardSnapshot,
 	ColumnRebalancedPayload,
+	CreateTicketCommand,
+	DeleteTicketCommand,
+	ErrorAck,
 	ErrorDetail,
 	EventMeta,
 	EventsPage,
-	BoardSnapshot,
 	MemberChangedPayload,
+	MoveAck,
+	MoveTicketCommand,
+	OkAck,
 	Priority,
 	Project,
 	Resync,
 	Ticket,
+	TicketAck,
 	TicketMovedPayload,
 	TicketStatus,
-	TicketTransition
+	TicketTransition,
+	UpdateTicketCommand
 } from '$lib/protocol';
+
+/** A command as the gateway takes it (docs/PROTOCOL.md, client → server). */
+export type Command =
+	| { event: 'ticket:create'; payload: CreateTicketCommand }
+	| { event: 'ticket:update'; payload: UpdateTicketCommand }
+	| { event: 'ticket:move'; payload: MoveTicketCommand }
+	| { event: 'ticket:delete'; payload: DeleteTicketCommand };
+export type AckResult = TicketAck | MoveAck | OkAck | ErrorAck;
 
 /** Sends commands over the socket. `done` gets the ack, or `null` when none came. */
 export interface Transport {
-	send(event: string, payload: unknown, done: (ack: AckResult | null) => void): void;
+	send(command: Command, done: (ack: AckResult | null) => void): void;
 }
-export type AckResult = ({ ok: true } & Record<string, unknown>) | { ok: false; error: ErrorDetail };
 
 export interface BoardApi {
 	snapshot(projectId: string): Promise<BoardSnapshot>;
@@ -581,8 +596,7 @@ export class SyncEngine {
 		op.attempt += 1;
 		const attempt = op.attempt;
 		this.#inFlight = op;
-		const [event, payload] = this.#command(op);
-		transport.send(event, payload, (ack) => {
+		transport.send(this.#command(op), (ack) => {
 			if (op.attempt !== attempt || op.state !== 'sent') return; // superseded by a re-send
 			if (this.#inFlight === op) this.#inFlight = null;
 			this.#answer(op, ack);
@@ -590,42 +604,48 @@ export class SyncEngine {
 		});
 	}
 
-	#command(op: Op): [string, unknown] {
+	#command(op: Op): Command {
 		switch (op.kind) {
 			case 'create':
-				return [
-					'ticket:create',
-					{
+				return {
+					event: 'ticket:create',
+					payload: {
 						projectId: this.projectId,
-						ticket: { ...op.fields, status: op.status },
+						ticket: {
+							title: op.fields.title,
+							...(op.fields.description ? { description: op.fields.description } : {}),
+							priority: op.fields.priority,
+							labels: op.fields.labels,
+							status: op.status
+						},
 						mutationId: op.mutationId
 					}
-				];
+				};
 			case 'update':
-				return [
-					'ticket:update',
-					{
+				return {
+					event: 'ticket:update',
+					payload: {
 						ticket: { id: op.ticketId, ...op.fields },
 						expectedVersion: op.expectedVersion,
 						mutationId: op.mutationId
 					}
-				];
+				};
 			case 'move':
-				return [
-					'ticket:move',
-					{
+				return {
+					event: 'ticket:move',
+					payload: {
 						ticketId: op.ticketId,
 						toStatus: op.toStatus,
 						...op.placement,
 						expectedVersion: op.expectedVersion,
 						mutationId: op.mutationId
 					}
-				];
+				};
 			case 'delete':
-				return [
-					'ticket:delete',
-					{ ticketId: op.ticketId, expectedVersion: op.expectedVersion, mutationId: op.mutationId }
-				];
+				return {
+					event: 'ticket:delete',
+					payload: { ticketId: op.ticketId, expectedVersion: op.expectedVersion, mutationId: op.mutationId }
+				};
 		}
 	}
 
@@ -669,23 +689,21 @@ export class SyncEngine {
 	}
 
 	/** The server accepted: its answer is the ticket's newest state. */
-	#confirm(op: Op, ack: Record<string, unknown>): void {
+	#confirm(op: Op, ack: TicketAck | MoveAck | OkAck): void {
 		switch (op.kind) {
-			case 'create': {
-				this.#store.remove(op.tempId);
-				const { ok: _ok, ...ticket } = ack;
-				this.#upsert(ticket as unknown as Ticket);
-				break;
-			}
+			case 'create':
 			case 'update': {
-				const { ok: _ok, ...ticket } = ack;
-				this.#upsert(ticket as unknown as Ticket);
+				if (op.kind === 'create') this.#store.remove(op.tempId);
+				const { ok: _ok, ...ticket } = ack as TicketAck;
+				this.#upsert(ticket);
 				break;
 			}
-			case 'move':
-				if (ack.ticket) this.#upsert(ack.ticket as Ticket);
+			case 'move': {
+				const moved = (ack as MoveAck).ticket;
+				if (moved) this.#upsert(moved);
 				else this.#refresh(op.ticketId);
 				break;
+			}
 			case 'delete':
 				this.#tombstones.add(op.ticketId);
 				this.#confirmed.delete(op.ticketId);

@@ -9,9 +9,11 @@ import type { HintStore } from '$lib/stores/hints.svelte';
 import type { PresenceStore } from '$lib/stores/presence.svelte';
 import type { AckResult, SyncEngine, Transport } from '$lib/sync/engine';
 import type {
+	ClientToServerEvents,
 	ErrorDetail,
 	EventMeta,
 	HintAction,
+	ServerToClientEvents,
 	PresenceUpdate,
 	Resync,
 	Hint
@@ -36,6 +38,26 @@ const HINT_GAP_MS = 210;
 /** How long a command may wait for its ack before it is sent again. */
 const ACK_TIMEOUT_MS = 10_000;
 
+/**
+ * An ack callback that gives up after ACK_TIMEOUT_MS: `done(null)` then, and a late answer
+ * is ignored. (socket.io-client's own `timeout()` does the same, but its typing does not
+ * apply to the generated event maps, whose ack parameter is optional.)
+ */
+function withTimeout<A>(done: (ack: A | null) => void): (ack: A) => void {
+	let settled = false;
+	const timer = setTimeout(() => {
+		if (settled) return;
+		settled = true;
+		done(null);
+	}, ACK_TIMEOUT_MS);
+	return (ack) => {
+		if (settled) return;
+		settled = true;
+		clearTimeout(timer);
+		done(ack);
+	};
+}
+
 export interface BoardConnectionOptions {
 	projectId: string;
 	token: string;
@@ -57,7 +79,7 @@ export interface BoardConnection {
 
 export function connectBoard(options: BoardConnectionOptions): BoardConnection {
 	const { projectId, engine, connection, presence, hints } = options;
-	const socket: Socket = io({
+	const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io({
 		auth: { token: options.token },
 		transports: ['websocket'],
 		// The library's exponential backoff with jitter (randomizationFactor).
@@ -79,38 +101,44 @@ export function connectBoard(options: BoardConnectionOptions): BoardConnection {
 	};
 
 	const transport: Transport = {
-		send(event, payload, done) {
-			socket.timeout(ACK_TIMEOUT_MS).emit(event, payload, (err: unknown, ack: AckResult) => {
-				done(err ? null : ack);
-			});
+		send(command, done) {
+			const answer = withTimeout(done);
+			switch (command.event) {
+				case 'ticket:create':
+					return socket.emit('ticket:create', command.payload, answer);
+				case 'ticket:update':
+					return socket.emit('ticket:update', command.payload, answer);
+				case 'ticket:move':
+					return socket.emit('ticket:move', command.payload, answer);
+				case 'ticket:delete':
+					return socket.emit('ticket:delete', command.payload, answer);
+			}
 		}
 	};
 	engine.setTransport(transport);
 
 	socket.on('connect', () => {
-		socket
-			.timeout(ACK_TIMEOUT_MS)
-			.emit(
-				'project:join',
-				{ projectId, sinceSeq: engine.lastSeq },
-				(err: unknown, ack: { ok: boolean; userCount?: number; error?: ErrorDetail }) => {
-					if (err) {
-						// No answer: drop the connection and let the library reconnect.
-						socket.disconnect().connect();
-						return;
-					}
-					if (!ack.ok) {
-						if (ack.error?.code === 'UNAUTHORIZED') options.unauthorized();
-						else if (ack.error?.code === 'NOT_FOUND')
-							options.error('This board does not exist, or you are not one of its members.');
-						else options.error(`Could not open the board live: ${ack.error?.message ?? 'refused'}.`);
-						return;
-					}
-					connection.connected(socket.io.engine?.id ?? '');
-					if (typeof ack.userCount === 'number') presence.setCount(ack.userCount);
-					engine.joined();
+		socket.emit(
+			'project:join',
+			{ projectId, sinceSeq: engine.lastSeq },
+			withTimeout((ack) => {
+				if (ack === null) {
+					// No answer: drop the connection and let the library reconnect.
+					socket.disconnect().connect();
+					return;
 				}
-			);
+				if (!ack.ok) {
+					if (ack.error.code === 'UNAUTHORIZED') options.unauthorized();
+					else if (ack.error.code === 'NOT_FOUND')
+						options.error('This board does not exist, or you are not one of its members.');
+					else options.error(`Could not open the board live: ${ack.error.message}.`);
+					return;
+				}
+				connection.connected(socket.io.engine?.id ?? '');
+				presence.setCount(ack.userCount);
+				engine.joined();
+			})
+		);
 	});
 
 	socket.on('disconnect', () => {
