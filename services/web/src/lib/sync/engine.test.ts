@@ -371,6 +371,18 @@ describe('optimistic changes', () => {
 		expect(t.errors[0]).toContain('was refused');
 	});
 
+	it('a move whose neighbour left the column is sent again, placed by index, with the same mutationId', () => {
+		t.engine.move('c', 'TODO', 1); // between a and b
+		expect(t.sent[0].payload).toMatchObject({ afterId: 'a' });
+		t.sent[0].done({ ok: false, error: { code: 'VALIDATION', message: 'afterId is not in the target column' } });
+		expect(t.sent).toHaveLength(2);
+		expect(t.sent[1].payload).toMatchObject({ position: 1, mutationId: t.sent[0].payload.mutationId });
+		expect(t.sent[1].payload).not.toHaveProperty('afterId');
+		t.sent[1].done({ ok: false, error: { code: 'VALIDATION', message: 'still wrong' } });
+		expect(t.sent).toHaveLength(2); // once only, then rolled back
+		expect(t.ids('BACKLOG')).toEqual(['c']);
+	});
+
 	it('a reorder is placed next to a neighbour the server has in that column', () => {
 		t.engine.move('b', 'TODO', 0);
 		expect(t.ids('TODO')).toEqual(['b', 'a']);

@@ -13,7 +13,7 @@
 // feeds it events and connection changes, and it talks back through `Transport` and
 // `BoardApi`, so its unit tests drive it with fakes.
 import type { BoardStore, CardView } from '$lib/stores/board.svelte';
-import { rankBetween } from '$lib/rank';
+import { compareRankId, rankBetween } from '$lib/rank';
 import { canMove, STATUS_LABELS } from '$lib/status';
 import type {
 	BoardSnapshot,
@@ -674,9 +674,26 @@ export class SyncEngine {
 			this.#hooks.unauthorized();
 			return;
 		}
+		if (code === 'VALIDATION' && op.kind === 'move' && !('position' in op.placement)) {
+			// The neighbour it was placed next to left that column meanwhile: place it by
+			// index among what the server has there instead (a failed request does not use
+			// up its mutationId, so the same one is sent).
+			op.placement = { position: this.#serverIndex(op.toStatus, op.rank, op.ticketId) };
+			op.state = 'queued';
+			return;
+		}
 		this.#ops.splice(this.#ops.indexOf(op), 1);
 		this.#hooks.pending?.(this.#ops.length);
 		void this.#rollBack(op, ack.error);
+	}
+
+	/** How many of the server's tickets in `status` sort before `rank` (the card excluded). */
+	#serverIndex(status: TicketStatus, rank: string, id: string): number {
+		let index = 0;
+		for (const t of this.#confirmed.values()) {
+			if (t.status === status && t.id !== id && compareRankId(t.rank, t.id, rank, id) < 0) index++;
+		}
+		return index;
 	}
 
 	#retryLater(): void {
