@@ -189,6 +189,9 @@ describe('the board in two browsers on two gateways', () => {
 
 		// Bob edits it: title, priority and labels; Alice sees the change.
 		await b.page.click(`${cardSelector(newId)} button.edit`);
+		await a.page
+			.locator(`${cardSelector(newId)} [data-hint="editing"][data-hint-user="bob"]`, { hasText: 'Bob is editing' })
+			.waitFor({ timeout: WAIT_MS });
 		await b.page.fill('dialog input[name="title"]', 'Fresh card, edited');
 		await b.page.fill('dialog input[name="labels"]', 'ui, urgent');
 		await b.page.click('dialog button:has-text("Save")');
