@@ -166,7 +166,7 @@ describe('the board in two browsers on two gateways', () => {
 		// The card's status history, in its dialog.
 		await a.page.click(`${cardSelector(ids.three)} button.edit`);
 		await a.page
-			.locator('dialog .transitions li', { hasText: 'To do → In progress by bob' })
+			.locator('dialog .transitions li', { hasText: 'To do → In progress by Bob' })
 			.waitFor({ timeout: WAIT_MS });
 		await screenshot(a.page, 'drag-and-keyboard-alice-history');
 		await a.page.keyboard.press('Escape');
