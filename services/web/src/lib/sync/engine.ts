@@ -205,7 +205,6 @@ export class SyncEngine {
 			if (card) cards.push(card);
 		}
 		for (const op of this.#ops) if (op.kind === 'create') cards.push(this.#tempCard(op));
-		// Tickets that exist only through pending changes (none today) would go here.
 		this.#store.reset(cards);
 	}
 
@@ -234,11 +233,6 @@ export class SyncEngine {
 	/** Number of changes not yet confirmed by the server. */
 	get pendingCount(): number {
 		return this.#ops.length;
-	}
-
-	/** Whether a pending change of this client touches the ticket. */
-	isPending(id: string): boolean {
-		return this.#ops.some((op) => (op.kind === 'create' ? op.tempId === id : op.ticketId === id));
 	}
 
 	// ---------------------------------------------------------------------------------
@@ -305,9 +299,8 @@ export class SyncEngine {
 				this.#hooks.unauthorized();
 				return;
 			}
-			// The log was unreachable: try a snapshot next time something arrives.
+			// The log was unreachable: reload the snapshot a little later (and keep trying).
 			this.#hooks.error('Could not fetch the missed changes; retrying.');
-			this.#busy = false;
 			this.#schedule(() => void this.#retryLoad(), this.#retryMs);
 			return;
 		} finally {
