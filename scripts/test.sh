@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit and integration tests against real
-# PostgreSQL and Redis on loopback (installed and started if missing).
+# PostgreSQL and Redis on loopback (installed and started if missing), then the web
+# board's tests (scripts/test-web.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
@@ -47,4 +48,17 @@ wait "$test_pid" || status=$?
 summary="$(grep -E '^test result:' "$log_file" | awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed", p, f}')"
 echo
 echo "$summary"
+
+log "web board: scripts/test-web.sh (unit tests, build, end-to-end in headless Chromium)"
+web_log="$CARGO_TARGET_DIR/last-web-run.log"
+set +e
+scripts/test-web.sh 2>&1 | tee "$web_log"
+web_status="${PIPESTATUS[0]}"
+set -e
+[ "$status" -ne 0 ] || status="$web_status"
+# One closing line for everything that ran: the Rust tests and the web board's.
+read -r web_pass web_fail < <(sed -nE 's/^web: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$web_log" | tail -n1)
+read -r rust_pass rust_fail < <(echo "$summary" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+echo
+echo "total: $((rust_pass + ${web_pass:-0})) passed, $((rust_fail + ${web_fail:-1})) failed"
 exit "$status"
