@@ -23,6 +23,9 @@ pub enum ApiError {
     VersionConflict { expected: i64, current: Box<Ticket> },
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The idempotency key was bound to a different request (method, path or body).
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -47,6 +50,7 @@ impl ApiError {
             ApiError::InvalidTransition(_) => ErrorCode::InvalidTransition,
             ApiError::VersionConflict { .. } => ErrorCode::VersionConflict,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::IdempotencyKeyReused(_) => ErrorCode::IdempotencyKeyReused,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -77,6 +81,7 @@ impl ResponseError for ApiError {
             ErrorCode::Validation | ErrorCode::InvalidTransition => StatusCode::BAD_REQUEST,
             ErrorCode::VersionConflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -66,8 +66,14 @@ impl AppState {
     }
 
     /// The mutation metadata of a write request: ids from headers, TTL from settings.
-    pub fn mutation_meta(&self, req: &actix_web::HttpRequest) -> Result<MutationMeta, ApiError> {
-        let mut meta = routes::mutation_meta(req)?;
+    /// `content` is the request's typed body (or query, or `()`), for the fingerprint that
+    /// binds an idempotency key to its request.
+    pub fn mutation_meta<C: serde::Serialize + ?Sized>(
+        &self,
+        req: &actix_web::HttpRequest,
+        content: &C,
+    ) -> Result<MutationMeta, ApiError> {
+        let mut meta = routes::mutation_meta(req, content)?;
         meta.idempotency_ttl_seconds =
             i64::try_from(self.settings.idempotency.ttl_seconds).unwrap_or(i64::MAX);
         Ok(meta)

@@ -23,6 +23,9 @@ pub enum ErrorCode {
     InvalidTransition,
     /// `expectedVersion` did not match the stored version.
     VersionConflict,
+    /// The `Idempotency-Key` (a socket command's `mutationId`) was already used by this
+    /// user for a different request; nothing was changed. Use a fresh key per change.
+    IdempotencyKeyReused,
     /// The request body is larger than allowed.
     PayloadTooLarge,
     /// Too many requests or commands in a short time.
@@ -43,6 +46,7 @@ impl ErrorCode {
             ErrorCode::Validation => "VALIDATION",
             ErrorCode::InvalidTransition => "INVALID_TRANSITION",
             ErrorCode::VersionConflict => "VERSION_CONFLICT",
+            ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Unavailable => "UNAVAILABLE",

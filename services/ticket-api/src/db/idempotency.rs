@@ -15,28 +15,32 @@ pub async fn lock(conn: &mut AsyncPgConnection, user_id: &str, key: &str) -> Que
         .map(drop)
 }
 
-/// The stored result for (user, key) if it was recorded less than `ttl_seconds` ago.
+/// The stored result for (user, key) and the fingerprint of the request that produced it
+/// (none for keys stored before fingerprints existed), if it was recorded less than
+/// `ttl_seconds` ago.
 pub async fn find(
     conn: &mut AsyncPgConnection,
     user_id: &str,
     key: &str,
     ttl_seconds: i64,
-) -> QueryResult<Option<serde_json::Value>> {
+) -> QueryResult<Option<(serde_json::Value, Option<String>)>> {
     let cutoff = chrono::Utc::now() - chrono::Duration::seconds(ttl_seconds);
     idempotency_keys::table
         .find((user_id, key))
         .filter(idempotency_keys::created_at.gt(cutoff))
-        .select(idempotency_keys::response)
+        .select((idempotency_keys::response, idempotency_keys::fingerprint))
         .first(conn)
         .await
         .optional()
 }
 
-/// Records the result for (user, key), replacing an expired one.
+/// Records the result for (user, key) and its request's fingerprint, replacing an
+/// expired one.
 pub async fn store(
     conn: &mut AsyncPgConnection,
     user_id: &str,
     key: &str,
+    fingerprint: &str,
     response: &serde_json::Value,
 ) -> QueryResult<()> {
     diesel::insert_into(idempotency_keys::table)
@@ -44,11 +48,13 @@ pub async fn store(
             idempotency_keys::user_id.eq(user_id),
             idempotency_keys::key.eq(key),
             idempotency_keys::response.eq(response),
+            idempotency_keys::fingerprint.eq(fingerprint),
         ))
         .on_conflict((idempotency_keys::user_id, idempotency_keys::key))
         .do_update()
         .set((
             idempotency_keys::response.eq(response),
+            idempotency_keys::fingerprint.eq(fingerprint),
             idempotency_keys::created_at.eq(diesel::dsl::now),
         ))
         .execute(conn)

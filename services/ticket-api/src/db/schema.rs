@@ -19,6 +19,7 @@ diesel::table! {
         key -> Text,
         response -> Jsonb,
         created_at -> Timestamptz,
+        fingerprint -> Nullable<Text>,
     }
 }
 

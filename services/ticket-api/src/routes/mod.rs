@@ -70,8 +70,12 @@ fn id_header(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiError> 
         })
 }
 
-/// The mutation id, idempotency key and trace context of a write request.
-pub(crate) fn mutation_meta(req: &HttpRequest) -> Result<MutationMeta, ApiError> {
+/// The mutation id, idempotency key and trace context of a write request, and the
+/// fingerprint of the request (`content`: its typed body or query) that binds the key.
+pub(crate) fn mutation_meta<C: serde::Serialize + ?Sized>(
+    req: &HttpRequest,
+    content: &C,
+) -> Result<MutationMeta, ApiError> {
     let idempotency_key = id_header(req, "idempotency-key")?;
     let mutation_id = id_header(req, "x-mutation-id")?;
     let traceparent = req
@@ -80,10 +84,35 @@ pub(crate) fn mutation_meta(req: &HttpRequest) -> Result<MutationMeta, ApiError>
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() == 55 && v.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
         .map(str::to_owned);
+    let fingerprint = match &idempotency_key {
+        Some(_) => fingerprint(req.method().as_str(), req.path(), content)?,
+        None => String::new(),
+    };
     Ok(MutationMeta {
         mutation_id: idempotency_key.clone().or(mutation_id),
         idempotency_key,
+        fingerprint,
         traceparent,
         ..MutationMeta::default()
     })
+}
+
+/// SHA-256 of the method, the path (with its ids) and the request's typed content,
+/// hex-encoded. Two requests are the same request when these match: the typed content
+/// makes `{"title": "x"}` and `{"title": "x", "labels": null}` equal.
+fn fingerprint<C: serde::Serialize + ?Sized>(
+    method: &str,
+    path: &str,
+    content: &C,
+) -> Result<String, ApiError> {
+    use sha2::{Digest, Sha256};
+    let body = serde_json::to_vec(content)
+        .map_err(|e| ApiError::Internal(format!("encoding the request: {e}")))?;
+    let mut hash = Sha256::new();
+    hash.update(method.as_bytes());
+    hash.update([0x1f]);
+    hash.update(path.as_bytes());
+    hash.update([0x1f]);
+    hash.update(&body);
+    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -23,7 +23,7 @@ pub async fn create(
     user: AuthUser,
     body: web::Json<CreateProjectBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = state.mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req, &*body)?;
     let body = body.into_inner();
     let input = CreateProject {
         name: ProjectName::parse(&body.name)?,
@@ -52,7 +52,7 @@ pub async fn update(
     path: web::Path<Uuid>,
     body: web::Json<UpdateProjectBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = state.mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req, &*body)?;
     let body = body.into_inner();
     let input = UpdateProject {
         name: body.name.as_deref().map(ProjectName::parse).transpose()?,
@@ -73,7 +73,7 @@ pub async fn delete(
     user: AuthUser,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = state.mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req, &())?;
     let mut conn = state.db().await?;
     service::delete(&mut conn, &user, path.into_inner(), &meta).await?;
     state.after_commit(&meta).await;
@@ -106,7 +106,7 @@ pub async fn put_member(
     path: web::Path<Uuid>,
     body: web::Json<AddMemberBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = state.mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req, &*body)?;
     let member = UserId::parse(&body.user_id)?;
     let mut conn = state.db().await?;
     let saved = service::put_member(
@@ -128,7 +128,7 @@ pub async fn remove_member(
     user: AuthUser,
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = state.mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req, &())?;
     let (project_id, member) = path.into_inner();
     let member = UserId::parse(&member)?;
     let mut conn = state.db().await?;

@@ -29,7 +29,7 @@ pub async fn create(
     path: web::Path<Uuid>,
     body: web::Json<CreateTicketBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = state.mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req, &*body)?;
     let body = body.into_inner();
     let input = CreateTicket {
         title: Title::parse(&body.title)?,
@@ -69,7 +69,7 @@ pub async fn update(
     path: web::Path<Uuid>,
     body: web::Json<UpdateTicketBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = state.mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req, &*body)?;
     let body = body.into_inner();
     let input = UpdateTicket {
         title: body.title.as_deref().map(Title::parse).transpose()?,
@@ -94,7 +94,7 @@ pub async fn delete(
     path: web::Path<Uuid>,
     query: web::Query<DeleteTicketQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = state.mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req, &*query)?;
     let mut conn = state.db().await?;
     service::delete(
         &mut conn,
@@ -115,7 +115,7 @@ pub async fn transition(
     path: web::Path<Uuid>,
     body: web::Json<TransitionTicketBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = state.mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req, &*body)?;
     let body = body.into_inner();
     let input = TransitionTicket {
         to: body.to_state,
@@ -141,7 +141,7 @@ pub async fn move_ticket(
     path: web::Path<Uuid>,
     body: web::Json<MoveTicketBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = state.mutation_meta(&req)?;
+    let meta = state.mutation_meta(&req, &*body)?;
     let body = body.into_inner();
     let input = MoveTicket {
         to: body.to_status,

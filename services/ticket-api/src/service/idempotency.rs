@@ -1,5 +1,8 @@
 //! Idempotent mutations: a request with an `Idempotency-Key` that was already answered
-//! gets the first answer again, and changes and emits nothing.
+//! gets the first answer again, and changes and emits nothing. The key is bound to its
+//! request (method, path and body, as a fingerprint): the same key on a different request
+//! is refused with `IDEMPOTENCY_KEY_REUSED` (422) and changes nothing, as the IETF
+//! Idempotency-Key draft and Stripe do.
 //!
 //! Both calls run inside the mutation's transaction: [`replay`] first (it also locks the
 //! key so that a concurrent duplicate waits for the first to finish), [`remember`] last,
@@ -24,16 +27,23 @@ pub async fn replay<T: DeserializeOwned>(
         return Ok(None);
     };
     db::idempotency::lock(conn, &user.id, key).await?;
-    let Some(stored) =
+    let Some((stored, fingerprint)) =
         db::idempotency::find(conn, &user.id, key, meta.idempotency_ttl_seconds).await?
     else {
         return Ok(None);
     };
-    let value = serde_json::from_value(stored).map_err(|_| {
-        ApiError::validation(
-            "this Idempotency-Key was already used for a different kind of request",
+    let reused = || {
+        ApiError::IdempotencyKeyReused(
+            "this Idempotency-Key was already used for a different request; \
+             send a new key for a new change"
+                .into(),
         )
-    })?;
+    };
+    // Keys stored before fingerprints existed have none; they replay as they always did.
+    if fingerprint.is_some_and(|f| f != meta.fingerprint) {
+        return Err(reused());
+    }
+    let value = serde_json::from_value(stored).map_err(|_| reused())?;
     meta.replayed.store(true, Ordering::Relaxed);
     Ok(Some(value))
 }
@@ -50,6 +60,6 @@ pub async fn remember<T: Serialize>(
     };
     let value = serde_json::to_value(result)
         .map_err(|e| ApiError::Internal(format!("encoding result: {e}")))?;
-    db::idempotency::store(conn, &user.id, key, &value).await?;
+    db::idempotency::store(conn, &user.id, key, &meta.fingerprint, &value).await?;
     Ok(())
 }

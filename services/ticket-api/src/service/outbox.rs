@@ -16,6 +16,9 @@ pub struct MutationMeta {
     pub mutation_id: Option<String>,
     /// From the `Idempotency-Key` header only: repeats return the first result.
     pub idempotency_key: Option<String>,
+    /// What the request was (method, path, typed body), when it carries an idempotency
+    /// key: a key replays only for the same fingerprint.
+    pub fingerprint: String,
     /// How long an idempotency key's first result is remembered.
     pub idempotency_ttl_seconds: i64,
     /// W3C trace context of the request.

@@ -111,3 +111,88 @@ async fn a_failed_request_does_not_use_up_its_key() {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(body["title"], "fixed");
 }
+
+async fn events_since(app: &crate::helpers::TestApp, project: &str) -> usize {
+    app.get(&format!("/api/projects/{project}/events?since=0"), "alice")
+        .await
+        .body["events"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn a_key_reused_for_another_body_is_refused_with_422_and_changes_nothing() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    let path = format!("/api/projects/{project}/tickets");
+    let (status, _) = post_with_key(&app, &path, "alice", "k", json!({"title": "first"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let before = events_since(&app, &project).await;
+    let (status, body) = post_with_key(&app, &path, "alice", "k", json!({"title": "second"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "IDEMPOTENCY_KEY_REUSED");
+    let board = app.snapshot(&project, "alice").await;
+    let titles: Vec<&str> = board["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, vec!["first"]);
+    assert_eq!(events_since(&app, &project).await, before, "no event");
+    // The same body with the same key, or an equivalent one, still replays.
+    let (status, again) = post_with_key(
+        &app,
+        &path,
+        "alice",
+        "k",
+        json!({"title": "first", "labels": null}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(again["title"], "first");
+}
+
+#[tokio::test]
+async fn a_create_key_reused_on_another_route_is_refused_and_the_ticket_is_untouched() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    let b = app
+        .create_ticket(&project, "alice", "ticket B", "TODO")
+        .await;
+    let path = format!("/api/projects/{project}/tickets");
+    let (status, _) = post_with_key(
+        &app,
+        &path,
+        "alice",
+        "drag-42",
+        json!({"title": "ticket A"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let response = app
+        .client
+        .patch(format!(
+            "{}/api/tickets/{}",
+            app.address,
+            b["id"].as_str().unwrap()
+        ))
+        .bearer_auth(app.token("alice"))
+        .header("Idempotency-Key", "drag-42")
+        .json(&json!({"title": "renamed B"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "IDEMPOTENCY_KEY_REUSED");
+    let now = app
+        .get(
+            &format!("/api/tickets/{}", b["id"].as_str().unwrap()),
+            "alice",
+        )
+        .await;
+    assert_eq!(now.body["title"], "ticket B");
+    assert_eq!(now.body["version"], b["version"]);
+}
