@@ -21,6 +21,9 @@ pub enum ApiError {
     /// `expectedVersion` was stale; carries the current ticket so the client can roll back.
     #[error("ticket has version {}, expected {expected}", current.version)]
     VersionConflict { expected: i64, current: Box<Ticket> },
+    /// The route has no handler for the method; `allow` lists the methods it has.
+    #[error("this route does not take {method}; it takes {allow}")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     PayloadTooLarge(String),
     /// The idempotency key was bound to a different request (method, path or body).
@@ -49,6 +52,7 @@ impl ApiError {
             ApiError::Validation(_) => ErrorCode::Validation,
             ApiError::InvalidTransition(_) => ErrorCode::InvalidTransition,
             ApiError::VersionConflict { .. } => ErrorCode::VersionConflict,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::IdempotencyKeyReused(_) => ErrorCode::IdempotencyKeyReused,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
@@ -80,6 +84,7 @@ impl ResponseError for ApiError {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Validation | ErrorCode::InvalidTransition => StatusCode::BAD_REQUEST,
             ErrorCode::VersionConflict => StatusCode::CONFLICT,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -102,6 +107,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header(("Allow", allow.as_str()));
         }
         if matches!(self, ApiError::Unavailable(_)) {
             response.insert_header(("Retry-After", "1"));

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     /// The `Idempotency-Key` (a socket command's `mutationId`) was already used by this
     /// user for a different request; nothing was changed. Use a fresh key per change.
     IdempotencyKeyReused,
+    /// The route exists but not with this HTTP method (the `Allow` header lists those it has).
+    MethodNotAllowed,
     /// The request body is larger than allowed.
     PayloadTooLarge,
     /// Too many requests or commands in a short time.
@@ -47,6 +49,7 @@ impl ErrorCode {
             ErrorCode::InvalidTransition => "INVALID_TRANSITION",
             ErrorCode::VersionConflict => "VERSION_CONFLICT",
             ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Unavailable => "UNAVAILABLE",

@@ -152,3 +152,54 @@ async fn ids_that_are_not_uuids_and_unknown_routes_are_404() {
         assert_eq!(reply.code(), "NOT_FOUND", "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_method_a_known_route_does_not_take_is_405_with_allow() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    let ticket = app.create_ticket(&project, "alice", "t", "TODO").await;
+    let ticket = ticket["id"].as_str().unwrap();
+    for (method, path, allow) in [
+        (
+            reqwest::Method::PUT,
+            format!("/api/tickets/{ticket}"),
+            "GET, PATCH, DELETE",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/projects".to_owned(),
+            "GET, POST",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/api/tickets/{ticket}/move"),
+            "POST",
+        ),
+        (reqwest::Method::POST, "/healthz".to_owned(), "GET"),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.address))
+            .bearer_auth(app.token("alice"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], "METHOD_NOT_ALLOWED",
+            "{method} {path}"
+        );
+    }
+    let unknown = app.get("/api/tickets", "alice").await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::NOT_FOUND,
+        "an unknown path stays 404"
+    );
+}
