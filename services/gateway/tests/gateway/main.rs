@@ -5,6 +5,7 @@
 mod board;
 mod client;
 mod conformance;
+mod fuzz_corpus;
 mod helpers;
 mod observability;
 mod presence;

@@ -1,0 +1,13 @@
+//! Engine.IO packets: any text decodes to a packet or an error, never a panic; a decoded
+//! packet encodes back to text that decodes to the same packet.
+#![no_main]
+
+use gateway::protocol::engineio::EioPacket;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|text: &str| {
+    if let Ok(packet) = EioPacket::decode(text) {
+        let again = EioPacket::decode(&packet.encode());
+        assert_eq!(again.ok(), Some(packet), "round trip of {text:?}");
+    }
+});
