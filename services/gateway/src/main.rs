@@ -1,4 +1,7 @@
-//! Starts a gateway: `gateway [--config FILE] [--conformance]`.
+//! Starts a gateway: `gateway [--config FILE] [--conformance] [--healthcheck]`.
+//!
+//! `--healthcheck` starts nothing: it GETs the `/healthz` of the gateway that this
+//! configuration describes and exits 0 or 1 (the container image's `HEALTHCHECK`).
 //!
 //! `--conformance` starts the echo mode with the settings the official Socket.IO protocol
 //! test-suite expects (localhost:3000, pingInterval 300, pingTimeout 200, connectTimeout
@@ -26,6 +29,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.iter().any(|a| a == "--healthcheck") {
+        return kanban_telemetry::healthcheck::run(
+            "gateway",
+            &settings.http.host,
+            settings.http.port,
+        );
+    }
     kanban_telemetry::init_logging(&settings.log);
     let application = match Application::build(settings).await {
         Ok(application) => application,

@@ -1,4 +1,7 @@
-//! Starts the ticket API: `ticket-api [--config FILE]`.
+//! Starts the ticket API: `ticket-api [--config FILE] [--healthcheck]`.
+//!
+//! `--healthcheck` starts nothing: it GETs the `/healthz` of the API that this
+//! configuration describes and exits 0 or 1 (the container image's `HEALTHCHECK`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +17,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::args().skip(1).any(|arg| arg == "--healthcheck") {
+        return kanban_telemetry::healthcheck::run(
+            "ticket-api",
+            &settings.http.host,
+            settings.http.port,
+        );
+    }
     kanban_telemetry::init_logging(&settings.log);
     let application = match Application::build(settings).await {
         Ok(application) => application,

@@ -1,5 +1,7 @@
 //! Logging set-up and Prometheus exposition shared by every service.
 
+pub mod healthcheck;
+
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde::Deserialize;
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
