@@ -13,7 +13,9 @@ WORKDIR /src
 
 FROM chef AS planner
 COPY . .
-RUN cargo chef prepare --recipe-path recipe.json --bin gateway
+# The whole workspace's recipe: a recipe pruned to one binary no longer matches
+# Cargo.lock, and the cook below builds with --locked.
+RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
