@@ -29,6 +29,9 @@ fi
 log "npm ci (the stock socket.io-client for the gateway's end-to-end test)"
 (cd services/gateway/tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
+log "deployment files (scripts/check-deploy.sh)"
+bash scripts/check-deploy.sh
+
 log "cargo test"
 # Output goes to a file that is followed until cargo exits, so that a stray process
 # holding the output open can never keep this script waiting.
