@@ -158,7 +158,10 @@ else
     printf '  skip services/web build: services/web is not in this tree yet\n'
   fi
 
-  step "probe paths and --healthcheck against the release binaries and the web nginx"
+  step "the compose topology on loopback: probe paths, --healthcheck, the load balancer's routing"
+  # The compose services at their compose ports on addresses of their own in 127.0.0.0/8;
+  # the compose nginx runs unchanged but for its listen port, in a mount namespace whose
+  # /etc/hosts maps the service names to those addresses.
   ensure_postgres
   ensure_redis
   db_url="${KANBAN_TEST_DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/postgres}"
@@ -166,38 +169,74 @@ else
   db_name="kanban_deploy_check"
   psql "$db_url" -qc "drop database if exists $db_name" >/dev/null 2>&1 || true
   psql "$db_url" -qc "create database $db_name" >/dev/null
-  api_port="$(free_port)"; gw_port="$(free_port)"; web_port="$(free_port)"
-  secret="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  declare -A addr=([ticket-api]=127.0.0.41 [gateway-1]=127.0.0.42 [gateway-2]=127.0.0.43 [web]=127.0.0.44)
+  printf '127.0.0.1 localhost\n%s api\n%s gateway-1\n%s gateway-2\n%s web\n' \
+    "${addr[ticket-api]}" "${addr[gateway-1]}" "${addr[gateway-2]}" "${addr[web]}" > "$work/compose-hosts"
+  lb_port="$(free_port)"
   bin="$CARGO_TARGET_DIR/release"
-  export KANBAN_AUTH__JWT_SECRET="$secret" KANBAN_REDIS__URL="$redis_url" \
-         KANBAN_REDIS__KEY_PREFIX="deploy-check-$$" KANBAN_HTTP__HOST=127.0.0.1
-  KANBAN_HTTP__PORT="$api_port" KANBAN_DATABASE__URL="${db_url%/*}/$db_name" \
-    "$bin/ticket-api" > "$work/ticket-api.log" 2>&1 &
+  export KANBAN_AUTH__JWT_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+         KANBAN_REDIS__URL="$redis_url" KANBAN_REDIS__KEY_PREFIX="deploy-check-$$"
+  KANBAN_HTTP__HOST="${addr[ticket-api]}" KANBAN_HTTP__PORT=8080 \
+    KANBAN_DATABASE__URL="${db_url%/*}/$db_name" "$bin/ticket-api" > "$work/ticket-api.log" 2>&1 &
   pids+=($!)
-  KANBAN_HTTP__PORT="$gw_port" KANBAN_API__BASE_URL="http://127.0.0.1:$api_port" \
-    "$bin/gateway" > "$work/gateway.log" 2>&1 &
-  pids+=($!)
-  # The web image's nginx.conf, on a free port, serving the built board (or an empty page).
+  for gw in 1 2; do
+    KANBAN_HTTP__HOST="${addr[gateway-$gw]}" KANBAN_HTTP__PORT=3000 KANBAN_GATEWAY__INSTANCE_ID="gw$gw" \
+      KANBAN_API__BASE_URL="http://${addr[ticket-api]}:8080" "$bin/gateway" > "$work/gateway-$gw.log" 2>&1 &
+    pids+=($!)
+  done
+  # The web image's nginx.conf, serving the built board (or a stand-in page).
   web_root="$ROOT/services/web/dist"
-  [ -f "$web_root/index.html" ] || { web_root="$work/www"; mkdir -p "$web_root"; echo ok > "$web_root/index.html"; }
-  sed -e "s|listen 8080;|listen 127.0.0.1:$web_port;|" -e "s|root /usr/share/nginx/html;|root $web_root;|" \
-      -e "s|pid /tmp/nginx.pid;|pid $work/nginx.pid;|" -e "s|/tmp/nginx-|$work/nginx-|g" \
-      -e "s|daemon off;||" deploy/web/nginx.conf > "$work/web-nginx.conf"
-  nginx -c "$work/web-nginx.conf" -g 'daemon off;' > "$work/web-nginx.log" 2>&1 &
+  [ -f "$web_root/index.html" ] || { web_root="$work/www"; mkdir -p "$web_root"; echo board > "$web_root/index.html"; }
+  sed -e "s|listen 8080;|listen ${addr[web]}:8080;|" -e "s|root /usr/share/nginx/html;|root $web_root;|" \
+      -e "s|/tmp/nginx|$work/web-nginx|g" deploy/web/nginx.conf > "$work/web-nginx.conf"
+  nginx -c "$work/web-nginx.conf" -g 'daemon off;' > "$work/web.log" 2>&1 &
   pids+=($!)
-  declare -A base=([ticket-api]="http://127.0.0.1:$api_port" [gateway]="http://127.0.0.1:$gw_port" [web]="http://127.0.0.1:$web_port")
-  for service in ticket-api gateway web; do
-    wait_http "${base[$service]}/healthz" || { fail "$service started"; tail -n 20 "$work/$service.log" 2>/dev/null | sed 's/^/       /'; }
+  sed -e "s|listen 8080;|listen 127.0.0.1:$lb_port;|" -e "s|/tmp/nginx|$work/lb-nginx|g" \
+      deploy/compose/nginx.conf > "$work/lb-nginx.conf"
+  unshare --mount sh -c 'mount --bind "$1" /etc/hosts && exec nginx -c "$2" -g "daemon off;"' \
+    sh "$work/compose-hosts" "$work/lb-nginx.conf" > "$work/lb.log" 2>&1 &
+  pids+=($!)
+
+  declare -A base=([ticket-api]="http://${addr[ticket-api]}:8080" [gateway]="http://${addr[gateway-1]}:3000"
+                   [web]="http://${addr[web]}:8080")
+  for name in ticket-api gateway-1 gateway-2 web; do
+    url="http://${addr[$name]}:$([ "${name%-*}" = gateway ] && echo 3000 || echo 8080)/healthz"
+    if wait_http "$url"; then pass "$name started"; else
+      fail "$name started"; tail -n 20 "$work/$name.log" 2>/dev/null | sed 's/^/       /'
+    fi
   done
   while read -r service path; do
     run_check "$service serves its probe path $path (200)" curl -fsS -o /dev/null "${base[$service]}$path"
   done < <("$PY" scripts/check_deploy.py probes "${overlays[@]}")
-  run_check "ticket-api --healthcheck exits 0 while it runs" env KANBAN_HTTP__PORT="$api_port" "$bin/ticket-api" --healthcheck
-  run_check "gateway --healthcheck exits 0 while it runs" env KANBAN_HTTP__PORT="$gw_port" "$bin/gateway" --healthcheck
+  run_check "ticket-api --healthcheck exits 0 while it runs" \
+    env KANBAN_HTTP__HOST="${addr[ticket-api]}" KANBAN_HTTP__PORT=8080 "$bin/ticket-api" --healthcheck
+  run_check "gateway --healthcheck exits 0 while it runs" \
+    env KANBAN_HTTP__HOST="${addr[gateway-1]}" KANBAN_HTTP__PORT=3000 "$bin/gateway" --healthcheck
+
+  lb="http://127.0.0.1:$lb_port"
+  wait_http "$lb/healthz" || { fail "compose nginx started"; sed 's/^/       /' "$work/lb.log"; }
+  run_check "compose nginx: /api/ reaches the ticket API" curl -fsS -o /dev/null "$lb/api/openapi.json"
+  run_check "compose nginx: / serves the board" curl -fsS -o /dev/null "$lb/"
+  # Long-polling sessions: each handshake lands on some gateway; its later requests must
+  # reach the same one (any other answers 400 "Session ID unknown").
+  seen=""
+  routed=1
+  for _ in $(seq 1 8); do
+    sid="$(curl -fsS "$lb/socket.io/?EIO=4&transport=polling" | sed -n 's/.*"sid":"\([^"]*\)".*/\1/p')"
+    seen="$seen ${sid%%~*}"
+    curl -fsS -o /dev/null -X POST --data '40' "$lb/socket.io/?EIO=4&transport=polling&sid=$sid" || routed=0
+  done
+  [ "$routed" = 1 ] && pass "compose nginx: polling requests reach the gateway named by their sid" \
+    || fail "compose nginx: polling requests reach the gateway named by their sid"
+  case "$seen" in
+    *gw1*gw2*|*gw2*gw1*) pass "compose nginx: new sessions go to both gateways ($seen )" ;;
+    *) fail "compose nginx: new sessions go to both gateways ($seen )" ;;
+  esac
+
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   pids=()
-  if env KANBAN_HTTP__PORT="$api_port" "$bin/ticket-api" --healthcheck 2>/dev/null; then
+  if env KANBAN_HTTP__HOST="${addr[ticket-api]}" KANBAN_HTTP__PORT=8080 "$bin/ticket-api" --healthcheck 2>/dev/null; then
     fail "ticket-api --healthcheck exits 1 once it is gone"
   else
     pass "ticket-api --healthcheck exits 1 once it is gone"

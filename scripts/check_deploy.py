@@ -392,9 +392,10 @@ def check_compose():
         exposed = {"api": "8080", "web": "8080"}.get(host, "3000")
         check(s is not None and port == exposed, f"compose nginx: upstream {host}:{port} is a compose service")
     for sname, instance in instance_ids.items():
+        target = re.search(rf'"~\^{instance}~"\s+(\w+);', nginx)
         check(
-            re.search(rf'"~\^{instance}~"\s+(\w+);', nginx) is not None
-            and re.search(rf"upstream \w+ \{{ server {sname}:3000; \}}", nginx) is not None,
+            target is not None
+            and re.search(rf"upstream {target.group(1)} \{{ server {sname}:3000; \}}", nginx) is not None,
             f"compose nginx: sids prefixed {instance}~ are routed to {sname}",
         )
 
@@ -424,6 +425,16 @@ def check_dockerfiles():
             unknown = sorted(set(re.findall(r"\b(KANBAN_[A-Z_]+__[A-Z_]+)=", text)) - env_names(service))
             check(not unknown, f"{path}: ENV names are {service} settings", ", ".join(unknown))
             check("ENV KANBAN_GIT_REVISION" in text, f"{path}: passes KANBAN_GIT_REVISION to the build")
+
+
+def check_dockerignore():
+    print(".dockerignore:")
+    patterns = [l.strip() for l in read(".dockerignore").splitlines() if l.strip() and not l.startswith("#")]
+    for needed in ("target/", "node_modules/", ".dev/", ".env"):
+        check(
+            any(p.rstrip("/").endswith(needed.rstrip("/")) for p in patterns),
+            f".dockerignore keeps {needed} out of the build context",
+        )
 
 
 def read_healthcheck(service):
@@ -466,6 +477,7 @@ def main():
             print(service, path)
         return 0
     check_dockerfiles()
+    check_dockerignore()
     check_compose()
     check_stop_time()
     for overlay in overlays:
