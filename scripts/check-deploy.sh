@@ -125,9 +125,24 @@ if "$PY" scripts/check_deploy.py static "${overlays[@]}"; then pass "check_deplo
 step "nginx -t: the compose stack's load balancer and the web image's configuration"
 # The compose nginx names its upstreams by compose service; nginx -t resolves them, so it
 # runs in a private mount namespace where /etc/hosts maps them to loopback.
+# Where a mount namespace cannot be made (an unprivileged sandbox), the names are replaced
+# by addresses in a copy of the file instead, and that is said.
+# Runs in a subshell (command substitution or background job), which it replaces.
+with_hosts() {  # HOSTS_FILE CONFIG COMMAND...: COMMAND with CONFIG's upstream names resolved
+  local hosts="$1" config="$2"; shift 2
+  if unshare --mount true 2>/dev/null; then
+    exec unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$hosts" "$@" "$config"
+  else
+    local copy="$work/resolved-$(basename "$config")"
+    awk 'NR==FNR { if ($1 !~ /^#/) for (i = 2; i <= NF; i++) ip[$i] = $1; next }
+         { for (n in ip) gsub("server " n ":", "server " ip[n] ":"); print }' "$hosts" "$config" > "$copy"
+    echo "  note: no mount namespace here; $(basename "$config")'s upstream names replaced by addresses" >&2
+    exec "$@" "$copy"
+  fi
+}
 printf '127.0.0.1 localhost\n127.0.0.1 api web gateway-1 gateway-2\n' > "$work/hosts"
 run_check "nginx -t deploy/compose/nginx.conf" \
-  unshare --mount sh -c 'mount --bind "$1" /etc/hosts && nginx -t -q -c "$2"' sh "$work/hosts" "$ROOT/deploy/compose/nginx.conf"
+  with_hosts "$work/hosts" "$ROOT/deploy/compose/nginx.conf" nginx -t -q -c
 run_check "nginx -t deploy/web/nginx.conf" nginx -t -q -c "$ROOT/deploy/web/nginx.conf"
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -193,8 +208,7 @@ else
   pids+=($!)
   sed -e "s|listen 8080;|listen 127.0.0.1:$lb_port;|" -e "s|/tmp/nginx|$work/lb-nginx|g" \
       deploy/compose/nginx.conf > "$work/lb-nginx.conf"
-  unshare --mount sh -c 'mount --bind "$1" /etc/hosts && exec nginx -c "$2" -g "daemon off;"' \
-    sh "$work/compose-hosts" "$work/lb-nginx.conf" > "$work/lb.log" 2>&1 &
+  with_hosts "$work/compose-hosts" "$work/lb-nginx.conf" nginx -g "daemon off;" -c > "$work/lb.log" 2>&1 &
   pids+=($!)
 
   declare -A base=([ticket-api]="http://${addr[ticket-api]}:8080" [gateway]="http://${addr[gateway-1]}:3000"
