@@ -14,6 +14,7 @@ use std::process::ExitCode;
 #[actix_web::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let healthcheck = args.iter().any(|a| a == "--healthcheck");
     let settings = if args.iter().any(|a| a == "--conformance") {
         Ok(Settings::conformance())
     } else {
@@ -26,10 +27,11 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("gateway: configuration error: {error}");
-            return ExitCode::from(2);
+            // Docker reserves exit code 2 of a health check; 1 is "unhealthy".
+            return ExitCode::from(if healthcheck { 1 } else { 2 });
         }
     };
-    if args.iter().any(|a| a == "--healthcheck") {
+    if healthcheck {
         return kanban_telemetry::healthcheck::run(
             "gateway",
             &settings.http.host,

@@ -10,14 +10,16 @@ use ticket_api::{Application, Settings};
 #[actix_web::main]
 async fn main() -> ExitCode {
     let config_file = config_file_from_args();
+    let healthcheck = std::env::args().skip(1).any(|arg| arg == "--healthcheck");
     let settings: Settings = match kanban_config::load(config_file.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("ticket-api: configuration error: {error}");
-            return ExitCode::from(2);
+            // Docker reserves exit code 2 of a health check; 1 is "unhealthy".
+            return ExitCode::from(if healthcheck { 1 } else { 2 });
         }
     };
-    if std::env::args().skip(1).any(|arg| arg == "--healthcheck") {
+    if healthcheck {
         return kanban_telemetry::healthcheck::run(
             "ticket-api",
             &settings.http.host,
