@@ -208,6 +208,18 @@ def check_overlay(path):
                     f"{name}: gateway grace {grace}s > preStop {prestop_seconds(c)}s + drain window "
                     f"{window:g}s + stop {GATEWAY_STOP_SECONDS}s",
                 )
+                from_pod_name = any(
+                    e["name"] == "KANBAN_GATEWAY__INSTANCE_ID"
+                    and e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"
+                    for e in c.get("env", [])
+                )
+                if from_pod_name:
+                    # A Deployment's pod is named <deployment>-<hash, up to 10>-<5>.
+                    longest = len(d["metadata"]["name"]) + 17
+                    check(
+                        longest <= 32,
+                        f"{name}: gateway pod names (up to {longest} characters) fit gateway.instance_id (32)",
+                    )
                 strategy = d["spec"].get("strategy", {}).get("rollingUpdate", {})
                 check(
                     str(strategy.get("maxUnavailable")) == "0",
