@@ -18,10 +18,14 @@ ensure_rust
 ensure_postgres
 ensure_redis
 ensure_database kanban
-command -v nginx >/dev/null || apt_install nginx-light || apt_install nginx
+ensure_nginx
+ensure_web_node
 
 log "building the services"
 cargo build --locked -p ticket-api -p gateway
+
+log "building the web board (services/web)"
+(cd services/web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 
 # A development secret, made once and kept out of git.
 [ -s "$STATE/jwt-secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n/+=' > "$STATE/jwt-secret"
@@ -111,7 +115,7 @@ start_nginx
 
 cat <<MSG
 
-Kanban is up: http://127.0.0.1:$PORT
+Kanban is up: http://127.0.0.1:$PORT   (open it in two browsers and sign in as two users)
   API:               http://127.0.0.1:$PORT/api/   (OpenAPI: /api/openapi.json)
   Socket.IO:         http://127.0.0.1:$PORT/socket.io/   (gateways gw1 :$GW1_PORT, gw2 :$GW2_PORT)
   Logs:              .dev/*.log                   Stop: scripts/dev-down.sh

@@ -99,6 +99,26 @@ ensure_node() {
   [ "$major" -ge 18 ] || die "Node.js $major is too old: 18 or newer is needed"
 }
 
+# The web board's build (Vite 7) needs Node.js 20.19 or newer.
+ensure_web_node() {
+  ensure_node
+  local version
+  version="$(node -p 'process.versions.node')"
+  if [ "$(printf '%s\n20.19.0\n' "$version" | sort -V | head -n1)" != "20.19.0" ]; then
+    die "Node.js $version is too old for the web board: 20.19 or newer is needed"
+  fi
+}
+
+ensure_nginx() {
+  command -v nginx >/dev/null || apt_install nginx-light || apt_install nginx
+}
+
+# Headless Chromium for the web board's end-to-end tests, from Debian (playwright-core
+# drives it; its own browser downloads are not used).
+ensure_chromium() {
+  command -v chromium >/dev/null || apt_install chromium
+}
+
 ensure_base_tools() {
   local need=()
   command -v curl >/dev/null || need+=(curl)

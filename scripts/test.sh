@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit and integration tests against real
-# PostgreSQL and Redis on loopback (installed and started if missing).
+# PostgreSQL and Redis on loopback (installed and started if missing), then the web
+# board's tests (scripts/test-web.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
@@ -26,16 +27,27 @@ else
   log "clippy is not installed; skipping lints"
 fi
 
+log "observability: promtool rules and tests, dashboard, runbooks, k8s copies"
+bash scripts/check-observability.sh
+
 log "npm ci (the stock socket.io-client for the gateway's end-to-end test)"
 (cd services/gateway/tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
-log "deployment files (scripts/check-deploy.sh)"
-bash scripts/check-deploy.sh
+log "TypeScript declarations (services/web/src/lib/protocol) match shared/protocol"
+cargo test -p kanban-protocol --features ts --locked
+
+log "deployment files: scripts/check-deploy.sh (images, compose, k8s, nginx, probes)"
+deploy_log="$CARGO_TARGET_DIR/last-deploy-run.log"
+set +e
+bash scripts/check-deploy.sh 2>&1 | tee "$deploy_log"
+deploy_status="${PIPESTATUS[0]}"
+set -e
 
 log "cargo test"
 # Output goes to a file that is followed until cargo exits, so that a stray process
 # holding the output open can never keep this script waiting.
 log_file="$CARGO_TARGET_DIR/last-test-run.log"
+: > "$log_file"  # exists before tail opens it, however the two are scheduled
 cargo test --workspace --locked --no-fail-fast >"$log_file" 2>&1 &
 test_pid=$!
 tail -n +1 -f --pid="$test_pid" "$log_file"
@@ -44,4 +56,20 @@ wait "$test_pid" || status=$?
 summary="$(grep -E '^test result:' "$log_file" | awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed", p, f}')"
 echo
 echo "$summary"
+
+log "web board: scripts/test-web.sh (unit tests, build, end-to-end in headless Chromium)"
+web_log="$CARGO_TARGET_DIR/last-web-run.log"
+set +e
+scripts/test-web.sh 2>&1 | tee "$web_log"
+web_status="${PIPESTATUS[0]}"
+set -e
+[ "$status" -ne 0 ] || status="$web_status"
+[ "$status" -ne 0 ] || status="$deploy_status"
+# One closing line for everything that ran: the Rust tests, the web board's and the
+# deployment checks.
+read -r web_pass web_fail < <(sed -nE 's/^web: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$web_log" | tail -n1)
+read -r rust_pass rust_fail < <(echo "$summary" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+read -r deploy_pass deploy_fail < <(sed -nE 's/^deploy: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$deploy_log" | tail -n1)
+echo
+echo "total: $((rust_pass + ${web_pass:-0} + ${deploy_pass:-0})) passed, $((rust_fail + ${web_fail:-1} + ${deploy_fail:-1})) failed"
 exit "$status"

@@ -1,23 +1,21 @@
 //! Calls to the ticket API on behalf of a socket's user (with that user's token): the
 //! access check before a join, and the forwarded ticket commands.
 
-use kanban_protocol::{ErrorBody, ErrorCode, MemberRole};
+use kanban_protocol::rest::{
+    Access, CreateTicketBody, DeleteTicketQuery, MoveTicketBody, MovedTicket, UpdateTicketBody,
+};
+use kanban_protocol::{ErrorBody, ErrorCode, Ticket};
 use reqwest::Method;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
     base: String,
-}
-
-/// `GET /api/projects/{id}/me`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Access {
-    pub role: MemberRole,
-    pub seq: i64,
+    /// Where each call's outcome and latency are recorded (none in unit tests).
+    metrics: Option<std::sync::Arc<crate::metrics::GatewayMetrics>>,
 }
 
 impl ApiClient {
@@ -26,68 +24,160 @@ impl ApiClient {
         Ok(ApiClient {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
+            metrics: None,
         })
     }
 
-    pub async fn access(&self, token: &str, project_id: &str) -> Result<Access, ErrorBody> {
-        let value = self
-            .call(
-                token,
-                Method::GET,
-                &format!("/api/projects/{project_id}/me"),
-                None,
-                None,
-            )
-            .await?;
-        serde_json::from_value(value)
-            .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("unexpected API reply: {e}")))
+    /// Records every call in `metrics` (`api_requests_total`, `api_request_duration_seconds`).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::GatewayMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
-    /// One API call; a non-2xx answer comes back as the API's own coded error body.
-    pub async fn call(
+    /// `GET /api/projects/{id}/me`: the user's role on the board and its latest seq.
+    pub async fn access(&self, token: &str, project_id: &str) -> Result<Access, ErrorBody> {
+        let path = format!("/api/projects/{project_id}/me");
+        self.call(token, Method::GET, &path, None::<&()>, None)
+            .await
+    }
+
+    /// `POST /api/projects/{id}/tickets`.
+    pub async fn create_ticket(
+        &self,
+        token: &str,
+        project_id: &str,
+        body: &CreateTicketBody,
+        mutation_id: &str,
+    ) -> Result<Ticket, ErrorBody> {
+        let path = format!("/api/projects/{project_id}/tickets");
+        self.call(token, Method::POST, &path, Some(body), Some(mutation_id))
+            .await
+    }
+
+    /// `PATCH /api/tickets/{id}`.
+    pub async fn update_ticket(
+        &self,
+        token: &str,
+        ticket_id: &str,
+        body: &UpdateTicketBody,
+        mutation_id: &str,
+    ) -> Result<Ticket, ErrorBody> {
+        let path = format!("/api/tickets/{ticket_id}");
+        self.call(token, Method::PATCH, &path, Some(body), Some(mutation_id))
+            .await
+    }
+
+    /// `POST /api/tickets/{id}/move`.
+    pub async fn move_ticket(
+        &self,
+        token: &str,
+        ticket_id: &str,
+        body: &MoveTicketBody,
+        mutation_id: &str,
+    ) -> Result<MovedTicket, ErrorBody> {
+        let path = format!("/api/tickets/{ticket_id}/move");
+        self.call(token, Method::POST, &path, Some(body), Some(mutation_id))
+            .await
+    }
+
+    /// `DELETE /api/tickets/{id}?expectedVersion=`.
+    pub async fn delete_ticket(
+        &self,
+        token: &str,
+        ticket_id: &str,
+        query: &DeleteTicketQuery,
+        mutation_id: &str,
+    ) -> Result<(), ErrorBody> {
+        let path = match query.expected_version {
+            Some(version) => format!("/api/tickets/{ticket_id}?expectedVersion={version}"),
+            None => format!("/api/tickets/{ticket_id}"),
+        };
+        self.call(token, Method::DELETE, &path, None::<&()>, Some(mutation_id))
+            .await
+    }
+
+    /// One API call; a non-2xx answer comes back as the API's own coded error body. An
+    /// empty answer (204) reads as JSON `null`, so `R = ()` accepts it.
+    async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         token: &str,
         method: Method,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: Option<&B>,
         mutation_id: Option<&str>,
-    ) -> Result<serde_json::Value, ErrorBody> {
+    ) -> Result<R, ErrorBody> {
+        let started = std::time::Instant::now();
+        let (outcome, result) = self
+            .call_unrecorded(token, method.clone(), path, body, mutation_id)
+            .await;
+        if let Some(metrics) = &self.metrics {
+            metrics.api_call(method.as_str(), outcome, started.elapsed());
+        }
+        result
+    }
+
+    /// The call and its outcome label: `ok`, `client_error`, `server_error` or
+    /// `unavailable` (no answer: refused, timed out, cut off).
+    async fn call_unrecorded<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        mutation_id: Option<&str>,
+    ) -> (&'static str, Result<R, ErrorBody>) {
         let mut request = self
             .http
             .request(method, format!("{}{}", self.base, path))
             .bearer_auth(token);
         if let Some(body) = body {
-            request = request.json(&body);
+            request = request.json(body);
         }
         if let Some(id) = mutation_id {
             request = request.header("Idempotency-Key", id);
         }
-        let response = request.send().await.map_err(|error| {
-            tracing::warn!(%error, "ticket API unreachable");
+        let unavailable = || {
             ErrorBody::new(
                 ErrorCode::Unavailable,
                 "the ticket service is unavailable, retry later",
             )
-        })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|_| {
-            ErrorBody::new(
-                ErrorCode::Unavailable,
-                "the ticket service is unavailable, retry later",
-            )
-        })?;
-        if status.is_success() {
-            if bytes.is_empty() {
-                return Ok(serde_json::Value::Null);
+        };
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::warn!(%error, "ticket API unreachable");
+                return ("unavailable", Err(unavailable()));
             }
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                ErrorBody::new(ErrorCode::Internal, format!("unexpected API reply: {e}"))
-            });
+        };
+        let status = response.status();
+        let Ok(bytes) = response.bytes().await else {
+            return ("unavailable", Err(unavailable()));
+        };
+        if status.is_success() {
+            let reply = if bytes.is_empty() {
+                serde_json::from_value(serde_json::Value::Null)
+            } else {
+                serde_json::from_slice(&bytes)
+            };
+            return (
+                "ok",
+                reply.map_err(|e| {
+                    ErrorBody::new(ErrorCode::Internal, format!("unexpected API reply: {e}"))
+                }),
+            );
         }
-        Err(
-            serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
-                ErrorBody::new(ErrorCode::Internal, format!("ticket API answered {status}"))
-            }),
+        let outcome = if status.is_server_error() {
+            "server_error"
+        } else {
+            "client_error"
+        };
+        (
+            outcome,
+            Err(
+                serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+                    ErrorBody::new(ErrorCode::Internal, format!("ticket API answered {status}"))
+                }),
+            ),
         )
     }
 }

@@ -10,8 +10,9 @@ use crate::hub::{Hub, RoomEvent};
 use crate::metrics::GatewayMetrics;
 use crate::protocol::socketio;
 use bytestring::ByteString;
-use kanban_protocol::events::{EventEnvelope, EventMeta};
-use kanban_protocol::redis_keys;
+use kanban_protocol::events::{names, EventEnvelope};
+use kanban_protocol::redis_keys::{self, Channel};
+use kanban_protocol::socket::Hint;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value};
 use std::collections::HashSet;
@@ -34,40 +35,15 @@ pub struct Broker {
 /// Encodes a published envelope as the frame sockets receive:
 /// `42["<event>", data, {projectId, seq, ts, mutationId?}]`.
 pub fn encode(envelope: EventEnvelope) -> RoomEvent {
-    let meta = EventMeta {
-        project_id: envelope.project_id.clone(),
-        seq: envelope.seq,
-        ts: envelope.ts,
-        mutation_id: envelope.mutation_id.clone(),
-    };
-    let meta = serde_json::to_value(meta).unwrap_or(serde_json::Value::Null);
+    let meta = socketio::arg(&envelope.meta());
     let frame = socketio::event_frame("/", &envelope.event, &[envelope.data, meta]);
     RoomEvent {
         project: Arc::from(envelope.project_id.as_str()),
         seq: envelope.seq,
         ts: envelope.ts,
+        received: std::time::Instant::now(),
         frame: ByteString::from(frame),
     }
-}
-
-/// The channel of a board's ephemeral "who is dragging / editing" hints.
-pub fn hints_channel(prefix: &str, project: &str) -> String {
-    format!("{prefix}:{{{project}}}:hints")
-}
-
-fn hints_project<'a>(prefix: &str, channel: &'a str) -> Option<&'a str> {
-    channel
-        .strip_prefix(prefix)?
-        .strip_prefix(":{")?
-        .strip_suffix("}:hints")
-}
-
-/// The project of a presence channel name.
-fn presence_project<'a>(prefix: &str, channel: &'a str) -> Option<&'a str> {
-    channel
-        .strip_prefix(prefix)?
-        .strip_prefix(":{")?
-        .strip_suffix("}:presence")
 }
 
 impl Broker {
@@ -115,8 +91,8 @@ impl Broker {
     pub async fn sync(&self, project: &str) -> Result<(), redis::RedisError> {
         let channels = [
             redis_keys::events_channel(&self.prefix, project),
-            crate::presence::channel(&self.prefix, project),
-            hints_channel(&self.prefix, project),
+            redis_keys::presence(&self.prefix, project),
+            redis_keys::hints_channel(&self.prefix, project),
         ];
         let mut subscribed = self.subscribed.lock().await;
         let wanted = self.hub.has_room(project);
@@ -186,54 +162,48 @@ impl Broker {
     }
 
     /// Publishes an ephemeral hint to every gateway with members in the room.
-    pub async fn publish_hint(
-        &self,
-        project: &str,
-        payload: &serde_json::Value,
-    ) -> Result<(), redis::RedisError> {
+    pub async fn publish_hint(&self, hint: &Hint) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
         let _: i64 = redis::cmd("PUBLISH")
-            .arg(hints_channel(&self.prefix, project))
-            .arg(payload.to_string())
+            .arg(redis_keys::hints_channel(&self.prefix, &hint.project_id))
+            .arg(socketio::arg(hint).to_string())
             .query_async(&mut conn)
             .await?;
         Ok(())
     }
 
     fn on_message(&self, data: Vec<Value>) {
-        if let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
+        let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
             (data.first(), data.get(1))
-        {
-            let hint = std::str::from_utf8(channel)
-                .ok()
-                .and_then(|c| hints_project(&self.prefix, c));
-            if let Some(project) = hint {
-                if let Ok(payload) = serde_json::from_slice::<serde_json::Value>(payload) {
-                    let frame = socketio::event_frame("/", "ticket:hint", &[payload]);
+        else {
+            return;
+        };
+        let parsed = std::str::from_utf8(channel)
+            .ok()
+            .and_then(|c| redis_keys::parse_channel(&self.prefix, c));
+        let Some((kind, project)) = parsed else {
+            return;
+        };
+        match kind {
+            Channel::Hints => match serde_json::from_slice::<Hint>(payload) {
+                Ok(hint) => {
+                    let frame =
+                        socketio::event_frame("/", names::TICKET_HINT, &[socketio::arg(&hint)]);
                     self.hub.send_frame(project, &ByteString::from(frame));
                 }
-                return;
-            }
-        }
-        if let Some(Value::BulkString(channel)) = data.first() {
-            let project = std::str::from_utf8(channel)
-                .ok()
-                .and_then(|c| presence_project(&self.prefix, c));
-            if let Some(project) = project {
+                Err(error) => tracing::debug!(%error, "undecodable hint"),
+            },
+            Channel::Presence => {
                 if let Some(presence) = self.presence.get() {
                     presence.changed_elsewhere(project);
                 }
-                return;
             }
-        }
-        let Some(Value::BulkString(payload)) = data.get(1) else {
-            return;
-        };
-        match serde_json::from_slice::<EventEnvelope>(payload) {
-            Ok(envelope) => {
-                self.hub.broadcast(&encode(envelope));
-            }
-            Err(error) => tracing::warn!(%error, "undecodable event on a project channel"),
+            Channel::Events => match serde_json::from_slice::<EventEnvelope>(payload) {
+                Ok(envelope) => {
+                    self.hub.broadcast(&encode(envelope));
+                }
+                Err(error) => tracing::warn!(%error, "undecodable event on a project channel"),
+            },
         }
     }
 

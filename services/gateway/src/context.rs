@@ -77,6 +77,7 @@ impl Context {
     pub fn admit(&self) -> bool {
         if *self.draining.borrow() {
             self.metrics.connections_refused_total.inc();
+            tracing::debug!("handshake refused: draining");
             return false;
         }
         let limit = self.settings.limits.max_connections;
@@ -88,6 +89,7 @@ impl Context {
             .is_ok();
         if !admitted {
             self.metrics.connections_refused_total.inc();
+            tracing::info!(limit, "handshake refused: the replica is full");
         }
         admitted
     }

@@ -23,6 +23,10 @@ pub struct RoomEvent {
     pub seq: i64,
     /// Commit time, ms since the epoch (for the delivery latency histogram).
     pub ts: i64,
+    /// When this gateway got the event (decoded from Redis or read from history), on the
+    /// monotonic clock: the start of the fan-out latency, precise below a millisecond
+    /// where `ts` is not.
+    pub received: std::time::Instant,
     pub frame: ByteString,
 }
 
@@ -168,6 +172,8 @@ impl Hub {
         room.last_seq.fetch_max(event.seq, Ordering::Relaxed);
         let mut delivered = 0;
         for member in &room.members {
+            let depth = member.tx.max_capacity() - member.tx.capacity();
+            self.metrics.outbound_queue_depth.observe(depth as f64);
             match member.tx.try_send(ToSession::Room(event.clone())) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {

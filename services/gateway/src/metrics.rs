@@ -1,156 +1,159 @@
-//! The gateway's Prometheus metrics: one struct; each field's doc is its help text.
+//! The gateway's Prometheus metrics: one struct; each field's doc comment is its help text
+//! (`docs/metrics.md` lists them all). HTTP requests, `process_*` and `build_info` come
+//! with the struct from `kanban_telemetry`.
 
-use prometheus::core::Collector;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
 
-const NAMESPACE: &str = "kanban_gateway";
+/// Latency buckets from 0.5 ms to 5 s (the ticket API's).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
-pub struct GatewayMetrics {
-    pub registry: Registry,
-    /// Open Engine.IO sessions on this replica.
-    pub connections: IntGauge,
-    /// Project rooms with at least one local socket.
-    pub rooms: IntGauge,
-    /// Sessions opened since start.
-    pub connections_total: IntCounter,
-    /// Handshakes refused because the replica is full or draining.
-    pub connections_refused_total: IntCounter,
-    /// Successful project:join commands.
-    pub joins_total: IntCounter,
-    /// Refused project:join commands (not a member, bad input, limits).
-    pub joins_refused_total: IntCounter,
-    /// Board events written to sockets.
-    pub deliveries_total: IntCounter,
-    /// Board events not queued for a socket because its queue was full.
-    pub deliveries_dropped_total: IntCounter,
-    /// Sockets closed because they could not keep up.
-    pub slow_consumer_closes_total: IntCounter,
-    /// project:resync messages sent (history too short to fill a gap).
-    pub resyncs_total: IntCounter,
-    /// Events sent from history to fill a gap or resume a socket.
-    pub replayed_events_total: IntCounter,
-    /// Times the Redis subscription connection was lost.
-    pub redis_reconnects_total: IntCounter,
-    /// Client commands forwarded to the ticket API.
-    pub commands_total: IntCounter,
-    /// Client events refused by the per-socket rate limit.
-    pub rate_limited_total: IntCounter,
-    /// Sessions closed for protocol violations (bad packets, binary, oversize).
-    pub protocol_errors_total: IntCounter,
-    /// Seconds from the event's commit (its `ts`) to the socket write.
-    pub delivery_latency_seconds: Histogram,
-    /// Presence events (room:userJoined / room:userLeft) queued for sockets.
-    pub presence_updates_total: IntCounter,
-    /// Room recomputations that found nothing new to announce.
-    pub presence_coalesced_total: IntCounter,
-    /// Presence entries of replicas without a heartbeat that were deleted.
-    pub presence_stale_purged_total: IntCounter,
-}
+/// Commit-to-write latency: its start is the event's `ts`, a whole millisecond, so buckets
+/// below 1 ms would only show rounding.
+const DELIVERY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
-fn counter(name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
-    IntCounter::with_opts(Opts::new(name, help).namespace(NAMESPACE))
-}
+/// Time inside the gateway, measured on one monotonic clock: 50 µs to 1 s.
+const FANOUT_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
 
-fn gauge(name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
-    IntGauge::with_opts(Opts::new(name, help).namespace(NAMESPACE))
+/// Frames already waiting in a socket's queue (the default limit is 512).
+const QUEUE_DEPTH_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+/// Transports a session can be on, for `sockets{transport}`.
+pub const TRANSPORTS: &[&str] = &["websocket", "polling"];
+
+/// Methods the gateway calls the ticket API with, and the outcomes of a call.
+pub const API_METHODS: &[&str] = &["GET", "POST", "PATCH", "DELETE"];
+pub const API_OUTCOMES: &[&str] = &["ok", "client_error", "server_error", "unavailable"];
+
+kanban_telemetry::metrics_struct! {
+    /// Metrics of one gateway instance, in its own registry (tests run several at once).
+    pub struct GatewayMetrics in "kanban_gateway" {
+        /// Open Engine.IO sessions on this replica.
+        pub connections: IntGauge,
+        /// Open Engine.IO sessions on this replica by current transport (websocket, polling).
+        pub sockets: IntGaugeVec ["transport"],
+        /// Project rooms with at least one local socket.
+        pub rooms: IntGauge,
+        /// Long-polling GETs held open, waiting for something to send.
+        pub polls_waiting: IntGauge,
+        /// Sessions opened since start.
+        pub connections_total: IntCounter,
+        /// Handshakes refused because the replica is full or draining.
+        pub connections_refused_total: IntCounter,
+        /// Sessions that ended, by reason and WebSocket close code (none when no close frame is sent).
+        pub closes_total: IntCounterVec ["reason", "code"],
+        /// Successful project:join commands.
+        pub joins_total: IntCounter,
+        /// Refused project:join commands (not a member, bad input, limits).
+        pub joins_refused_total: IntCounter,
+        /// Board events written to sockets.
+        pub deliveries_total: IntCounter,
+        /// Board events not queued for a socket because its queue was full.
+        pub deliveries_dropped_total: IntCounter,
+        /// Frames already waiting in a socket's queue when a board event was queued for it.
+        pub outbound_queue_depth: Histogram buckets QUEUE_DEPTH_BUCKETS,
+        /// Sockets closed because they could not keep up.
+        pub slow_consumer_closes_total: IntCounter,
+        /// project:resync messages sent (history too short to fill a gap).
+        pub resyncs_total: IntCounter,
+        /// Events sent from history to fill a gap or resume a socket.
+        pub replayed_events_total: IntCounter,
+        /// Times the Redis subscription connection was lost.
+        pub redis_reconnects_total: IntCounter,
+        /// Client commands forwarded to the ticket API.
+        pub commands_total: IntCounter,
+        /// Calls to the ticket API by method and outcome (ok, client_error, server_error, unavailable).
+        pub api_requests_total: IntCounterVec ["method", "outcome"],
+        /// Latency of calls to the ticket API in seconds, by method.
+        pub api_request_duration_seconds: HistogramVec ["method"] buckets LATENCY_BUCKETS,
+        /// Client events refused by the per-socket rate limit.
+        pub rate_limited_total: IntCounter,
+        /// Sessions closed for protocol violations (bad packets, binary, oversize).
+        pub protocol_errors_total: IntCounter,
+        /// Seconds from the event's commit (its ts, whole milliseconds) to the socket write.
+        pub delivery_latency_seconds: Histogram buckets DELIVERY_BUCKETS,
+        /// Seconds from the gateway's receipt of an event (from Redis or history) to the socket write.
+        pub fanout_latency_seconds: Histogram buckets FANOUT_BUCKETS,
+        /// Presence events (room:userJoined / room:userLeft) queued for sockets.
+        pub presence_updates_total: IntCounter,
+        /// Room recomputations that found nothing new to announce.
+        pub presence_coalesced_total: IntCounter,
+        /// Presence entries of replicas without a heartbeat that were deleted.
+        pub presence_stale_purged_total: IntCounter,
+        /// 1 when the last readiness check passed, 0 when it failed (before the first check: 1).
+        pub ready: IntGauge,
+        /// Times the readiness check's answer changed (ready to not ready or back).
+        pub readiness_changes_total: IntCounter,
+    }
 }
 
 impl GatewayMetrics {
+    /// The metrics, with every series of a fixed label set present (at 0) from the start.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let m = GatewayMetrics {
-            registry: Registry::new(),
-            connections: gauge("connections", "Open Engine.IO sessions on this replica.")?,
-            rooms: gauge("rooms", "Project rooms with at least one local socket.")?,
-            connections_total: counter("connections_total", "Sessions opened since start.")?,
-            connections_refused_total: counter(
-                "connections_refused_total",
-                "Handshakes refused because the replica is full or draining.",
-            )?,
-            joins_total: counter("joins_total", "Successful project:join commands.")?,
-            joins_refused_total: counter(
-                "joins_refused_total",
-                "Refused project:join commands (not a member, bad input, limits).",
-            )?,
-            deliveries_total: counter("deliveries_total", "Board events written to sockets.")?,
-            deliveries_dropped_total: counter(
-                "deliveries_dropped_total",
-                "Board events not queued for a socket because its queue was full.",
-            )?,
-            slow_consumer_closes_total: counter(
-                "slow_consumer_closes_total",
-                "Sockets closed because they could not keep up.",
-            )?,
-            resyncs_total: counter(
-                "resyncs_total",
-                "project:resync messages sent (history too short to fill a gap).",
-            )?,
-            replayed_events_total: counter(
-                "replayed_events_total",
-                "Events sent from history to fill a gap or resume a socket.",
-            )?,
-            redis_reconnects_total: counter(
-                "redis_reconnects_total",
-                "Times the Redis subscription connection was lost.",
-            )?,
-            commands_total: counter(
-                "commands_total",
-                "Client commands forwarded to the ticket API.",
-            )?,
-            rate_limited_total: counter(
-                "rate_limited_total",
-                "Client events refused by the per-socket rate limit.",
-            )?,
-            protocol_errors_total: counter(
-                "protocol_errors_total",
-                "Sessions closed for protocol violations (bad packets, binary, oversize).",
-            )?,
-            delivery_latency_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "delivery_latency_seconds",
-                    "Seconds from the event's commit (its ts) to the socket write.",
-                )
-                .namespace(NAMESPACE)
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                ]),
-            )?,
-            presence_updates_total: counter(
-                "presence_updates_total",
-                "Presence events (room:userJoined / room:userLeft) queued for sockets.",
-            )?,
-            presence_coalesced_total: counter(
-                "presence_coalesced_total",
-                "Room recomputations that found nothing new to announce.",
-            )?,
-            presence_stale_purged_total: counter(
-                "presence_stale_purged_total",
-                "Presence entries of replicas without a heartbeat that were deleted.",
-            )?,
-        };
-        let collectors: Vec<Box<dyn Collector>> = vec![
-            Box::new(m.connections.clone()),
-            Box::new(m.rooms.clone()),
-            Box::new(m.connections_total.clone()),
-            Box::new(m.connections_refused_total.clone()),
-            Box::new(m.joins_total.clone()),
-            Box::new(m.joins_refused_total.clone()),
-            Box::new(m.deliveries_total.clone()),
-            Box::new(m.deliveries_dropped_total.clone()),
-            Box::new(m.slow_consumer_closes_total.clone()),
-            Box::new(m.resyncs_total.clone()),
-            Box::new(m.replayed_events_total.clone()),
-            Box::new(m.redis_reconnects_total.clone()),
-            Box::new(m.commands_total.clone()),
-            Box::new(m.rate_limited_total.clone()),
-            Box::new(m.protocol_errors_total.clone()),
-            Box::new(m.delivery_latency_seconds.clone()),
-            Box::new(m.presence_updates_total.clone()),
-            Box::new(m.presence_coalesced_total.clone()),
-            Box::new(m.presence_stale_purged_total.clone()),
-        ];
-        for c in collectors {
-            m.registry.register(c)?;
+        let metrics = Self::build()?;
+        for transport in TRANSPORTS {
+            metrics.sockets.with_label_values(&[transport]);
         }
-        Ok(m)
+        for (reason, code) in crate::session::Cause::LABELS {
+            metrics.closes_total.with_label_values(&[reason, code]);
+        }
+        for method in API_METHODS {
+            metrics
+                .api_request_duration_seconds
+                .with_label_values(&[method]);
+            for outcome in API_OUTCOMES {
+                metrics
+                    .api_requests_total
+                    .with_label_values(&[method, outcome]);
+            }
+        }
+        metrics.ready.set(1);
+        Ok(metrics)
     }
+
+    /// Records the answer of a readiness check, counting a change of answer.
+    pub fn readiness(&self, ready: bool) {
+        let value = i64::from(ready);
+        if self.ready.get() != value {
+            self.readiness_changes_total.inc();
+        }
+        self.ready.set(value);
+    }
+
+    /// One call to the ticket API: its method, outcome and duration.
+    pub fn api_call(&self, method: &str, outcome: &'static str, elapsed: std::time::Duration) {
+        let method = API_METHODS
+            .iter()
+            .find(|m| **m == method)
+            .copied()
+            .unwrap_or("other");
+        self.api_requests_total
+            .with_label_values(&[method, outcome])
+            .inc();
+        self.api_request_duration_seconds
+            .with_label_values(&[method])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Gives every request its id, records it under its route pattern and writes its
+/// access-log line (see [`kanban_telemetry::http::observe`]).
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics = req
+        .app_data::<web::Data<crate::context::Context>>()
+        .map(|ctx| ctx.metrics.http.clone());
+    kanban_telemetry::http::observe(metrics, req, next).await
 }

@@ -18,20 +18,14 @@ use crate::metrics::GatewayMetrics;
 use crate::protocol::socketio;
 use bytestring::ByteString;
 use kanban_protocol::events::names;
+use kanban_protocol::redis_keys;
+use kanban_protocol::socket::{PresenceUpdate, PresentUser};
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
-
-/// One user on a board, as announced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PresentUser {
-    pub id: String,
-    pub name: String,
-}
 
 #[derive(Default)]
 struct LocalRoom {
@@ -62,18 +56,6 @@ pub struct Presence {
 /// At most this many users are listed in an announcement (sorted by id); `userCount` is
 /// always the exact number of distinct users.
 pub const MAX_LISTED_USERS: usize = 50;
-
-pub fn channel(prefix: &str, project: &str) -> String {
-    format!("{prefix}:{{{project}}}:presence")
-}
-
-fn hash_key(prefix: &str, project: &str) -> String {
-    format!("{prefix}:{{{project}}}:presence")
-}
-
-fn replica_key(prefix: &str, replica: &str) -> String {
-    format!("{prefix}:presence:replica:{replica}")
-}
 
 impl Presence {
     pub fn new(
@@ -192,7 +174,7 @@ impl Presence {
     async fn beat(&self) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
         let _: () = redis::cmd("SET")
-            .arg(replica_key(&self.prefix, &self.replica))
+            .arg(redis_keys::replica_heartbeat(&self.prefix, &self.replica))
             .arg(1)
             .arg("PX")
             .arg(self.ttl.as_millis() as u64)
@@ -243,7 +225,7 @@ impl Presence {
         };
         let mut conn = self.conn.clone();
         for (project, view, recompute) in work {
-            let key = hash_key(&self.prefix, &project);
+            let key = redis_keys::presence(&self.prefix, &project);
             if let Some(view) = view {
                 let mut pipe = redis::pipe();
                 if view == "[]" {
@@ -260,7 +242,7 @@ impl Presence {
                         .ignore();
                 }
                 pipe.cmd("PUBLISH")
-                    .arg(channel(&self.prefix, &project))
+                    .arg(redis_keys::presence(&self.prefix, &project))
                     .arg(&self.replica)
                     .ignore();
                 let _: () = pipe.query_async(&mut conn).await?;
@@ -279,7 +261,7 @@ impl Presence {
         conn: &mut ConnectionManager,
         project: &str,
     ) -> Result<Vec<PresentUser>, redis::RedisError> {
-        let key = hash_key(&self.prefix, project);
+        let key = redis_keys::presence(&self.prefix, project);
         let fields: HashMap<String, String> =
             redis::cmd("HGETALL").arg(&key).query_async(conn).await?;
         if fields.is_empty() {
@@ -288,7 +270,7 @@ impl Presence {
         let replicas: Vec<&String> = fields.keys().collect();
         let mut alive_cmd = redis::cmd("MGET");
         for replica in &replicas {
-            alive_cmd.arg(replica_key(&self.prefix, replica));
+            alive_cmd.arg(redis_keys::replica_heartbeat(&self.prefix, replica));
         }
         let alive: Vec<Option<String>> = alive_cmd.query_async(conn).await?;
         let mut users: BTreeMap<String, PresentUser> = BTreeMap::new();
@@ -344,10 +326,19 @@ impl Presence {
         };
         // userCount is exact; the list is capped so that a crowded board's announcement
         // stays small (it goes to every socket in the room).
-        let listed = &users[..users.len().min(MAX_LISTED_USERS)];
-        let payload =
-            serde_json::json!({ "projectId": project, "userCount": users.len(), "users": listed });
-        let frame = ByteString::from(socketio::event_frame("/", event, &[payload]));
+        let user_count = users.len();
+        let mut listed = users;
+        listed.truncate(MAX_LISTED_USERS);
+        let payload = PresenceUpdate {
+            project_id: project.to_owned(),
+            user_count,
+            users: listed,
+        };
+        let frame = ByteString::from(socketio::event_frame(
+            "/",
+            event,
+            &[socketio::arg(&payload)],
+        ));
         let sent = self.hub.send_frame(project, &frame);
         self.metrics.presence_updates_total.inc_by(sent as u64);
     }
@@ -363,17 +354,17 @@ impl Presence {
         for project in projects {
             let mut pipe = redis::pipe();
             pipe.cmd("HDEL")
-                .arg(hash_key(&self.prefix, &project))
+                .arg(redis_keys::presence(&self.prefix, &project))
                 .arg(&self.replica)
                 .ignore();
             pipe.cmd("PUBLISH")
-                .arg(channel(&self.prefix, &project))
+                .arg(redis_keys::presence(&self.prefix, &project))
                 .arg(&self.replica)
                 .ignore();
             let _: Result<(), _> = pipe.query_async(&mut conn).await;
         }
         let _: Result<i64, _> = redis::cmd("DEL")
-            .arg(replica_key(&self.prefix, &self.replica))
+            .arg(redis_keys::replica_heartbeat(&self.prefix, &self.replica))
             .query_async(&mut conn)
             .await;
     }

@@ -93,7 +93,11 @@ async fn engine(req: HttpRequest, body: web::Payload, ctx: web::Data<Context>) -
             let max_wait = Duration::from_millis(
                 ctx.settings.engine.ping_interval_ms + ctx.settings.engine.ping_timeout_ms,
             );
-            match ctx.polling.get_request(sid, max_wait).await {
+            match ctx
+                .polling
+                .get_request(sid, max_wait, &ctx.metrics.polls_waiting)
+                .await
+            {
                 Ok(body) => text(body, origin),
                 Err(error) => error_response(error, origin),
             }
@@ -279,12 +283,19 @@ async fn healthz() -> HttpResponse {
 
 /// Not ready while draining, or (in board mode) while Redis does not answer.
 async fn readyz(ctx: web::Data<Context>) -> HttpResponse {
+    let response = readiness(&ctx).await;
+    ctx.metrics.readiness(response.status().is_success());
+    response
+}
+
+async fn readiness(ctx: &Context) -> HttpResponse {
     if *ctx.draining.borrow() {
         return HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({ "status": "draining" }));
     }
     if let Some(broker) = &ctx.broker {
         if !broker.ping().await {
+            tracing::warn!("readiness check failed: Redis does not answer");
             return HttpResponse::ServiceUnavailable().json(
                 serde_json::json!({ "status": "not ready", "checks": { "redis": "unavailable" } }),
             );

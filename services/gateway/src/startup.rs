@@ -151,7 +151,8 @@ impl Application {
         let api = ApiClient::new(
             &settings.api.base_url,
             Duration::from_millis(settings.api.timeout_ms),
-        )?;
+        )?
+        .with_metrics(Arc::clone(&metrics));
         let (draining_tx, draining_rx) = watch::channel(false);
         let workers = settings.http.workers;
         let parts = Parts {
@@ -167,6 +168,7 @@ impl Application {
         let data = web::Data::from(Arc::clone(&ctx));
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(crate::metrics::record))
                 .app_data(data.clone())
                 .configure(crate::routes::configure)
         })

@@ -13,7 +13,12 @@ use std::process::{Child, Command};
 const NODE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
 
 /// Runs `node --test` in the suite's folder with the stack's addresses and tokens.
-async fn run_node_suite(stack: &helpers::Stack, gateway_urls: String, api_url: String) {
+async fn run_node_suite(
+    stack: &helpers::Stack,
+    gateway_urls: String,
+    api_url: String,
+    instance_ids: &str,
+) {
     let installed = Path::new(NODE_DIR)
         .join("node_modules/socket.io-client")
         .exists();
@@ -22,6 +27,7 @@ async fn run_node_suite(stack: &helpers::Stack, gateway_urls: String, api_url: S
         "run `npm ci` in {NODE_DIR} first (scripts/test.sh does)"
     );
     let project = stack.create_project("alice", &["bob"]).await;
+    let instance_ids = instance_ids.to_owned();
     let (alice, bob, mallory) = (
         stack.token("alice"),
         stack.token("bob"),
@@ -37,6 +43,7 @@ async fn run_node_suite(stack: &helpers::Stack, gateway_urls: String, api_url: S
             .env("TOKEN_BOB", bob)
             .env("TOKEN_MALLORY", mallory)
             .env("PROJECT_ID", project)
+            .env("GATEWAY_INSTANCE_IDS", instance_ids)
             .output()
             .expect("node must be installed (scripts/test.sh installs it)")
     })
@@ -56,7 +63,7 @@ async fn the_stock_socket_io_client_works_through_two_gateways() {
     let stack = helpers::stack(2).await;
     let urls = format!("{},{}", stack.gw(0), stack.gw(1));
     let api = stack.api.clone();
-    run_node_suite(&stack, urls, api).await;
+    run_node_suite(&stack, urls, api, "").await;
 }
 
 /// nginx of this test's own, on a free port, from `deploy/local/nginx.conf.template`.
@@ -144,18 +151,24 @@ async fn the_stock_socket_io_client_works_through_nginx_balancing_two_gateways()
         .await;
     let nginx = start_nginx(&stack.api, stack.gw(0), stack.gw(1));
     let base = format!("http://127.0.0.1:{}", nginx.port);
-    let mut ready = false;
-    for _ in 0..100 {
-        if let Ok(response) = reqwest::get(format!("{base}/api/openapi.json")).await {
-            ready = response.status().is_success();
-            if ready {
+    // nginx starts in the background: wait (under a deadline) until it answers.
+    let deadline = std::time::Instant::now() + helpers::WAIT;
+    loop {
+        if let Ok(response) = kanban_test_support::http()
+            .get(format!("{base}/api/openapi.json"))
+            .send()
+            .await
+        {
+            if response.status().is_success() {
                 break;
             }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(std::time::Instant::now() < deadline, "nginx never answered");
+        tokio::time::sleep(helpers::POLL).await;
     }
-    assert!(ready, "nginx answers");
-    run_node_suite(&stack, format!("{base},{base}"), base.clone()).await;
+    // Both "gateways" are nginx: the suite proves by the sid prefix that its
+    // cross-gateway sockets were balanced onto different replicas.
+    run_node_suite(&stack, format!("{base},{base}"), base.clone(), "gw1,gw2").await;
     // Both gateways served sessions: the balancer spread them.
     for gw in [stack.gw(0), stack.gw(1)] {
         assert!(

@@ -6,6 +6,11 @@
 //! what is cached. So once a write has been answered, no reader gets a board without it.
 //! The cached entry carries the members, so a hit needs no SQL at all (not even for the
 //! membership check).
+//!
+//! If raising the guard fails after a commit (Redis slow or briefly unreachable), the
+//! relay raises it when it publishes the event (`relay::publisher`), retrying until Redis
+//! takes it: a stale board is served at most until the event that outdates it is
+//! published, never for the cache TTL.
 
 use kanban_protocol::redis_keys;
 use kanban_protocol::{BoardSnapshot, MemberRole};
@@ -39,6 +44,11 @@ return 1
 
 /// How long the committed-seq guard outlives the cache entries it guards.
 const GUARD_TTL_FACTOR: u64 = 10;
+
+/// The lifetime of the committed-seq guard for cache entries living `ttl_seconds`.
+pub fn guard_ttl_seconds(ttl_seconds: u64) -> u64 {
+    ttl_seconds.saturating_mul(GUARD_TTL_FACTOR).max(60)
+}
 
 #[derive(Clone)]
 pub struct BoardCache {
@@ -111,7 +121,7 @@ impl BoardCache {
             .bump
             .key(redis_keys::committed_seq(&self.prefix, project_id))
             .arg(seq)
-            .arg(self.ttl_seconds.saturating_mul(GUARD_TTL_FACTOR).max(60))
+            .arg(guard_ttl_seconds(self.ttl_seconds))
             .invoke_async(&mut conn)
             .await?;
         Ok(())

@@ -61,8 +61,7 @@ impl ApiError {
                 "the service is temporarily unavailable, retry later",
             ),
             ApiError::VersionConflict { current, .. } => {
-                ErrorBody::new(self.code(), self.to_string())
-                    .with_details(serde_json::json!({ "ticket": current }))
+                ErrorBody::version_conflict(self.to_string(), (**current).clone())
             }
             other => ErrorBody::new(other.code(), other.to_string()),
         }
@@ -90,7 +89,10 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(cause) => {
                 tracing::warn!(error.cause = %cause, "dependency unavailable")
             }
-            _ => {}
+            // A client's mistake is not the operator's problem: the access log already
+            // has its status. Only the code is logged, never the message or the ticket a
+            // conflict carries (titles and descriptions are user content).
+            other => tracing::debug!(error.code = ?other.code(), "request refused"),
         }
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized(_)) {

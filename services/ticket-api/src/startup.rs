@@ -58,6 +58,7 @@ impl AppState {
                 Ok(()) => self.metrics.cache_invalidations_total.inc(),
                 Err(error) => {
                     self.metrics.cache_errors_total.inc();
+                    self.metrics.redis_error("cache_invalidate");
                     tracing::warn!(project.id = %project_id, %error, "board cache invalidation failed");
                 }
             }
@@ -153,6 +154,7 @@ impl Application {
                 settings.redis.key_prefix.clone(),
                 settings.relay.history_max_len,
                 settings.relay.history_ttl_seconds,
+                crate::cache::guard_ttl_seconds(settings.cache.ttl_seconds),
             ),
             metrics: Arc::clone(&metrics),
             wake: Arc::clone(&relay_wake),
@@ -174,9 +176,10 @@ impl Application {
         });
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(crate::metrics::record))
                 .wrap(Compress::default())
-                .wrap(tracing_actix_web::TracingLogger::default())
+                // Outermost, so that its count, duration and access-log line cover
+                // everything else, and every response gets its X-Request-Id.
+                .wrap(from_fn(crate::metrics::record))
                 .app_data(state.clone())
                 .app_data(
                     web::JsonConfig::default()

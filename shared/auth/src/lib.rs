@@ -53,6 +53,10 @@ pub struct Claims {
     pub name: Option<String>,
     pub aud: String,
     pub exp: u64,
+    /// Not valid before (seconds since the epoch); checked with the leeway when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issued at; a token issued further in the future than the leeway is refused.
     #[serde(default)]
     pub iat: Option<u64>,
     #[serde(default)]
@@ -64,6 +68,8 @@ pub struct Claims {
 pub enum AuthError {
     #[error("invalid token: {0}")]
     InvalidToken(#[from] jsonwebtoken::errors::Error),
+    #[error("invalid token: issued in the future")]
+    IssuedInFuture,
     #[error("auth configuration: {0}")]
     Config(String),
     #[error("this verifier cannot sign tokens (it holds a public key only)")]
@@ -132,6 +138,7 @@ impl TokenVerifier {
         validation.set_required_spec_claims(&["exp", "aud", "sub"]);
         validation.leeway = settings.leeway_seconds;
         validation.validate_exp = true;
+        validation.validate_nbf = true;
         Ok(TokenVerifier {
             decoding,
             encoding,
@@ -141,10 +148,23 @@ impl TokenVerifier {
         })
     }
 
-    /// Checks signature, algorithm, `exp` and `aud`; returns the claims.
+    /// Checks signature, algorithm, `exp`, `nbf`, `iat` and `aud`; returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation)?;
+        // jsonwebtoken checks exp and nbf; a token from the future is as suspect.
+        if data
+            .claims
+            .iat
+            .is_some_and(|iat| iat > now_seconds().saturating_add(self.validation.leeway))
+        {
+            return Err(AuthError::IssuedInFuture);
+        }
         Ok(data.claims)
+    }
+
+    /// Seconds the verifier allows a clock to be off (`exp`, `nbf`, `iat`).
+    pub fn leeway_seconds(&self) -> u64 {
+        self.validation.leeway
     }
 
     /// Signs a token for `user_id` valid for `ttl_seconds` (shared-secret mode only).
@@ -161,6 +181,7 @@ impl TokenVerifier {
             name: name.map(str::to_owned),
             aud: self.audience().to_owned(),
             exp: now + ttl_seconds,
+            nbf: None,
             iat: Some(now),
             iss: Some(self.issuer.clone()),
         };
@@ -184,6 +205,7 @@ fn now_seconds() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const SECRET: &str = "an-hs256-secret-that-is-long-enough-0123456789";
 
@@ -219,6 +241,33 @@ mod tests {
         assert!(verifier
             .verify(&sign(&claims, Algorithm::HS256, SECRET))
             .is_err());
+    }
+
+    #[test]
+    fn tokens_not_yet_valid_are_refused_beyond_the_leeway() {
+        let verifier = TokenVerifier::from_settings(&settings()).unwrap();
+        let now = now_seconds();
+        let nbf = |nbf: u64| json!({"sub": "a", "aud": "kanban", "exp": now + 3600, "nbf": nbf});
+        let future = verifier.verify(&sign(&nbf(now + 600), Algorithm::HS256, SECRET));
+        assert!(future.is_err(), "nbf 10 minutes ahead");
+        let skewed = verifier.verify(&sign(&nbf(now + 10), Algorithm::HS256, SECRET));
+        assert!(skewed.is_ok(), "nbf within the 30 s leeway: {skewed:?}");
+        let past = verifier.verify(&sign(&nbf(now - 10), Algorithm::HS256, SECRET));
+        assert_eq!(past.unwrap().nbf, Some(now - 10));
+    }
+
+    #[test]
+    fn tokens_issued_in_the_future_are_refused_beyond_the_leeway() {
+        let verifier = TokenVerifier::from_settings(&settings()).unwrap();
+        let now = now_seconds();
+        let iat = |iat: u64| json!({"sub": "a", "aud": "kanban", "exp": now + 3600, "iat": iat});
+        assert!(matches!(
+            verifier.verify(&sign(&iat(now + 600), Algorithm::HS256, SECRET)),
+            Err(AuthError::IssuedInFuture)
+        ));
+        assert!(verifier
+            .verify(&sign(&iat(now + 10), Algorithm::HS256, SECRET))
+            .is_ok());
     }
 
     #[test]

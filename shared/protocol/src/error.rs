@@ -1,12 +1,14 @@
 //! Error codes and the one error body shape used by HTTP responses, socket acks and
 //! socket `error` events.
 
+use crate::model::Ticket;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A machine-readable error code. HTTP status mapping lives with each service; the code
 /// is what clients branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// No credentials, or credentials that failed validation.
@@ -57,16 +59,19 @@ impl fmt::Display for ErrorCode {
 
 /// The inner object of an error body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
     /// Extra data for some codes: for `VERSION_CONFLICT`, `{"ticket": <current ticket>}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
     pub details: Option<serde_json::Value>,
 }
 
 /// `{"error": {"code": "...", "message": "...", "details"?: ...}}`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
@@ -86,6 +91,21 @@ impl ErrorBody {
         self.error.details = Some(details);
         self
     }
+
+    /// A `VERSION_CONFLICT` whose details carry the ticket as it is now.
+    pub fn version_conflict(message: impl Into<String>, current: Ticket) -> Self {
+        let mut body = ErrorBody::new(ErrorCode::VersionConflict, message);
+        body.error.details = serde_json::to_value(VersionConflictDetails { ticket: current }).ok();
+        body
+    }
+}
+
+/// The `details` of a `VERSION_CONFLICT`: the ticket as it is now, so that the client can
+/// merge and retry with its `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct VersionConflictDetails {
+    pub ticket: Ticket,
 }
 
 #[cfg(test)]

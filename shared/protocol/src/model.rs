@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Project {
     pub id: String,
@@ -19,6 +20,7 @@ pub struct Project {
 
 /// A user's membership of a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectMember {
     pub project_id: String,
@@ -29,6 +31,7 @@ pub struct ProjectMember {
 
 /// A card on the board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Ticket {
     pub id: String,
@@ -52,6 +55,7 @@ pub struct Ticket {
 
 /// One recorded status change of a ticket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TicketTransition {
     pub id: i64,
@@ -65,6 +69,7 @@ pub struct TicketTransition {
 
 /// `{from, to}` as returned by the transition endpoint (the original plan's shape).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TransitionSummary {
     pub from: TicketStatus,
     pub to: TicketStatus,
@@ -72,6 +77,7 @@ pub struct TransitionSummary {
 
 /// A whole board at one point of its event sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct BoardSnapshot {
     pub project: Project,

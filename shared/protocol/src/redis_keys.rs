@@ -1,6 +1,8 @@
-//! The Redis layout shared by the ticket API (which writes it) and the gateways (which read
-//! it). Every key of one project carries the project id as a hash tag (`{<id>}`), so that
-//! one project's keys live in one Redis Cluster slot and a Lua script may touch them together.
+//! The Redis layout shared by the ticket API and the gateways: every key and channel name,
+//! and the one parser that maps a channel name back to its kind and project.
+//!
+//! Every key of one project carries the project id as a hash tag (`{<id>}`), so that one
+//! project's keys live in one Redis Cluster slot and a Lua script may touch them together.
 //!
 //! | key | type | written by | contents |
 //! |---|---|---|---|
@@ -8,6 +10,10 @@
 //! | `<prefix>:{<id>}:history` | stream | API relay | the same envelopes, entry id `<seq>-0`, field `e`; capped by count, expires when idle |
 //! | `<prefix>:{<id>}:seq` | string | API after commit | highest committed `seq` known to the cache (read-your-writes guard) |
 //! | `<prefix>:{<id>}:board` | string | API on cache miss | cached board snapshot and members (JSON), with TTL |
+//! | `<prefix>:{<id>}:presence` | hash | gateways | field: replica id, value: JSON list of [`PresentUser`](crate::socket::PresentUser) |
+//! | `<prefix>:{<id>}:presence` | pub/sub channel | gateways | a replica's id, after it changed its field |
+//! | `<prefix>:{<id>}:hints` | pub/sub channel | gateways | one JSON [`Hint`](crate::socket::Hint) per message, never stored |
+//! | `<prefix>:presence:replica:<replica>` | string | each gateway | the replica's heartbeat, with a short TTL (no hash tag) |
 
 /// The pub/sub channel carrying a project's events.
 pub fn events_channel(prefix: &str, project_id: &str) -> String {
@@ -34,12 +40,46 @@ pub fn board(prefix: &str, project_id: &str) -> String {
     format!("{prefix}:{{{project_id}}}:board")
 }
 
-/// The project id in a channel name made by [`events_channel`].
-pub fn project_of_channel<'a>(prefix: &str, channel: &'a str) -> Option<&'a str> {
-    channel
-        .strip_prefix(prefix)?
-        .strip_prefix(":{")?
-        .strip_suffix("}:events")
+/// The presence hash of a project, one field per gateway replica. The same name is the
+/// pub/sub channel on which a replica announces that it changed its field.
+pub fn presence(prefix: &str, project_id: &str) -> String {
+    format!("{prefix}:{{{project_id}}}:presence")
+}
+
+/// The pub/sub channel of a project's ephemeral "who is dragging / editing" hints.
+pub fn hints_channel(prefix: &str, project_id: &str) -> String {
+    format!("{prefix}:{{{project_id}}}:hints")
+}
+
+/// A gateway replica's heartbeat key. It has no hash tag: heartbeats are read together
+/// with one `MGET`, which is not cluster-ready.
+pub fn replica_heartbeat(prefix: &str, replica: &str) -> String {
+    format!("{prefix}:presence:replica:{replica}")
+}
+
+/// The kinds of per-project pub/sub channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// [`events_channel`]: event envelopes.
+    Events,
+    /// [`presence`]: a replica changed its presence field.
+    Presence,
+    /// [`hints_channel`]: ephemeral hints.
+    Hints,
+}
+
+/// The kind and project of a channel name made by [`events_channel`], [`presence`] or
+/// [`hints_channel`] with this `prefix`.
+pub fn parse_channel<'a>(prefix: &str, channel: &'a str) -> Option<(Channel, &'a str)> {
+    let rest = channel.strip_prefix(prefix)?.strip_prefix(":{")?;
+    let (project, suffix) = rest.rsplit_once("}:")?;
+    let kind = match suffix {
+        "events" => Channel::Events,
+        "presence" => Channel::Presence,
+        "hints" => Channel::Hints,
+        _ => return None,
+    };
+    Some((kind, project))
 }
 
 #[cfg(test)]
@@ -52,15 +92,38 @@ mod tests {
         assert_eq!(history("kanban", "p1"), "kanban:{p1}:history");
         assert_eq!(committed_seq("kanban", "p1"), "kanban:{p1}:seq");
         assert_eq!(board("kanban", "p1"), "kanban:{p1}:board");
+        assert_eq!(presence("kanban", "p1"), "kanban:{p1}:presence");
+        assert_eq!(hints_channel("kanban", "p1"), "kanban:{p1}:hints");
+        assert_eq!(
+            replica_heartbeat("kanban", "r1"),
+            "kanban:presence:replica:r1"
+        );
     }
 
     #[test]
-    fn channel_names_parse_back_to_the_project() {
+    fn channel_names_parse_back_to_their_kind_and_project() {
         assert_eq!(
-            project_of_channel("kanban", &events_channel("kanban", "abc")),
-            Some("abc")
+            parse_channel("kanban", &events_channel("kanban", "abc")),
+            Some((Channel::Events, "abc"))
         );
-        assert_eq!(project_of_channel("kanban", "kanban:{abc}:history"), None);
-        assert_eq!(project_of_channel("other", "kanban:{abc}:events"), None);
+        assert_eq!(
+            parse_channel("kanban", &presence("kanban", "abc")),
+            Some((Channel::Presence, "abc"))
+        );
+        assert_eq!(
+            parse_channel("kanban", &hints_channel("kanban", "abc")),
+            Some((Channel::Hints, "abc"))
+        );
+    }
+
+    #[test]
+    fn other_names_are_not_channels() {
+        assert_eq!(parse_channel("kanban", "kanban:{abc}:history"), None);
+        assert_eq!(parse_channel("kanban", "kanban:{abc}:board"), None);
+        assert_eq!(parse_channel("other", "kanban:{abc}:events"), None);
+        assert_eq!(parse_channel("kanban", "kanban:abc:events"), None);
+        assert_eq!(parse_channel("kanban", "kanban:presence:replica:r1"), None);
+        // A prefix that is itself a prefix of another one does not match it.
+        assert_eq!(parse_channel("kan", "kanban:{abc}:events"), None);
     }
 }

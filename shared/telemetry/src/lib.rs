@@ -1,9 +1,27 @@
-//! Logging set-up and Prometheus exposition shared by every service.
+//! Logging set-up, the HTTP access log and request ids, and Prometheus exposition shared by
+//! every service.
+//!
+//! # Layout
+//! - [`init_logging`]: the global subscriber (plain text without colour codes unless stdout
+//!   is a terminal, or JSON lines).
+//! - [`http`]: HTTP metrics by route pattern, the `X-Request-Id` header and one access-log
+//!   line per request.
+//! - [`metric`]: [`metrics_struct!`], a service's metrics as one struct whose field docs
+//!   are the help text.
+//! - [`process`]: `process_*` metrics and `<namespace>_build_info`.
+//! - [`render`]: the text exposition of a registry.
+
+pub mod http;
+pub mod metric;
+pub mod process;
+
+pub use prometheus;
 
 pub mod healthcheck;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde::Deserialize;
+use std::io::IsTerminal;
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 /// Log output settings, part of every service's configuration as `log`.
@@ -27,6 +45,9 @@ impl Default for LogSettings {
 
 /// Installs the global tracing subscriber, writing to stdout. Only `main` calls this;
 /// a second call (for example from tests) leaves the first subscriber in place.
+///
+/// Plain text carries ANSI colour codes only when stdout is a terminal: in a file, a pipe
+/// or a container log they would be noise that every reader has to strip.
 pub fn init_logging(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.filter))
@@ -42,7 +63,9 @@ pub fn init_logging(settings: &LogSettings) {
             )
             .try_init()
     } else {
-        registry.with(fmt::layer()).try_init()
+        registry
+            .with(fmt::layer().with_ansi(std::io::stdout().is_terminal()))
+            .try_init()
     };
     if result.is_err() {
         tracing::debug!("a tracing subscriber was already installed");

@@ -262,11 +262,7 @@ pub struct OwnRedis {
 impl OwnRedis {
     /// Starts `redis-server` on a free port, without persistence.
     pub fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        Self::start_on(port)
+        Self::start_on(free_port())
     }
 
     /// Starts `redis-server` on `port` (again, after [`OwnRedis::stop`]: an empty server).
@@ -323,6 +319,112 @@ impl OwnRedis {
 impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// An HTTP client for tests: every request fails after 10 s instead of hanging the test
+/// when a server under test stops answering.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// A free loopback port (bound, then released: another process could take it first, which
+/// the caller notices when its server fails to start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// One of the workspace's service binaries running as a real process on a loopback port,
+/// for tests that kill it as a crash would. Its output goes to a log file whose tail is
+/// shown when it fails to start; it is SIGKILLed when dropped.
+pub struct ServiceProcess {
+    pub port: u16,
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` with `KANBAN_HTTP__HOST`/`__PORT` set to a free loopback port and
+    /// the given environment, then waits until its `/readyz` answers 200.
+    pub async fn start(binary: &str, env: &[(&str, String)]) -> ServiceProcess {
+        let port = free_port();
+        let name = std::path::Path::new(binary)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "service".to_owned());
+        let log = std::env::temp_dir().join(format!(
+            "kanban-test-{name}-{}-{port}.log",
+            std::process::id()
+        ));
+        let file = std::fs::File::create(&log).expect("a log file in the temp dir");
+        let child = std::process::Command::new(binary)
+            .env("KANBAN_HTTP__HOST", "127.0.0.1")
+            .env("KANBAN_HTTP__PORT", port.to_string())
+            .env("KANBAN_LOG__FILTER", "info")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().expect("log file handle"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let process = ServiceProcess { port, child, log };
+        process.wait_ready().await;
+        process
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (10 s at most) until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let client = http();
+        loop {
+            let ready = client
+                .get(format!("{}/readyz", self.url()))
+                .timeout(std::time::Duration::from_secs(1))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return;
+            }
+            if std::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                panic!(
+                    "{} on port {} never became ready; its log ends:\n{}",
+                    self.log.display(),
+                    self.port,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL, as a crash: no drain, no cleanup, connections cut.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 

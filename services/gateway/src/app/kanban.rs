@@ -7,13 +7,23 @@
 //! events were missed (e.g. during a Redis reconnect) and they are fetched from the
 //! history stream, or, when history no longer has them, the client is told to resync.
 
+use crate::api_client::ApiClient;
 use crate::hub::{Member, RoomEvent};
-use crate::protocol::socketio;
+use crate::protocol::socketio::{self, arg};
 use crate::session::{AppState, Cause, Refusal, Session};
 use kanban_protocol::events::names;
+use kanban_protocol::rest::{
+    CreateTicketBody, DeleteTicketQuery, MoveTicketBody, UpdateTicketBody,
+};
+use kanban_protocol::socket::{
+    CreateTicketCommand, DeleteTicketCommand, ErrorAck, Hint, HintCommand, JoinAck, JoinArg,
+    LeaveArg, MoveAck, MoveTicketCommand, OkAck, Resync, ResyncReason, TicketAck,
+    UpdateTicketCommand,
+};
 use kanban_protocol::{ErrorBody, ErrorCode};
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -27,7 +37,6 @@ pub struct KanbanState {
     last_hint_ms: i64,
 }
 
-const HINT_ACTIONS: [&str; 3] = ["dragging", "editing", "idle"];
 /// A hint expires this long after it was sent unless repeated.
 const HINT_TTL_MS: i64 = 5_000;
 /// At most one hint per socket per this many ms.
@@ -42,45 +51,31 @@ struct User {
     token: Option<String>,
 }
 
-/// What a `project:join` asks for.
-struct JoinRequest {
+/// What a `project:join` asks for, checked.
+struct Join {
     project: String,
     since: Option<i64>,
 }
 
-fn parse_join(args: &[Value]) -> Result<JoinRequest, &'static str> {
+fn parse_join(args: &[Value]) -> Result<Join, &'static str> {
     const USAGE: &str = "project:join takes a project id or {projectId, sinceSeq}";
-    let (project, since) = match args.first() {
-        Some(Value::String(id)) => (id.clone(), None),
-        Some(Value::Object(map)) => {
-            let project = map
-                .get("projectId")
-                .and_then(Value::as_str)
-                .ok_or(USAGE)?
-                .to_owned();
-            let since = match map.get("sinceSeq") {
-                None | Some(Value::Null) => None,
-                Some(value) => Some(
-                    value
-                        .as_i64()
-                        .filter(|s| *s >= 0)
-                        .ok_or("sinceSeq must be a whole number >= 0")?,
-                ),
-            };
-            (project, since)
-        }
-        _ => return Err(USAGE),
+    const SINCE: &str = "sinceSeq must be a whole number >= 0";
+    let arg = args.first().ok_or(USAGE)?;
+    let (project, since) = match JoinArg::deserialize(arg) {
+        Ok(join) => join.into_parts(),
+        // With a string projectId, only sinceSeq can have been wrong.
+        Err(_) if arg.get("projectId").is_some_and(Value::is_string) => return Err(SINCE),
+        Err(_) => return Err(USAGE),
     };
+    if since.is_some_and(|s| s < 0) {
+        return Err(SINCE);
+    }
     uuid::Uuid::parse_str(&project).map_err(|_| "projectId must be a UUID")?;
-    Ok(JoinRequest { project, since })
+    Ok(Join { project, since })
 }
 
 fn project_arg(args: &[Value]) -> Option<String> {
-    let id = match args.first() {
-        Some(Value::String(id)) => id.clone(),
-        Some(Value::Object(map)) => map.get("projectId")?.as_str()?.to_owned(),
-        _ => return None,
-    };
+    let id = LeaveArg::deserialize(args.first()?).ok()?.into_project_id();
     uuid::Uuid::parse_str(&id).ok().map(|_| id)
 }
 
@@ -109,7 +104,7 @@ impl Session {
         }
         let refuse = |message: &str| Refusal {
             message: "Not authorized".into(),
-            data: Some(json!({ "code": ErrorCode::Unauthorized, "message": message })),
+            data: Some(arg(&ErrorBody::new(ErrorCode::Unauthorized, message).error)),
         };
         let token = auth
             .as_ref()
@@ -152,12 +147,13 @@ impl Session {
         ack: Option<u64>,
     ) -> Result<(), Cause> {
         match name.as_str() {
-            "project:join" => self.join(nsp, &args, ack).await,
-            "project:leave" => self.leave(nsp, &args, ack).await,
-            "ticket:move" | "ticket:create" | "ticket:update" | "ticket:delete" => {
-                self.command(nsp, &name, args, ack).await
-            }
-            "ticket:hint" => self.hint(nsp, &args, ack).await,
+            names::PROJECT_JOIN => self.join(nsp, &args, ack).await,
+            names::PROJECT_LEAVE => self.leave(nsp, &args, ack).await,
+            names::TICKET_MOVE
+            | names::TICKET_CREATE
+            | names::TICKET_UPDATE
+            | names::TICKET_DELETE => self.command(nsp, &name, args, ack).await,
+            names::TICKET_HINT => self.hint(nsp, &args, ack).await,
             _ => {
                 self.refuse_event(
                     nsp,
@@ -254,7 +250,7 @@ impl Session {
             self.send_packet(socketio::encode_ack(
                 nsp,
                 id,
-                &[json!({ "ok": true, "seq": seq, "userCount": count })],
+                &[arg(&JoinAck::new(seq, count))],
             ))
             .await?;
         }
@@ -299,13 +295,14 @@ impl Session {
             return Ok(());
         }
         let resume_at = events.last().map_or(needed, |e| e.seq.max(needed));
-        self.resync(project, "history_unavailable", resume_at).await
+        self.resync(project, ResyncReason::HistoryUnavailable, resume_at)
+            .await
     }
 
     async fn resync(
         &mut self,
         project: &Arc<str>,
-        reason: &str,
+        reason: ResyncReason,
         resume_at: i64,
     ) -> Result<(), Cause> {
         self.ctx.metrics.resyncs_total.inc();
@@ -314,11 +311,15 @@ impl Session {
                 *cursor = (*cursor).max(resume_at);
             }
         }
-        let payload = json!({ "projectId": &**project, "reason": reason, "seq": resume_at });
+        let payload = Resync {
+            project_id: project.to_string(),
+            reason,
+            seq: resume_at,
+        };
         self.send_packet(socketio::encode_event(
             "/",
             names::PROJECT_RESYNC,
-            &[payload],
+            &[arg(&payload)],
             None,
         ))
         .await
@@ -340,6 +341,10 @@ impl Session {
         self.send_raw(event.frame).await?;
         self.ctx.metrics.deliveries_total.inc();
         self.ctx.metrics.delivery_latency_seconds.observe(latency);
+        self.ctx
+            .metrics
+            .fanout_latency_seconds
+            .observe(event.received.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -376,7 +381,10 @@ impl Session {
                         self.deliver(missed).await?;
                     }
                 }
-                _ => self.resync(&project, "gap", event.seq - 1).await?,
+                _ => {
+                    self.resync(&project, ResyncReason::Gap, event.seq - 1)
+                        .await?
+                }
             }
         }
         self.deliver(event).await
@@ -386,27 +394,16 @@ impl Session {
     /// sockets on every replica through Redis pub/sub, never stored, rate-limited per
     /// socket, and expiring on its own (`expiresAt`) unless the client repeats it.
     async fn hint(&mut self, nsp: &str, args: &[Value], ack: Option<u64>) -> Result<(), Cause> {
-        let parsed = match args.first() {
-            Some(Value::Object(map)) => {
-                let project = map
-                    .get("projectId")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                let ticket = map
-                    .get("ticketId")
-                    .and_then(Value::as_str)
-                    .filter(|t| uuid::Uuid::parse_str(t).is_ok());
-                let action = map
-                    .get("action")
-                    .and_then(Value::as_str)
-                    .filter(|a| HINT_ACTIONS.contains(a));
-                project
-                    .zip(ticket.zip(action))
-                    .map(|(p, (t, a))| (p, t.to_owned(), a.to_owned()))
-            }
-            _ => None,
-        };
-        let Some((project, ticket, action)) = parsed else {
+        let parsed = args
+            .first()
+            .and_then(|a| HintCommand::deserialize(a).ok())
+            .filter(|h| uuid::Uuid::parse_str(&h.ticket_id).is_ok());
+        let Some(HintCommand {
+            project_id: project,
+            ticket_id: ticket,
+            action,
+        }) = parsed
+        else {
             let message = "ticket:hint takes {projectId, ticketId, action: dragging|editing|idle}";
             return self
                 .refuse_event(nsp, ack, ErrorCode::Validation, message)
@@ -436,16 +433,16 @@ impl Session {
         let Some(user) = state.user.clone() else {
             return Ok(());
         };
-        let payload = json!({
-            "projectId": project,
-            "ticketId": ticket,
-            "action": action,
-            "userId": user.id,
-            "name": user.name,
-            "expiresAt": now + HINT_TTL_MS,
-        });
+        let hint = Hint {
+            project_id: project,
+            ticket_id: ticket,
+            action,
+            user_id: user.id,
+            name: user.name,
+            expires_at: now + HINT_TTL_MS,
+        };
         if let Some(broker) = self.ctx.broker.clone() {
-            if let Err(error) = broker.publish_hint(&project, &payload).await {
+            if let Err(error) = broker.publish_hint(&hint).await {
                 tracing::debug!(%error, "publishing a hint failed");
                 return self
                     .refuse_event(nsp, ack, ErrorCode::Unavailable, "hints are unavailable")
@@ -454,7 +451,7 @@ impl Session {
         }
         match ack {
             Some(id) => {
-                self.send_packet(socketio::encode_ack(nsp, id, &[json!({ "ok": true })]))
+                self.send_packet(socketio::encode_ack(nsp, id, &[arg(&OkAck::OK)]))
                     .await
             }
             None => Ok(()),
@@ -474,7 +471,7 @@ impl Session {
         };
         self.leave_room(&project).await;
         if let Some(id) = ack {
-            self.send_packet(socketio::encode_ack(nsp, id, &[json!({ "ok": true })]))
+            self.send_packet(socketio::encode_ack(nsp, id, &[arg(&OkAck::OK)]))
                 .await?;
         }
         Ok(())
@@ -535,8 +532,8 @@ impl Session {
                 )
                 .await;
         };
-        let request = match build_command(name, args.into_iter().next()) {
-            Ok(request) => request,
+        let command = match parse_command(name, args.into_iter().next()) {
+            Ok(command) => command,
             Err(message) => {
                 return self
                     .refuse_event(nsp, ack, ErrorCode::Validation, &message)
@@ -548,22 +545,15 @@ impl Session {
         let tx = self.tx.clone();
         let nsp = nsp.to_owned();
         tokio::spawn(async move {
-            let result = api
-                .call(
-                    &token,
-                    request.method,
-                    &request.path,
-                    request.body,
-                    Some(&request.mutation_id),
-                )
-                .await;
+            let result = command.forward(&api, &token).await;
             let packet = match (result, ack) {
-                (Ok(value), Some(id)) => socketio::encode_ack(&nsp, id, &[success(value)]),
-                (Err(body), Some(id)) => socketio::encode_ack(&nsp, id, &[failure(body)]),
+                (Ok(value), Some(id)) => socketio::encode_ack(&nsp, id, &[value]),
+                (Err(body), Some(id)) => {
+                    socketio::encode_ack(&nsp, id, &[arg(&ErrorAck::new(body.error))])
+                }
                 (Ok(_), None) => return,
                 (Err(body), None) => {
-                    let error = serde_json::to_value(body.error).unwrap_or_default();
-                    socketio::encode_event(&nsp, names::ERROR, &[error], None)
+                    socketio::encode_event(&nsp, names::ERROR, &[arg(&body.error)], None)
                 }
             };
             let _ = tx.send(crate::session::ToSession::Packet(packet)).await;
@@ -572,139 +562,143 @@ impl Session {
     }
 }
 
-/// `{ok: true, ...}` merged with the API's object answer.
-fn success(value: Value) -> Value {
-    match value {
-        Value::Object(mut map) => {
-            map.insert("ok".into(), Value::Bool(true));
-            Value::Object(map)
-        }
-        Value::Null => json!({ "ok": true }),
-        other => json!({ "ok": true, "result": other }),
-    }
-}
-
-fn failure(body: ErrorBody) -> Value {
-    json!({ "ok": false, "error": body.error })
-}
-
-struct CommandRequest {
-    method: Method,
-    path: String,
-    body: Option<Value>,
+/// A ticket command, checked and turned into the API call it stands for.
+#[derive(Debug)]
+struct Command {
+    call: Call,
+    /// Sent as the `Idempotency-Key`: the client's `mutationId`, or a fresh one.
     mutation_id: String,
 }
 
-fn uuid_field(payload: &serde_json::Map<String, Value>, field: &str) -> Result<String, String> {
-    payload
-        .get(field)
-        .and_then(Value::as_str)
-        .filter(|id| uuid::Uuid::parse_str(id).is_ok())
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{field} must be a ticket or project UUID"))
+#[derive(Debug, PartialEq)]
+enum Call {
+    Create {
+        project: String,
+        body: CreateTicketBody,
+    },
+    Update {
+        ticket: String,
+        body: UpdateTicketBody,
+    },
+    Move {
+        ticket: String,
+        body: MoveTicketBody,
+    },
+    Delete {
+        ticket: String,
+        query: DeleteTicketQuery,
+    },
 }
 
-/// Copies the listed fields that are present.
-fn pick(
-    source: &serde_json::Map<String, Value>,
-    fields: &[&str],
-) -> serde_json::Map<String, Value> {
-    fields
-        .iter()
-        .filter_map(|f| source.get(*f).map(|v| ((*f).to_owned(), v.clone())))
-        .collect()
+impl Command {
+    /// Calls the API and returns the ack's argument.
+    async fn forward(self, api: &ApiClient, token: &str) -> Result<Value, ErrorBody> {
+        let id = self.mutation_id.as_str();
+        Ok(match self.call {
+            Call::Create { project, body } => arg(&TicketAck::new(
+                api.create_ticket(token, &project, &body, id).await?,
+            )),
+            Call::Update { ticket, body } => arg(&TicketAck::new(
+                api.update_ticket(token, &ticket, &body, id).await?,
+            )),
+            Call::Move { ticket, body } => arg(&MoveAck::new(
+                api.move_ticket(token, &ticket, &body, id).await?,
+            )),
+            Call::Delete { ticket, query } => {
+                api.delete_ticket(token, &ticket, &query, id).await?;
+                arg(&OkAck::OK)
+            }
+        })
+    }
 }
 
-/// Maps a command's payload (the original plan's shapes) to an API request.
-fn build_command(name: &str, payload: Option<Value>) -> Result<CommandRequest, String> {
-    let Some(Value::Object(payload)) = payload else {
-        return Err(format!("{name} takes an object"));
-    };
-    let mutation_id = match payload.get("mutationId") {
-        None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
-        Some(Value::String(id))
+/// A ticket or project id that is safe to put into an API path.
+fn uuid_field(id: String, field: &str) -> Result<String, String> {
+    match uuid::Uuid::parse_str(&id) {
+        Ok(_) => Ok(id),
+        Err(_) => Err(format!("{field} must be a ticket or project UUID")),
+    }
+}
+
+/// The command's payload in its protocol type; `usage` prefixes the parser's complaint.
+fn payload<T: DeserializeOwned>(payload: Value, usage: &str) -> Result<T, String> {
+    serde_json::from_value(payload).map_err(|e| format!("{usage}: {e}"))
+}
+
+/// The client's `mutationId` when valid, else a fresh one.
+fn mutation_id(id: Option<String>) -> Result<String, String> {
+    match id {
+        None => Ok(uuid::Uuid::new_v4().to_string()),
+        Some(id)
             if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) =>
         {
-            id.clone()
+            Ok(id)
         }
-        Some(_) => return Err("mutationId must be 1 to 128 visible ASCII characters".into()),
+        Some(_) => Err("mutationId must be 1 to 128 visible ASCII characters".into()),
+    }
+}
+
+/// Maps a command's payload (the original plan's shapes, [`kanban_protocol::socket`]) to
+/// the API request it stands for ([`kanban_protocol::rest`]). Unknown fields are dropped.
+fn parse_command(name: &str, raw: Option<Value>) -> Result<Command, String> {
+    let Some(raw @ Value::Object(_)) = raw else {
+        return Err(format!("{name} takes an object"));
     };
-    let (method, path, body) = match name {
-        "ticket:move" => {
-            let ticket = uuid_field(&payload, "ticketId")?;
-            let body = pick(
-                &payload,
-                &[
-                    "toStatus",
-                    "position",
-                    "beforeId",
-                    "afterId",
-                    "expectedVersion",
-                ],
-            );
-            (
-                Method::POST,
-                format!("/api/tickets/{ticket}/move"),
-                Some(Value::Object(body)),
-            )
-        }
-        "ticket:create" => {
-            let project = uuid_field(&payload, "projectId")?;
-            let Some(Value::Object(ticket)) = payload.get("ticket") else {
-                return Err("ticket:create takes {projectId, ticket: {title, ...}}".into());
+    let (call, mutation) = match name {
+        names::TICKET_MOVE => {
+            let command: MoveTicketCommand = payload(
+                raw,
+                "ticket:move takes {ticketId, toStatus, position?, beforeId?, afterId?, expectedVersion?}",
+            )?;
+            let call = Call::Move {
+                body: command.body(),
+                ticket: uuid_field(command.ticket_id, "ticketId")?,
             };
-            let body = pick(
-                ticket,
-                &["title", "description", "priority", "labels", "status"],
-            );
-            (
-                Method::POST,
-                format!("/api/projects/{project}/tickets"),
-                Some(Value::Object(body)),
-            )
+            (call, command.mutation_id)
         }
-        "ticket:update" => {
-            let Some(Value::Object(ticket)) = payload.get("ticket") else {
-                return Err(
-                    "ticket:update takes {ticket: {id, ...fields}, expectedVersion?}".into(),
-                );
+        names::TICKET_CREATE => {
+            let command: CreateTicketCommand =
+                payload(raw, "ticket:create takes {projectId, ticket: {title, ...}}")?;
+            let call = Call::Create {
+                project: uuid_field(command.project_id, "projectId")?,
+                body: command.ticket.into(),
             };
-            let id = uuid_field(ticket, "id")?;
-            let mut body = pick(ticket, &["title", "description", "priority", "labels"]);
-            if let Some(version) = payload.get("expectedVersion") {
-                body.insert("expectedVersion".into(), version.clone());
-            }
-            (
-                Method::PATCH,
-                format!("/api/tickets/{id}"),
-                Some(Value::Object(body)),
-            )
+            (call, command.mutation_id)
         }
-        "ticket:delete" => {
-            let ticket = uuid_field(&payload, "ticketId")?;
-            let query = match payload.get("expectedVersion").and_then(Value::as_i64) {
-                Some(version) => format!("?expectedVersion={version}"),
-                None => String::new(),
+        names::TICKET_UPDATE => {
+            let command: UpdateTicketCommand = payload(
+                raw,
+                "ticket:update takes {ticket: {id, ...fields}, expectedVersion?}",
+            )?;
+            let call = Call::Update {
+                body: command.body(),
+                ticket: uuid_field(command.ticket.id, "id")?,
             };
-            (
-                Method::DELETE,
-                format!("/api/tickets/{ticket}{query}"),
-                None,
-            )
+            (call, command.mutation_id)
+        }
+        names::TICKET_DELETE => {
+            let command: DeleteTicketCommand =
+                payload(raw, "ticket:delete takes {ticketId, expectedVersion?}")?;
+            let call = Call::Delete {
+                ticket: uuid_field(command.ticket_id, "ticketId")?,
+                query: DeleteTicketQuery {
+                    expected_version: command.expected_version,
+                },
+            };
+            (call, command.mutation_id)
         }
         other => return Err(format!("unknown command '{other}'")),
     };
-    Ok(CommandRequest {
-        method,
-        path,
-        body,
-        mutation_id,
+    Ok(Command {
+        call,
+        mutation_id: mutation_id(mutation)?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const ID: &str = "6f1c2b9e-0d5e-4a57-9a3e-2d6c1f0b7a11";
 
@@ -721,47 +715,185 @@ mod tests {
     }
 
     #[test]
+    fn join_refusals_say_what_was_wrong() {
+        let since = "sinceSeq must be a whole number >= 0";
+        for bad in [
+            json!({"projectId": ID, "sinceSeq": -1}),
+            json!({"projectId": ID, "sinceSeq": "x"}),
+        ] {
+            assert_eq!(parse_join(&[bad]).err(), Some(since));
+        }
+        assert_eq!(
+            parse_join(&[json!({"sinceSeq": 1})]).err(),
+            Some("project:join takes a project id or {projectId, sinceSeq}")
+        );
+        assert_eq!(
+            parse_join(&[json!({"projectId": ID, "sinceSeq": null})])
+                .unwrap()
+                .since,
+            None
+        );
+    }
+
+    #[test]
+    fn leave_accepts_an_id_or_an_object() {
+        assert_eq!(project_arg(&[json!(ID)]).as_deref(), Some(ID));
+        assert_eq!(
+            project_arg(&[json!({"projectId": ID})]).as_deref(),
+            Some(ID)
+        );
+        assert_eq!(project_arg(&[json!("nope")]), None);
+        assert_eq!(project_arg(&[json!({"id": ID})]), None);
+    }
+
+    #[test]
     fn commands_map_to_api_requests_and_never_put_raw_input_in_paths() {
-        let mv = build_command(
+        let mv = parse_command(
             "ticket:move",
             Some(json!({"ticketId": ID, "toStatus": "TODO", "position": 2, "extra": 1})),
         )
         .unwrap();
-        assert_eq!(mv.method, Method::POST);
-        assert_eq!(mv.path, format!("/api/tickets/{ID}/move"));
-        assert_eq!(mv.body, Some(json!({"toStatus": "TODO", "position": 2})));
-        assert!(build_command(
+        let Call::Move { ticket, body } = mv.call else {
+            panic!("{mv:?}")
+        };
+        assert_eq!(ticket, ID);
+        assert_eq!(
+            serde_json::to_value(body).unwrap(),
+            json!({"toStatus": "TODO", "position": 2})
+        );
+        assert!(parse_command(
             "ticket:move",
             Some(json!({"ticketId": "../projects", "toStatus": "TODO"}))
         )
         .is_err());
-        let del = build_command(
+        let del = parse_command(
             "ticket:delete",
             Some(json!({"ticketId": ID, "expectedVersion": 3, "mutationId": "m1"})),
         )
         .unwrap();
-        assert_eq!(del.path, format!("/api/tickets/{ID}?expectedVersion=3"));
         assert_eq!(del.mutation_id, "m1");
-        let create = build_command(
-            "ticket:create",
-            Some(json!({"projectId": ID, "ticket": {"title": "t"}})),
-        )
-        .unwrap();
-        assert_eq!(create.path, format!("/api/projects/{ID}/tickets"));
-        let update = build_command(
-            "ticket:update",
-            Some(json!({"ticket": {"id": ID, "title": "x"}, "expectedVersion": 2})),
-        )
-        .unwrap();
         assert_eq!(
-            update.body,
-            Some(json!({"title": "x", "expectedVersion": 2}))
+            del.call,
+            Call::Delete {
+                ticket: ID.into(),
+                query: DeleteTicketQuery {
+                    expected_version: Some(3)
+                }
+            }
         );
-        assert!(build_command("ticket:create", Some(json!("nope"))).is_err());
-        assert!(build_command(
+        let create = parse_command(
+            "ticket:create",
+            Some(json!({"projectId": ID, "ticket": {"title": "t", "id": "ignored"}})),
+        )
+        .unwrap();
+        let Call::Create { project, body } = create.call else {
+            panic!("{create:?}")
+        };
+        assert_eq!(project, ID);
+        assert_eq!(serde_json::to_value(body).unwrap(), json!({"title": "t"}));
+        let update = parse_command(
+            "ticket:update",
+            Some(json!({"ticket": {"id": ID, "title": "x", "description": null}, "expectedVersion": 2})),
+        )
+        .unwrap();
+        let Call::Update { ticket, body } = update.call else {
+            panic!("{update:?}")
+        };
+        assert_eq!(ticket, ID);
+        assert_eq!(
+            serde_json::to_value(body).unwrap(),
+            json!({"title": "x", "description": null, "expectedVersion": 2}),
+            "null clears the description, absent leaves it"
+        );
+        assert!(parse_command("ticket:create", Some(json!("nope"))).is_err());
+        assert!(parse_command(
             "ticket:move",
-            Some(json!({"ticketId": ID, "mutationId": ""}))
+            Some(json!({"ticketId": ID, "toStatus": "TODO", "mutationId": ""}))
         )
         .is_err());
+    }
+
+    #[test]
+    fn command_refusals_name_the_expected_shape_and_the_problem() {
+        let message = parse_command("ticket:create", Some(json!({"projectId": ID}))).unwrap_err();
+        assert!(
+            message.starts_with("ticket:create takes {projectId, ticket"),
+            "{message}"
+        );
+        assert!(message.contains("missing field `ticket`"), "{message}");
+        let message = parse_command(
+            "ticket:delete",
+            Some(json!({"ticketId": ID, "expectedVersion": "3"})),
+        )
+        .unwrap_err();
+        assert!(message.contains("invalid type"), "{message}");
+    }
+
+    /// The typed payloads encode to the very bytes the `json!` literals they replaced did.
+    #[test]
+    fn typed_payloads_encode_as_the_json_literals_did() {
+        use kanban_protocol::socket::{PresenceUpdate, PresentUser};
+        let same = |typed: Value, literal: Value| {
+            assert_eq!(
+                socketio::encode_ack("/", 7, &[typed]),
+                socketio::encode_ack("/", 7, &[literal])
+            );
+        };
+        same(
+            arg(&JoinAck::new(12, 3)),
+            json!({ "ok": true, "seq": 12, "userCount": 3 }),
+        );
+        same(arg(&OkAck::OK), json!({ "ok": true }));
+        let error = ErrorBody::new(ErrorCode::Forbidden, "join the board first").error;
+        same(
+            arg(&ErrorAck::new(error.clone())),
+            json!({ "ok": false, "error": error }),
+        );
+        same(
+            arg(&Resync {
+                project_id: ID.into(),
+                reason: ResyncReason::HistoryUnavailable,
+                seq: 4,
+            }),
+            json!({ "projectId": ID, "reason": "history_unavailable", "seq": 4 }),
+        );
+        same(
+            arg(&Hint {
+                project_id: ID.into(),
+                ticket_id: ID.into(),
+                action: kanban_protocol::socket::HintAction::Editing,
+                user_id: "alice".into(),
+                name: "Alice".into(),
+                expires_at: 99,
+            }),
+            json!({
+                "projectId": ID,
+                "ticketId": ID,
+                "action": "editing",
+                "userId": "alice",
+                "name": "Alice",
+                "expiresAt": 99,
+            }),
+        );
+        let users = vec![PresentUser {
+            id: "alice".into(),
+            name: "Alice".into(),
+        }];
+        same(
+            arg(&PresenceUpdate {
+                project_id: ID.into(),
+                user_count: 1,
+                users: users.clone(),
+            }),
+            json!({ "projectId": ID, "userCount": 1, "users": users }),
+        );
+        same(
+            arg(&ErrorBody::new(ErrorCode::Unauthorized, "auth.token is required").error),
+            json!({ "code": ErrorCode::Unauthorized, "message": "auth.token is required" }),
+        );
+        assert_eq!(
+            socketio::encode_ack("/", 7, &[arg(&OkAck::OK)]),
+            r#"37[{"ok":true}]"#
+        );
     }
 }

@@ -344,6 +344,16 @@ pub fn encode_connect_error(nsp: &str, message: &str, data: Option<&Value>) -> S
 }
 
 /// An event: `2["name",...]`, or `2/admin,12["name",...]` with a namespace and an ack id.
+/// A typed payload ([`kanban_protocol`]) as a packet argument. Through a `Value`, object
+/// keys come out sorted, as every payload has always been sent.
+pub fn arg<T: serde::Serialize>(payload: &T) -> Value {
+    serde_json::to_value(payload).unwrap_or_else(|error| {
+        // Only maps with non-string keys fail, and no wire type has one.
+        tracing::error!(%error, "encoding a payload failed");
+        Value::Null
+    })
+}
+
 pub fn encode_event(nsp: &str, name: &str, args: &[Value], ack: Option<u64>) -> String {
     let mut out = String::with_capacity(64);
     push_event(&mut out, nsp, name, args, ack);

@@ -62,6 +62,35 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// Every `(reason, code)` pair of [`Cause::labels`], for registering the series of
+    /// `closes_total` before the first close.
+    pub const LABELS: [(&'static str, &'static str); 8] = [
+        ("client_closed", "none"),
+        ("ping_timeout", "4001"),
+        ("connect_timeout", "4002"),
+        ("protocol_error", "1002"),
+        ("too_big", "1009"),
+        ("slow_consumer", "4008"),
+        ("shutdown", "1001"),
+        ("transport_error", "none"),
+    ];
+
+    /// The `reason` and `code` labels of `closes_total` (the close code as a number, or
+    /// `none` when no close frame is sent), from [`Cause::LABELS`].
+    pub fn labels(&self) -> (&'static str, &'static str) {
+        let index = match self {
+            Cause::ClientClosed => 0,
+            Cause::PingTimeout => 1,
+            Cause::ConnectTimeout => 2,
+            Cause::ProtocolError(_) => 3,
+            Cause::TooBig => 4,
+            Cause::SlowConsumer => 5,
+            Cause::Shutdown => 6,
+            Cause::TransportError => 7,
+        };
+        Self::LABELS[index]
+    }
+
     /// The WebSocket close frame for this cause (`None`: the peer is already gone).
     pub fn close_reason(&self) -> Option<CloseReason> {
         let (code, text) = match self {
@@ -104,6 +133,31 @@ pub struct Session {
     pub namespaces: Vec<(String, String)>,
     pub app: AppState,
     bucket: TokenBucket,
+    /// When the session was created (for the duration in its closing log line).
+    opened: Instant,
+    /// This session's count in `sockets{transport}`, moved when the session upgrades.
+    transport: Option<TransportCount>,
+}
+
+/// One count in a `sockets{transport}` gauge, held while the session is on that transport
+/// and given back however the session ends.
+struct TransportCount {
+    name: &'static str,
+    gauge: prometheus::IntGauge,
+}
+
+impl TransportCount {
+    fn new(ctx: &Context, name: &'static str) -> Self {
+        let gauge = ctx.metrics.sockets.with_label_values(&[name]);
+        gauge.inc();
+        TransportCount { name, gauge }
+    }
+}
+
+impl Drop for TransportCount {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
 }
 
 /// A per-socket token bucket for client events.
@@ -182,6 +236,8 @@ impl Session {
                 burst: limits.event_burst,
                 at: now,
             },
+            opened: now,
+            transport: None,
             ctx,
         }
     }
@@ -204,6 +260,9 @@ impl Session {
         self.ctx.metrics.connections.inc();
         self.ctx.metrics.connections_total.inc();
         let _live = Live(Arc::clone(&self.ctx));
+        let transport = if send_open { "websocket" } else { "polling" };
+        self.transport = Some(TransportCount::new(&self.ctx, transport));
+        tracing::debug!(session = %self.sid, transport, "session opened");
         let cause = if send_open {
             let open = self.open_packet(&[]);
             match self.send_raw(ByteString::from(open)).await {
@@ -314,6 +373,8 @@ impl Session {
                 Ok(())
             }
             ToSession::Upgrade(ws) => {
+                self.transport = Some(TransportCount::new(&self.ctx, "websocket"));
+                tracing::debug!(session = %self.sid, "session upgraded to websocket");
                 let previous = std::mem::replace(&mut self.writer, Writer::Ws(ws));
                 if let Writer::Polling(buffer) = previous {
                     // The sid stays registered, marked upgraded, until the session ends:
@@ -424,18 +485,17 @@ impl Session {
         message: &str,
     ) -> Result<(), Cause> {
         let error = kanban_protocol::ErrorBody::new(code, message).error;
-        let payload = serde_json::json!({ "ok": false, "error": error });
         match ack {
             Some(id) => {
-                self.send_packet(socketio::encode_ack(nsp, id, &[payload]))
+                let payload = kanban_protocol::socket::ErrorAck::new(error);
+                self.send_packet(socketio::encode_ack(nsp, id, &[socketio::arg(&payload)]))
                     .await
             }
             None => {
-                let error = serde_json::to_value(&error).unwrap_or_default();
                 self.send_packet(socketio::encode_event(
                     nsp,
                     kanban_protocol::events::names::ERROR,
-                    &[error],
+                    &[socketio::arg(&error)],
                     None,
                 ))
                 .await
@@ -458,6 +518,20 @@ impl Session {
     }
 
     async fn finish(mut self, cause: Cause) {
+        let (reason, code) = cause.labels();
+        self.ctx
+            .metrics
+            .closes_total
+            .with_label_values(&[reason, code])
+            .inc();
+        tracing::debug!(
+            session = %self.sid,
+            reason,
+            code,
+            transport = self.transport.as_ref().map_or("none", |t| t.name),
+            duration_ms = self.opened.elapsed().as_millis() as u64,
+            "session closed"
+        );
         match &cause {
             Cause::SlowConsumer => self.ctx.metrics.slow_consumer_closes_total.inc(),
             Cause::ProtocolError(detail) => {
@@ -504,4 +578,36 @@ async fn next_ws(
 pub struct Refusal {
     pub message: String,
     pub data: Option<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cause;
+
+    #[test]
+    fn close_labels_name_the_close_code_that_is_sent() {
+        let causes = [
+            Cause::ClientClosed,
+            Cause::PingTimeout,
+            Cause::ConnectTimeout,
+            Cause::ProtocolError("x".into()),
+            Cause::TooBig,
+            Cause::SlowConsumer,
+            Cause::Shutdown,
+            Cause::TransportError,
+        ];
+        for cause in &causes {
+            let sent = cause
+                .close_reason()
+                .map_or_else(|| "none".to_owned(), |r| u16::from(r.code).to_string());
+            assert_eq!(cause.labels().1, sent, "{cause:?}");
+        }
+        let mut reasons: Vec<_> = causes.iter().map(|c| c.labels().0).collect();
+        reasons.dedup();
+        assert_eq!(
+            reasons.len(),
+            Cause::LABELS.len(),
+            "one label pair per cause"
+        );
+    }
 }

@@ -8,6 +8,7 @@
 use super::{Cause, ToSession};
 use crate::protocol::engineio::{decode_payload, encode_payload};
 use bytestring::ByteString;
+use prometheus::IntGauge;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -204,24 +205,28 @@ impl PollingRegistry {
     }
 
     /// One long-poll GET. Only one may be in flight per session: a second one is refused
-    /// and closes the session.
-    pub async fn get_request(&self, sid: &str, max_wait: Duration) -> Result<String, PollError> {
+    /// and closes the session. `waiting` counts the GETs held open.
+    pub async fn get_request(
+        &self,
+        sid: &str,
+        max_wait: Duration,
+        waiting: &IntGauge,
+    ) -> Result<String, PollError> {
         let handle = self
             .get(sid)
             .filter(|h| !h.buffer.is_upgraded())
             .ok_or(PollError::SessionUnknown)?;
-        if handle.buffer.get_busy.swap(true, Ordering::SeqCst) {
+        let Some(_slot) = Busy::take(&handle.buffer.get_busy, Some(waiting)) else {
             let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError(
                 "overlapping long-polls".into(),
             )));
             return Err(PollError::BadRequest);
-        }
+        };
         let body = handle.buffer.long_poll(max_wait).await;
         if handle.buffer.closed.load(Ordering::SeqCst) {
             // The session's last word was this response; the sid is unknown from now on.
             self.remove(sid);
         }
-        handle.buffer.get_busy.store(false, Ordering::SeqCst);
         Ok(body)
     }
 
@@ -240,12 +245,12 @@ impl PollingRegistry {
             let _ = handle.tx.try_send(ToSession::Close(Cause::TooBig));
             return Err(PollError::PayloadTooLarge);
         }
-        if handle.buffer.post_busy.swap(true, Ordering::SeqCst) {
+        let Some(_slot) = Busy::take(&handle.buffer.post_busy, None) else {
             let _ = handle.tx.try_send(ToSession::Close(Cause::ProtocolError(
                 "overlapping posts".into(),
             )));
             return Err(PollError::BadRequest);
-        }
+        };
         let result = match std::str::from_utf8(body).ok().map(decode_payload) {
             Some(Ok(packets)) => handle
                 .tx
@@ -259,7 +264,101 @@ impl PollingRegistry {
                 Err(PollError::BadRequest)
             }
         };
-        handle.buffer.post_busy.store(false, Ordering::SeqCst);
         result
+    }
+}
+
+/// A session's GET or POST slot, taken for one request and given back when the request
+/// ends however it ends: answered, or dropped mid-await because the client went away. (A
+/// flag reset after the await stayed set when the future was dropped, and the client's
+/// next request was refused as overlapping, closing its session.)
+struct Busy<'a> {
+    flag: &'a AtomicBool,
+    waiting: Option<&'a IntGauge>,
+}
+
+impl<'a> Busy<'a> {
+    fn take(flag: &'a AtomicBool, waiting: Option<&'a IntGauge>) -> Option<Busy<'a>> {
+        if flag.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        if let Some(waiting) = waiting {
+            waiting.inc();
+        }
+        Some(Busy { flag, waiting })
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.flag.store(false, Ordering::SeqCst);
+        if let Some(waiting) = self.waiting {
+            waiting.dec();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn registry_with(sid: &str) -> (PollingRegistry, mpsc::Receiver<ToSession>) {
+        let (tx, rx) = mpsc::channel(8);
+        let registry = PollingRegistry::default();
+        let buffer = Arc::new(PollBuffer::new(16));
+        registry.insert(sid, PollHandle { tx, buffer });
+        (registry, rx)
+    }
+
+    /// A GET whose future is dropped mid-wait (its request cancelled: a timeout around it,
+    /// a server stopping) frees the session's GET slot; the next GET is served, not
+    /// refused as overlapping, and the session is not closed.
+    #[tokio::test]
+    async fn a_dropped_long_poll_frees_the_slot_for_the_next_one() {
+        let (registry, mut rx) = registry_with("s1");
+        let waiting = IntGauge::new("waiting", "test").unwrap();
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(20),
+            registry.get_request("s1", Duration::from_secs(60), &waiting),
+        )
+        .await;
+        assert!(
+            dropped.is_err(),
+            "the first GET was still waiting when dropped"
+        );
+        assert_eq!(waiting.get(), 0);
+        let next = registry
+            .get_request("s1", Duration::from_millis(10), &waiting)
+            .await;
+        assert_eq!(next, Ok("6".to_owned()), "an idle GET ends with a noop");
+        assert!(rx.try_recv().is_err(), "nothing asked the session to close");
+    }
+
+    #[tokio::test]
+    async fn overlapping_long_polls_are_refused_and_close_the_session() {
+        let (registry, mut rx) = registry_with("s1");
+        let registry = Arc::new(registry);
+        let waiting = IntGauge::new("waiting", "test").unwrap();
+        let first = tokio::spawn({
+            let (registry, waiting) = (Arc::clone(&registry), waiting.clone());
+            async move {
+                registry
+                    .get_request("s1", Duration::from_secs(5), &waiting)
+                    .await
+            }
+        });
+        while waiting.get() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let second = registry
+            .get_request("s1", Duration::from_secs(5), &waiting)
+            .await;
+        assert_eq!(second, Err(PollError::BadRequest));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(ToSession::Close(Cause::ProtocolError(_)))
+        ));
+        first.abort();
     }
 }

@@ -1,18 +1,11 @@
 //! The board protocol across two gateways: rooms, fan-out in seq order, resume, resync,
 //! commands, authorisation.
 
-use crate::client::{is_board_event, Client, Incoming};
+use crate::client::{is_board_event, is_event, seqs, Client, Incoming};
 use crate::helpers::{metric, stack};
 use kanban_protocol::redis_keys;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn seqs(events: &[(String, Value, Value)]) -> Vec<i64> {
-    events
-        .iter()
-        .map(|(_, _, meta)| meta["seq"].as_i64().unwrap())
-        .collect()
-}
 
 #[tokio::test]
 async fn a_move_reaches_every_member_on_both_gateways_in_seq_order_and_nobody_else() {
@@ -45,12 +38,12 @@ async fn a_move_reaches_every_member_on_both_gateways_in_seq_order_and_nobody_el
     for client in [&mut alice, &mut bob] {
         let events = client.events(10).await;
         assert_eq!(seqs(&events), (2..=11).collect::<Vec<_>>());
-        assert_eq!(events[0].0, "ticket:created");
-        assert_eq!(events[0].1["title"], "t0");
-        assert_eq!(events[0].2["projectId"], project.as_str());
-        assert_eq!(events[5].0, "ticket:moved");
-        assert_eq!(events[5].1["fromStatus"], "BACKLOG");
-        assert_eq!(events[5].1["toStatus"], "TODO");
+        assert_eq!(events[0].name, "ticket:created");
+        assert_eq!(events[0].data["title"], "t0");
+        assert_eq!(events[0].meta.project_id, project);
+        assert_eq!(events[5].name, "ticket:moved");
+        assert_eq!(events[5].data["fromStatus"], "BACKLOG");
+        assert_eq!(events[5].data["toStatus"], "TODO");
     }
     let stray = carol.drain(Duration::from_millis(300)).await;
     assert!(!stray.iter().any(is_board_event), "carol got {stray:?}");
@@ -106,7 +99,7 @@ async fn a_socket_that_rejoins_with_since_seq_gets_exactly_what_it_missed() {
             .create_ticket(&project, "alice", &format!("missed {i}"))
             .await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stack.history_reaches(&project, 4).await;
     let mut again = Client::connected(stack.gw(1), &stack.token("alice")).await;
     let ack = again
         .call(
@@ -123,7 +116,7 @@ async fn a_socket_that_rejoins_with_since_seq_gets_exactly_what_it_missed() {
         vec![2, 3, 4, 5],
         "missed events in order, then live, no duplicate"
     );
-    assert_eq!(events[3].1["title"], "live");
+    assert_eq!(events[3].data["title"], "live");
     assert!(metric(stack.gw(1), "kanban_gateway_replayed_events_total").await >= 3.0);
 }
 
@@ -136,8 +129,9 @@ async fn a_socket_is_told_to_resync_when_history_no_longer_reaches_back() {
             .create_ticket(&project, "alice", &format!("t{i}"))
             .await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // What expiry or trimming does to the history stream.
+    // What expiry does to the history stream, once the relay has written all of it (a
+    // publish after the DEL would recreate the stream and no resync would be due).
+    stack.history_reaches(&project, 3).await;
     let mut redis = stack.redis().await;
     let _: i64 = redis::cmd("DEL")
         .arg(redis_keys::history(&stack.prefix, &project))
@@ -153,9 +147,7 @@ async fn a_socket_is_told_to_resync_when_history_no_longer_reaches_back() {
         )
         .await;
     assert_eq!(ack["ok"], true);
-    let resync = alice
-        .wait_for(|i| matches!(i, Incoming::Event(name, _) if name == "project:resync"))
-        .await;
+    let resync = alice.wait_for(|i| is_event(i, "project:resync")).await;
     let Incoming::Event(_, args) = resync else {
         unreachable!()
     };
@@ -201,7 +193,7 @@ async fn a_gap_seen_by_the_gateway_is_filled_from_history() {
         .unwrap();
     let events = alice.events(3).await;
     assert_eq!(seqs(&events), vec![2, 3, 4]);
-    assert_eq!(events[0].1, "gone-2");
+    assert_eq!(events[0].data, "gone-2");
 }
 
 #[tokio::test]
@@ -249,7 +241,7 @@ async fn commands_are_forwarded_to_the_api_and_acked_and_others_see_the_committe
 
     for client in [&mut alice, &mut bob] {
         let events = client.events(2).await;
-        let names: Vec<&str> = events.iter().map(|(n, _, _)| n.as_str()).collect();
+        let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, vec!["ticket:created", "ticket:moved"]);
         assert_eq!(seqs(&events), vec![2, 3], "event 1 was adding bob");
     }
@@ -279,7 +271,115 @@ async fn a_repeated_command_with_the_same_mutation_id_changes_the_board_once() {
     let second = alice.call("ticket:create", &[command]).await;
     assert_eq!(first["id"], second["id"]);
     let events = alice.events(1).await;
-    assert_eq!(events[0].2["mutationId"], "m-42");
+    assert_eq!(events[0].meta.mutation_id.as_deref(), Some("m-42"));
     let rest = alice.drain(Duration::from_millis(300)).await;
     assert!(!rest.iter().any(is_board_event), "{rest:?}");
+}
+
+#[tokio::test]
+async fn a_resume_from_before_the_trimmed_history_gets_a_resync_and_one_within_it_the_events() {
+    let stack = stack(1).await;
+    let project = stack.create_project("alice", &[]).await;
+    for i in 0..5 {
+        stack
+            .create_ticket(&project, "alice", &format!("t{i}"))
+            .await;
+    }
+    stack.history_reaches(&project, 5).await;
+    // What the relay's MAXLEN cap does to a busy board: the oldest entries go, the
+    // stream stays (unlike expiry, which deletes it).
+    let mut redis = stack.redis().await;
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(redis_keys::history(&stack.prefix, &project))
+        .arg("MAXLEN")
+        .arg(2)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let mut behind = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    let ack = behind
+        .call(
+            "project:join",
+            &[json!({"projectId": project, "sinceSeq": 1})],
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let Incoming::Event(_, args) = behind.wait_for(|i| is_event(i, "project:resync")).await else {
+        unreachable!()
+    };
+    assert_eq!(args[0]["reason"], "history_unavailable");
+    let stray = behind.drain(Duration::from_millis(300)).await;
+    assert!(
+        !stray.iter().any(is_board_event),
+        "no partial replay with a hole in it: {stray:?}"
+    );
+
+    let mut close = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    let ack = close
+        .call(
+            "project:join",
+            &[json!({"projectId": project, "sinceSeq": 3})],
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(seqs(&close.events(2).await), vec![4, 5]);
+    let rest = close.drain(Duration::from_millis(300)).await;
+    assert!(
+        !rest.iter().any(|i| is_event(i, "project:resync")),
+        "{rest:?}"
+    );
+}
+
+/// A TCP port that accepts connections and never answers: a hung ticket API.
+async fn silent_api() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn with_the_api_down_or_hung_joins_and_commands_answer_unavailable_and_the_socket_stays() {
+    let mut stack = stack(0).await;
+    let project = stack.create_project("alice", &[]).await;
+    let down = format!("http://127.0.0.1:{}", kanban_test_support::free_port());
+    let (hung, _hung_task) = silent_api().await;
+    for api in [down, hung] {
+        let index = stack
+            .add_gateway(&|s: &mut gateway::Settings| {
+                s.api.base_url = api.clone();
+                s.api.timeout_ms = 300;
+            })
+            .await;
+        let mut alice = Client::connected(stack.gw(index), &stack.token("alice")).await;
+        let started = std::time::Instant::now();
+        let join = alice.join(&project).await;
+        assert_eq!(join["error"]["code"], "UNAVAILABLE", "{api}: {join}");
+        let create = alice
+            .call(
+                "ticket:create",
+                &[json!({"projectId": project, "ticket": {"title": "lost?"}})],
+            )
+            .await;
+        assert_eq!(create["error"]["code"], "UNAVAILABLE", "{api}: {create}");
+        // Two API calls of 300 ms each at most; the margin is for a busy machine.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{api}: answered after {:?}",
+            started.elapsed()
+        );
+        let leave = alice
+            .call("project:leave", &[Value::String(project.clone())])
+            .await;
+        assert_eq!(
+            leave["ok"], true,
+            "{api}: the socket is still served: {leave}"
+        );
+    }
 }

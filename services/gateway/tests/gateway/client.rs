@@ -2,6 +2,7 @@
 //! on its own and sorts what arrives into events, acks and control frames.
 
 use futures_util::{SinkExt, StreamExt};
+use kanban_protocol::events::{names, EventMeta};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -132,6 +133,11 @@ impl Client {
         let mut array = vec![Value::String(name.to_owned())];
         array.extend_from_slice(args);
         self.send_raw(&format!("42{id}{}", Value::Array(array)));
+        self.ack(id).await
+    }
+
+    /// Waits for the ack with `id` and returns its first argument.
+    pub async fn ack(&mut self, id: u64) -> Value {
         let ack = self
             .wait_for(|i| matches!(i, Incoming::Ack(got, _) if *got == id))
             .await;
@@ -192,19 +198,13 @@ impl Client {
         }
     }
 
-    /// The next `count` board events (name, data, meta), in arrival order.
-    pub async fn events(&mut self, count: usize) -> Vec<(String, Value, Value)> {
-        let mut out = Vec::new();
+    /// The next `count` board events, in arrival order. Presence announcements, hints,
+    /// resyncs and errors that arrive meanwhile are kept for later `wait_for`s.
+    pub async fn events(&mut self, count: usize) -> Vec<BoardEvent> {
+        let mut out = Vec::with_capacity(count);
         while out.len() < count {
-            if let Incoming::Event(name, args) =
-                self.wait_for(|i| matches!(i, Incoming::Event(..))).await
-            {
-                out.push((
-                    name,
-                    args.first().cloned().unwrap_or(Value::Null),
-                    args.get(1).cloned().unwrap_or(Value::Null),
-                ));
-            }
+            let item = self.wait_for(is_board_event).await;
+            out.push(BoardEvent::from_incoming(item));
         }
         out
     }
@@ -236,9 +236,65 @@ impl Client {
     }
 }
 
-/// A board event (it carries a seq), not a presence announcement.
+/// The events the gateway relays from a board's committed event log: each carries a
+/// meta with its seq. Everything else the server emits (`room:userJoined`, `ticket:hint`,
+/// `project:resync`, `error`) is ephemeral and has no seq.
+pub const BOARD_EVENT_NAMES: &[&str] = &[
+    names::TICKET_CREATED,
+    names::TICKET_UPDATED,
+    names::TICKET_MOVED,
+    names::TICKET_DELETED,
+    names::PROJECT_UPDATED,
+    names::PROJECT_DELETED,
+    names::MEMBER_ADDED,
+    names::MEMBER_REMOVED,
+    names::COLUMN_REBALANCED,
+];
+
+/// One committed board event as a client receives it: `42[name, data, meta]`.
+#[derive(Debug, Clone)]
+pub struct BoardEvent {
+    pub name: String,
+    pub data: Value,
+    pub meta: EventMeta,
+}
+
+impl BoardEvent {
+    /// Panics unless `item` is a board event with a well-formed meta: a board event
+    /// without its seq is a protocol violation, not something to skip.
+    fn from_incoming(item: Incoming) -> BoardEvent {
+        let Incoming::Event(name, args) = item else {
+            panic!("not an event: {item:?}");
+        };
+        let data = args.first().cloned().unwrap_or(Value::Null);
+        let meta = args
+            .get(1)
+            .cloned()
+            .and_then(|meta| serde_json::from_value::<EventMeta>(meta).ok())
+            .unwrap_or_else(|| panic!("board event {name} without a valid meta: {args:?}"));
+        BoardEvent { name, data, meta }
+    }
+}
+
+/// The seqs of `events`, in order.
+pub fn seqs(events: &[BoardEvent]) -> Vec<i64> {
+    events.iter().map(|event| event.meta.seq).collect()
+}
+
+/// A board event (one of [`BOARD_EVENT_NAMES`]), not a presence announcement, hint,
+/// resync or error.
 pub fn is_board_event(item: &Incoming) -> bool {
-    matches!(item, Incoming::Event(name, _) if !name.starts_with("room:"))
+    matches!(item, Incoming::Event(name, _) if BOARD_EVENT_NAMES.contains(&name.as_str()))
+}
+
+/// An event named `name`.
+pub fn is_event(item: &Incoming, name: &str) -> bool {
+    matches!(item, Incoming::Event(got, _) if got == name)
+}
+
+/// A presence announcement (`room:userJoined` / `room:userLeft`).
+pub fn is_presence(item: &Incoming) -> bool {
+    is_event(item, names::ROOM_USER_JOINED) || is_event(item, names::ROOM_USER_LEFT)
 }
 
 fn closed(frame: Option<CloseFrame>) -> Incoming {

@@ -2,6 +2,7 @@
 //! checked against the echo mode that the official conformance suite targets.
 
 use crate::client::{Client, Incoming};
+use crate::helpers::{metric_until, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use gateway::{Application, Settings};
 use serde_json::{json, Value};
@@ -18,12 +19,19 @@ async fn echo_gateway() -> String {
     address
 }
 
+/// Waits until a long-poll GET is held open by the gateway at `base`.
+async fn parked(base: &str) {
+    metric_until(base, "kanban_gateway_polls_waiting", |v| v == 1.0).await;
+}
+
 fn url(base: &str, query: &str) -> String {
     format!("{base}/socket.io/?EIO=4&{query}")
 }
 
 async fn poll_handshake(base: &str) -> (String, Value) {
-    let response = reqwest::get(url(base, "transport=polling&t=abc"))
+    let response = kanban_test_support::http()
+        .get(url(base, "transport=polling&t=abc"))
+        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -38,7 +46,9 @@ async fn poll_handshake(base: &str) -> (String, Value) {
 }
 
 async fn poll(base: &str, sid: &str) -> String {
-    reqwest::get(url(base, &format!("transport=polling&sid={sid}")))
+    kanban_test_support::http()
+        .get(url(base, &format!("transport=polling&sid={sid}")))
+        .send()
         .await
         .unwrap()
         .text()
@@ -71,7 +81,7 @@ async fn poll_packets(base: &str, sid: &str, count: usize) -> Vec<String> {
 }
 
 async fn post(base: &str, sid: &str, body: &str) -> (u16, String) {
-    let response = reqwest::Client::new()
+    let response = kanban_test_support::http()
         .post(url(base, &format!("transport=polling&sid={sid}")))
         .body(body.to_owned())
         .send()
@@ -159,13 +169,17 @@ async fn the_server_pings_and_closes_a_session_that_does_not_pong() {
             .unwrap();
     let started = Instant::now();
     let mut got_ping = false;
-    while let Some(Ok(message)) = ws.next().await {
-        match message {
-            Message::Text(text) if text.as_str() == "2" => got_ping = true,
-            Message::Close(_) => break,
-            _ => {}
+    let closed = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(message)) = ws.next().await {
+            match message {
+                Message::Text(text) if text.as_str() == "2" => got_ping = true,
+                Message::Close(_) => break,
+                _ => {}
+            }
         }
-    }
+    })
+    .await;
+    assert!(closed.is_ok(), "the silent session was never closed");
     assert!(got_ping);
     assert!(
         started.elapsed() >= Duration::from_millis(450),
@@ -210,7 +224,9 @@ async fn polling_handshake_messages_and_heartbeat() {
 }
 
 async fn get_json(base: &str, query: &str) -> (u16, Value) {
-    let response = reqwest::get(format!("{base}/socket.io/?{query}"))
+    let response = kanban_test_support::http()
+        .get(format!("{base}/socket.io/?{query}"))
+        .send()
         .await
         .unwrap();
     (
@@ -232,7 +248,7 @@ async fn polling_errors_have_engine_io_codes() {
     check(400, 1)(get_json(&base, "EIO=4&transport=polling&sid=nope").await);
     check(400, 5)(get_json(&base, "EIO=3&transport=polling").await);
     check(400, 5)(get_json(&base, "transport=polling").await);
-    let response = reqwest::Client::new()
+    let response = kanban_test_support::http()
         .post(url(&base, "transport=polling"))
         .body("40")
         .send()
@@ -240,7 +256,9 @@ async fn polling_errors_have_engine_io_codes() {
         .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(response.json::<Value>().await.unwrap()["code"], 2);
-    let plain = reqwest::get(url(&base, "transport=websocket"))
+    let plain = kanban_test_support::http()
+        .get(url(&base, "transport=websocket"))
+        .send()
         .await
         .unwrap();
     assert_eq!(plain.status(), 400, "a websocket request without Upgrade");
@@ -260,7 +278,7 @@ async fn a_polling_session_upgrades_to_websocket() {
         let (base, sid) = (base.clone(), sid.clone());
         async move { poll(&base, &sid).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    parked(&base).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(url(
         &base.replace("http", "ws"),
         &format!("transport=websocket&sid={sid}"),
@@ -292,7 +310,9 @@ async fn a_polling_session_upgrades_to_websocket() {
         assert_eq!(text.as_str(), "42[\"message-back\",\"over ws\"]");
         break;
     }
-    let after = reqwest::get(url(&base, &format!("transport=polling&sid={sid}")))
+    let after = kanban_test_support::http()
+        .get(url(&base, &format!("transport=polling&sid={sid}")))
+        .send()
         .await
         .unwrap();
     assert_eq!(
@@ -310,8 +330,10 @@ async fn overlapping_long_polls_close_the_session() {
         let (base, sid) = (base.clone(), sid.clone());
         async move { poll(&base, &sid).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let second = reqwest::get(url(&base, &format!("transport=polling&sid={sid}")))
+    parked(&base).await;
+    let second = kanban_test_support::http()
+        .get(url(&base, &format!("transport=polling&sid={sid}")))
+        .send()
         .await
         .unwrap();
     assert_eq!(second.status(), 400);
@@ -330,11 +352,13 @@ async fn a_polling_client_close_releases_the_pending_get_and_forgets_the_sid() {
         let (base, sid) = (base.clone(), sid.clone());
         async move { poll(&base, &sid).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    parked(&base).await;
     assert_eq!(post(&base, &sid, "1").await.0, 200);
     assert_eq!(pending.await.unwrap(), "6");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let after = reqwest::get(url(&base, &format!("transport=polling&sid={sid}")))
+    // The released GET forgot the sid before it answered.
+    let after = kanban_test_support::http()
+        .get(url(&base, &format!("transport=polling&sid={sid}")))
+        .send()
         .await
         .unwrap();
     assert_eq!(after.status(), 400);

@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub const SECRET: &str = "gateway-test-secret-that-is-long-enough-0123456789";
 
@@ -81,7 +82,7 @@ pub async fn stack_on(
         prefix,
         redis_url: redis,
         gateways: Vec::new(),
-        http: reqwest::Client::new(),
+        http: kanban_test_support::http(),
         verifier: TokenVerifier::from_settings(&auth()).expect("verifier"),
         _db: Arc::new(db),
     };
@@ -193,6 +194,36 @@ impl Stack {
         body
     }
 
+    /// Waits (under a deadline) until the relay has written the board's history up to
+    /// and including `seq`.
+    pub async fn history_reaches(&self, project: &str, seq: i64) {
+        let mut redis = self.redis().await;
+        let key = kanban_protocol::redis_keys::history(&self.prefix, project);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let last: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+                .arg(&key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut redis)
+                .await
+                .unwrap_or_default();
+            let newest = last
+                .first()
+                .and_then(|(id, _)| id.split('-').next()?.parse::<i64>().ok());
+            if newest.is_some_and(|newest| newest >= seq) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "history of {project} never reached seq {seq} (newest: {newest:?})"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// A Redis connection on the test's server (for inspecting or disturbing the layout).
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.redis_url.clone())
@@ -203,8 +234,31 @@ impl Stack {
     }
 }
 
+/// How long a test waits for something that should happen before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// How often a condition is polled while waiting for it.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `base`'s metric `name` until `want` holds; returns the value. Fails after [`WAIT`].
+pub async fn metric_until(base: &str, name: &str, want: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let value = metric(base, name).await;
+        if want(value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} at {base} is {value} after {WAIT:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 pub async fn metric(base: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+    let text = kanban_test_support::http()
+        .get(format!("{base}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()

@@ -6,5 +6,6 @@ mod board;
 mod client;
 mod conformance;
 mod helpers;
+mod observability;
 mod presence;
 mod robustness;

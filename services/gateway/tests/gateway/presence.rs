@@ -1,9 +1,9 @@
 //! Cluster-wide presence: the same users on every replica, tabs counted once, dead
 //! replicas forgotten within the TTL, and join storms coalesced.
 
-use crate::client::{Client, Incoming};
+use crate::client::{is_event, is_presence, Client, Incoming};
 use crate::helpers::{metric, stack_with};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 fn fast_presence(settings: &mut gateway::Settings) {
@@ -16,9 +16,7 @@ async fn presence_until(client: &mut Client, want: impl Fn(&Value) -> bool) -> (
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         assert!(Instant::now() < deadline, "presence never matched");
-        let item = client
-            .wait_for(|i| matches!(i, Incoming::Event(name, _) if name.starts_with("room:user")))
-            .await;
+        let item = client.wait_for(is_presence).await;
         if let Incoming::Event(name, args) = item {
             if want(&args[0]) {
                 return (name, args[0].clone());
@@ -75,9 +73,15 @@ async fn a_replica_that_dies_without_cleanup_vanishes_from_the_others_within_the
     let started = Instant::now();
     let (_, payload) = presence_until(&mut alice, |p| p["userCount"] == 1).await;
     assert_eq!(user_ids(&payload), vec!["alice"]);
+    // docs/PROTOCOL.md: a dead replica's users vanish within the TTL plus one heartbeat
+    // (TTL / 3), announced at the next interval: 1.5 s + 0.5 s + 0.1 s here. The margin
+    // absorbs scheduling on a busy machine; the old design (no purge) never gets here.
+    let bound = Duration::from_millis(1_500 + 500 + 100);
+    let margin = Duration::from_millis(1_500);
     assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "gone within 10 s"
+        started.elapsed() < bound + margin,
+        "gone after {:?}, documented bound {bound:?}",
+        started.elapsed()
     );
     assert!(metric(stack.gw(0), "kanban_gateway_presence_stale_purged_total").await >= 1.0);
 }
@@ -87,6 +91,7 @@ async fn a_replica_that_dies_without_cleanup_vanishes_from_the_others_within_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_storm_costs_each_socket_at_most_one_message_per_interval() {
     const SOCKETS: usize = 2000;
+    const BUDGET_PER_SOCKET: usize = 100;
     let interval = Duration::from_millis(250);
     let stack = stack_with(1, |s| {
         s.gateway.presence_interval_ms = 250;
@@ -114,31 +119,42 @@ async fn a_join_storm_costs_each_socket_at_most_one_message_per_interval() {
         }
         assert_eq!(clients.len(), (chunk + 1) * 100);
     }
-    // Let the last interval's announcements out, then count.
-    tokio::time::sleep(interval * 4).await;
-    let elapsed = started.elapsed();
-    let allowed = (elapsed.as_millis() / interval.as_millis()) as usize + 2;
+    // Every socket reads presence announcements until it has seen the whole room; after
+    // that nothing changes, so nothing more is announced.
     let mut total = 0;
     let mut most = 0;
     for client in &mut clients {
-        let got = client
-            .drain(Duration::from_millis(1))
-            .await
-            .iter()
-            .filter(|i| matches!(i, Incoming::Event(name, _) if name.starts_with("room:user")))
-            .count();
+        let mut got = 0;
+        loop {
+            let Incoming::Event(_, args) = client.wait_for(is_presence).await else {
+                unreachable!()
+            };
+            got += 1;
+            if args[0]["userCount"] == SOCKETS {
+                break;
+            }
+        }
         total += got;
         most = most.max(got);
     }
+    for client in &mut clients[SOCKETS - 10..] {
+        let late = client.drain(interval * 2).await;
+        assert!(
+            !late.iter().any(is_presence),
+            "announced again without a change: {late:?}"
+        );
+    }
+    // A fixed budget: one message per 250 ms interval for a ramp of up to 25 s, two
+    // orders of magnitude below announcing every join to everyone (up to 2000 each).
     assert!(
-        most <= allowed,
-        "a socket got {most} presence messages in {elapsed:?} (at most {allowed} intervals)"
+        most <= BUDGET_PER_SOCKET,
+        "a socket got {most} presence messages (budget {BUDGET_PER_SOCKET}) in {:?}",
+        started.elapsed()
     );
     assert!(
-        total <= SOCKETS * allowed,
+        total <= SOCKETS * BUDGET_PER_SOCKET,
         "O(N) messages, not O(N^2): {total}"
     );
-    assert!(total >= SOCKETS / 2, "presence was announced: {total}");
 }
 
 #[tokio::test]
@@ -153,16 +169,19 @@ async fn drag_hints_reach_the_board_on_every_replica_and_are_rate_limited() {
     let mut bob = Client::connected(stack.gw(1), &stack.token("bob")).await;
     alice.join(&project).await;
     bob.join(&project).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
+    // Two hints back to back: the second arrives well within 200 ms of the first (no
+    // round trip between them), so it is refused whatever the machine's load.
     let hint = serde_json::json!({"projectId": project, "ticketId": ticket, "action": "dragging"});
+    alice.send_raw(&format!("42100{}", json!(["ticket:hint", hint])));
+    alice.send_raw(&format!("42101{}", json!(["ticket:hint", hint])));
+    assert_eq!(alice.ack(100).await["ok"], true);
     assert_eq!(
-        alice.call("ticket:hint", std::slice::from_ref(&hint)).await["ok"],
-        true
+        alice.ack(101).await["error"]["code"],
+        "RATE_LIMITED",
+        "a second hint within 200 ms"
     );
-    let got = bob
-        .wait_for(|i| matches!(i, Incoming::Event(name, _) if name == "ticket:hint"))
-        .await;
+    let got = bob.wait_for(|i| is_event(i, "ticket:hint")).await;
     let Incoming::Event(_, args) = got else {
         unreachable!()
     };
@@ -170,12 +189,6 @@ async fn drag_hints_reach_the_board_on_every_replica_and_are_rate_limited() {
     assert_eq!(args[0]["ticketId"], ticket.as_str());
     assert_eq!(args[0]["action"], "dragging");
     assert!(args[0]["expiresAt"].as_i64().unwrap() > 0);
-
-    let again = alice.call("ticket:hint", &[hint]).await;
-    assert_eq!(
-        again["error"]["code"], "RATE_LIMITED",
-        "a second hint within 200 ms"
-    );
     let outsider = Client::connected(stack.gw(1), &stack.token("carol")).await;
     let mut outsider = outsider;
     let refused = outsider

@@ -1,13 +1,12 @@
 //! Bad input, limits, slow consumers and drain: each ends in a coded refusal or a
 //! documented close, never a crash.
 
-use crate::client::{Client, Incoming};
-use crate::helpers::{metric, stack, stack_with};
+use crate::client::{is_event, seqs, Client, Incoming};
+use crate::helpers::{metric, metric_until, stack, stack_with, POLL, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use kanban_protocol::redis_keys;
 use kanban_test_support::OwnRedis;
 use serde_json::json;
-use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -73,9 +72,7 @@ async fn rooms_per_socket_are_limited_and_unknown_events_are_refused() {
     let unknown = client.call("ticket:teleport", &[json!({})]).await;
     assert_eq!(unknown["error"]["code"], "VALIDATION");
     client.emit("ticket:teleport", &[]);
-    let error = client
-        .wait_for(|i| matches!(i, Incoming::Event(name, _) if name == "error"))
-        .await;
+    let error = client.wait_for(|i| is_event(i, "error")).await;
     let Incoming::Event(_, args) = error else {
         unreachable!()
     };
@@ -121,8 +118,14 @@ async fn a_socket_that_stops_reading_is_closed_as_a_slow_consumer() {
     ))
     .await
     .unwrap();
-    ws.next().await.unwrap().unwrap(); // ack
-                                       // From here on the client reads nothing while large events pour into its room.
+    // The join's ack (presence may come first); from here on the client reads nothing
+    // while large events pour into its room.
+    loop {
+        let frame = ws.next().await.unwrap().unwrap();
+        if frame.to_text().unwrap().starts_with("430") {
+            break;
+        }
+    }
     let mut redis = stack.redis().await;
     let blob = "x".repeat(64 * 1024);
     for seq in 1..=600 {
@@ -139,29 +142,20 @@ async fn a_socket_that_stops_reading_is_closed_as_a_slow_consumer() {
             break;
         }
     }
-    let mut closed = false;
-    for _ in 0..100 {
-        if metric(stack.gw(0), "kanban_gateway_slow_consumer_closes_total").await >= 1.0 {
-            closed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(closed, "the slow socket was closed");
-    let mut open = f64::NAN;
-    for _ in 0..50 {
-        open = metric(stack.gw(0), "kanban_gateway_connections").await;
-        if open == 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(open, 0.0, "and its session is gone");
+    // Each wait fails the test after its deadline.
+    metric_until(
+        stack.gw(0),
+        "kanban_gateway_slow_consumer_closes_total",
+        |v| v >= 1.0,
+    )
+    .await;
+    metric_until(stack.gw(0), "kanban_gateway_connections", |v| v == 0.0).await;
 }
 
 #[tokio::test]
 async fn drain_refuses_new_sessions_and_closes_open_ones_with_going_away() {
-    let stack = stack(1).await;
+    // A drain window long enough to observe the draining replica before it stops.
+    let stack = stack_with(1, |s| s.gateway.drain_window_ms = 3_000).await;
     let project = stack.create_project("alice", &[]).await;
     let mut a = Client::connected(stack.gw(0), &stack.token("alice")).await;
     let mut b = Client::connected(stack.gw(0), &stack.token("alice")).await;
@@ -169,10 +163,22 @@ async fn drain_refuses_new_sessions_and_closes_open_ones_with_going_away() {
     b.join(&project).await;
     let shutdown = stack.gateways[0].shutdown.clone();
     let drained = tokio::spawn(async move { shutdown.drain().await });
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let ready = reqwest::get(format!("{}/readyz", stack.gw(0))).await;
-    if let Ok(ready) = ready {
-        assert_eq!(ready.status(), 503, "not ready while draining");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let ready = kanban_test_support::http()
+            .get(format!("{}/readyz", stack.gw(0)))
+            .send()
+            .await
+            .expect("a draining replica still answers /readyz");
+        if ready.status() == 503 {
+            break;
+        }
+        assert_eq!(ready.status(), 200, "ready until the drain starts");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never stopped being ready"
+        );
+        tokio::time::sleep(POLL).await;
     }
     let url = format!(
         "{}/socket.io/?EIO=4&transport=websocket",
@@ -199,7 +205,7 @@ async fn browsers_from_origins_outside_the_allow_list_are_refused() {
     })
     .await;
     let url = format!("{}/socket.io/?EIO=4&transport=polling", stack.gw(0));
-    let client = reqwest::Client::new();
+    let client = kanban_test_support::http();
     let refused = client
         .get(&url)
         .header("Origin", "https://evil.example")
@@ -254,7 +260,7 @@ async fn after_a_redis_restart_the_gateway_resubscribes_and_nothing_is_lost() {
     alice.join(&project).await;
     stack.create_ticket(&project, "alice", "before").await;
     let before = alice.events(1).await;
-    assert_eq!(before[0].2["seq"], 1);
+    assert_eq!(seqs(&before), vec![1]);
 
     redis.stop();
     for i in 0..3 {
@@ -266,15 +272,60 @@ async fn after_a_redis_restart_the_gateway_resubscribes_and_nothing_is_lost() {
     redis.wait_ready().await;
     stack.create_ticket(&project, "alice", "after").await;
     let events = alice.events(4).await;
-    let seqs: Vec<i64> = events
-        .iter()
-        .map(|(_, _, meta)| meta["seq"].as_i64().unwrap())
-        .collect();
     assert_eq!(
-        seqs,
+        seqs(&events),
         vec![2, 3, 4, 5],
         "everything committed during the outage, in order, then live"
     );
     assert!(metric(stack.gw(0), "kanban_gateway_redis_reconnects_total").await >= 1.0);
     drop(redis);
+}
+
+#[tokio::test]
+async fn drain_ends_long_polling_sessions_with_the_close_packet() {
+    let stack = stack_with(1, |s| s.gateway.drain_window_ms = 500).await;
+    let base = stack.gw(0).to_owned();
+    let http = kanban_test_support::http();
+    let url = |query: &str| format!("{base}/socket.io/?EIO=4&transport=polling{query}");
+    let open = http
+        .get(url(""))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let open: serde_json::Value = serde_json::from_str(&open[1..]).unwrap();
+    let sid = open["sid"].as_str().unwrap().to_owned();
+    let connect = format!("40{}", json!({"token": stack.token("alice")}));
+    let posted = http
+        .post(url(&format!("&sid={sid}")))
+        .body(connect)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let connected = http
+        .get(url(&format!("&sid={sid}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(connected.starts_with("40{\"sid\""), "{connected}");
+
+    let pending = tokio::spawn({
+        let (http, get) = (http.clone(), url(&format!("&sid={sid}")));
+        async move { http.get(get).send().await.unwrap().text().await.unwrap() }
+    });
+    metric_until(&base, "kanban_gateway_polls_waiting", |v| v == 1.0).await;
+    let shutdown = stack.gateways[0].shutdown.clone();
+    let drained = tokio::spawn(async move { shutdown.drain().await });
+    assert_eq!(
+        pending.await.unwrap(),
+        "1",
+        "the held GET gets the close packet"
+    );
+    drained.await.unwrap();
 }

@@ -8,6 +8,9 @@
 //   TOKEN_BOB     member of PROJECT_ID
 //   TOKEN_MALLORY not a member of PROJECT_ID
 //   PROJECT_ID    the board every test writes to
+//   GATEWAY_INSTANCE_IDS  optional: the gateways' instance ids (e.g. "gw1,gw2") when both
+//                 URLs are one load balancer; the cross-gateway test then proves, by the
+//                 sid prefix, that its two sockets live on different replicas
 // Without GATEWAY_URLS every test is skipped, so a bare `node --test` passes.
 //
 // The tests run one after another (node:test's default within a file) and share the
@@ -22,6 +25,17 @@ const GATEWAYS = (process.env.GATEWAY_URLS ?? "")
   .split(",")
   .map((url) => url.trim().replace(/\/+$/, ""))
   .filter(Boolean);
+
+const INSTANCE_IDS = (process.env.GATEWAY_INSTANCE_IDS ?? "")
+  .split(",")
+  .map((id) => id.trim())
+  .filter(Boolean);
+
+/** The instance id of the gateway holding a connected socket's session (`gw1~…`). */
+function replicaOf(socket) {
+  const sid = socket.io.engine?.id ?? "";
+  return sid.includes("~") ? sid.split("~")[0] : null;
+}
 
 const SKIP = GATEWAYS.length === 0 ? "GATEWAY_URLS is not set" : false;
 const SKIP_UNLESS_TWO = SKIP || (GATEWAYS.length < 2 ? "GATEWAY_URLS names only one gateway" : false);
@@ -356,9 +370,22 @@ test("c. two gateways: ticket:create and ticket:move acks, both members get the 
   const scope = new Scope(t);
   try {
     const alice = scope.socket(GATEWAYS[0], TOKEN_ALICE, { transports: ["websocket"] });
-    const bob = scope.socket(GATEWAYS[1], TOKEN_BOB, { transports: ["websocket"] });
+    await scope.connected(alice, "alice's connect");
+    let bob = scope.socket(GATEWAYS[1], TOKEN_BOB, { transports: ["websocket"] });
+    await scope.connected(bob, "bob's connect");
+    if (INSTANCE_IDS.length > 0) {
+      // One balancer in front of both gateways: reconnect bob until the balancer puts him
+      // on the replica alice is not on (round-robin does so at the next connection).
+      for (let attempt = 0; replicaOf(bob) === replicaOf(alice) && attempt < 4; attempt += 1) {
+        bob.disconnect();
+        bob = scope.socket(GATEWAYS[1], TOKEN_BOB, { transports: ["websocket"] });
+        await scope.connected(bob, "bob's reconnect");
+      }
+      assert.ok(INSTANCE_IDS.includes(replicaOf(alice)), `alice's sid ${alice.io.engine.id}`);
+      assert.ok(INSTANCE_IDS.includes(replicaOf(bob)), `bob's sid ${bob.io.engine.id}`);
+      assert.notEqual(replicaOf(bob), replicaOf(alice), "the two sockets are on different gateways");
+    }
     const recorders = [new Recorder(alice, "alice@gateway1"), new Recorder(bob, "bob@gateway2")];
-    await Promise.all([scope.connected(alice, "alice's connect"), scope.connected(bob, "bob's connect")]);
     const [aliceJoined, bobJoined] = await Promise.all([
       scope.ack(alice, "project:join", PROJECT_ID),
       scope.ack(bob, "project:join", { projectId: PROJECT_ID }),

@@ -141,6 +141,7 @@ impl Relay {
                 }
                 Err(RelayError::Redis(error)) => {
                     self.metrics.relay_failures_total.inc();
+                    self.metrics.redis_error("relay_publish");
                     tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "publishing to Redis failed");
                     let wait = backoff;
                     backoff = (backoff * 2).min(max_backoff);

@@ -8,6 +8,11 @@ use redis::Script;
 
 /// Skips events at or below the history's last seq (already published: a relay that died
 /// between publishing and marking the row re-sends it), so each seq goes out once.
+///
+/// It also raises the board cache's committed-seq guard (KEYS[2]) to the event's seq, as
+/// the writing request did after its commit. That request's raise may have failed (a Redis
+/// timeout between commit and response); the relay retries until Redis takes the event, so
+/// a cached board is never a hit once the event that outdates it is published.
 const PUBLISH: &str = r#"
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local last = 0
@@ -16,6 +21,8 @@ local seq = tonumber(ARGV[1])
 if seq <= last then return 0 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], ARGV[1] .. '-0', 'e', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+local committed = tonumber(redis.call('GET', KEYS[2]) or '0')
+if seq > committed then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[6]) end
 redis.call('PUBLISH', ARGV[3], ARGV[2])
 return 1
 "#;
@@ -27,14 +34,18 @@ pub struct Publisher {
     prefix: String,
     history_max_len: u64,
     history_ttl_seconds: u64,
+    guard_ttl_seconds: u64,
 }
 
 impl Publisher {
+    /// `guard_ttl_seconds`: the lifetime of the committed-seq guard it raises (the cache's,
+    /// [`crate::cache::guard_ttl_seconds`]).
     pub fn new(
         conn: ConnectionManager,
         prefix: String,
         history_max_len: u64,
         history_ttl_seconds: u64,
+        guard_ttl_seconds: u64,
     ) -> Self {
         Publisher {
             conn,
@@ -42,6 +53,7 @@ impl Publisher {
             prefix,
             history_max_len,
             history_ttl_seconds,
+            guard_ttl_seconds,
         }
     }
 
@@ -54,6 +66,10 @@ impl Publisher {
         let published: i64 = self
             .script
             .key(redis_keys::history(&self.prefix, &envelope.project_id))
+            .key(redis_keys::committed_seq(
+                &self.prefix,
+                &envelope.project_id,
+            ))
             .arg(envelope.seq)
             .arg(json)
             .arg(redis_keys::events_channel(
@@ -62,6 +78,7 @@ impl Publisher {
             ))
             .arg(self.history_max_len)
             .arg(self.history_ttl_seconds)
+            .arg(self.guard_ttl_seconds)
             .invoke_async(&mut conn)
             .await?;
         Ok(published == 1)

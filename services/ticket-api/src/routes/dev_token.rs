@@ -4,14 +4,7 @@ use crate::domain::UserId;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DevTokenRequest {
-    user_id: String,
-    name: Option<String>,
-}
+use kanban_protocol::rest::{DevTokenRequest, DevTokenResponse};
 
 pub async fn issue(
     state: web::Data<AppState>,
@@ -38,5 +31,5 @@ pub async fn issue(
             state.settings.auth.dev_token_ttl_seconds,
         )
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "token": token })))
+    Ok(HttpResponse::Ok().json(DevTokenResponse { token }))
 }

@@ -23,6 +23,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(Err(error)) => Err(error),
         Err(_) => Err("timed out".to_owned()),
     };
+    state.metrics.readiness(postgres.is_ok());
     match postgres {
         Ok(()) => HttpResponse::Ok()
             .json(serde_json::json!({ "status": "ready", "checks": { "postgres": "ok" } })),
@@ -35,6 +36,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state.metrics.observe_pool(state.pool.status());
     HttpResponse::Ok()
         .content_type(kanban_telemetry::METRICS_CONTENT_TYPE)
         .body(kanban_telemetry::render(&state.metrics.registry))

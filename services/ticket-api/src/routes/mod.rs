@@ -87,12 +87,3 @@ pub(crate) fn mutation_meta(req: &HttpRequest) -> Result<MutationMeta, ApiError>
         ..MutationMeta::default()
     })
 }
-
-/// Deserialises a field that may be absent (`None`), `null` (`Some(None)`) or a value.
-pub(crate) fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    serde::Deserialize::deserialize(deserializer).map(Some)
-}

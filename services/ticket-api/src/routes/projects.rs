@@ -1,44 +1,13 @@
 //! `/api/projects/...` routes.
 
-use super::nullable;
 use crate::auth::AuthUser;
 use crate::domain::{Description, ProjectName, UserId};
 use crate::error::ApiError;
 use crate::service::projects::{self as service, CreateProject, UpdateProject};
 use crate::startup::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use kanban_protocol::MemberRole;
-use serde::Deserialize;
+use kanban_protocol::rest::{AddMemberBody, CreateProjectBody, EventsQuery, UpdateProjectBody};
 use uuid::Uuid;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateProjectBody {
-    name: String,
-    description: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UpdateProjectBody {
-    name: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    description: Option<Option<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MemberBody {
-    user_id: String,
-    role: MemberRole,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EventsQuery {
-    since: Option<i64>,
-    limit: Option<i64>,
-}
 
 /// Largest page of `GET /api/projects/{id}/events`.
 pub const MAX_EVENTS_PAGE: i64 = 1000;
@@ -135,7 +104,7 @@ pub async fn put_member(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<Uuid>,
-    body: web::Json<MemberBody>,
+    body: web::Json<AddMemberBody>,
 ) -> Result<HttpResponse, ApiError> {
     let meta = state.mutation_meta(&req)?;
     let member = UserId::parse(&body.user_id)?;

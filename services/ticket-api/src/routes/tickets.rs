@@ -1,6 +1,5 @@
 //! `/api/projects/{id}/tickets` and `/api/tickets/...` routes.
 
-use super::nullable;
 use crate::auth::AuthUser;
 use crate::domain::{Description, Labels, Reason, Title, TriggeredBy};
 use crate::error::ApiError;
@@ -9,54 +8,18 @@ use crate::service::tickets::{
 };
 use crate::startup::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use kanban_protocol::{Priority, TicketStatus};
-use serde::Deserialize;
+use kanban_protocol::rest::{
+    CreateTicketBody, DeleteTicketQuery, MoveTicketBody, TransitionResult, TransitionTicketBody,
+    UpdateTicketBody,
+};
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateTicketBody {
-    title: String,
-    description: Option<String>,
-    priority: Option<Priority>,
-    labels: Option<Vec<String>>,
-    status: Option<TicketStatus>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UpdateTicketBody {
-    title: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    description: Option<Option<String>>,
-    priority: Option<Priority>,
-    labels: Option<Vec<String>>,
-    expected_version: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TransitionBody {
-    to_state: TicketStatus,
-    triggered_by: Option<String>,
-    reason: Option<String>,
-    expected_version: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MoveBody {
-    to_status: TicketStatus,
-    before_id: Option<Uuid>,
-    after_id: Option<Uuid>,
-    position: Option<i64>,
-    expected_version: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DeleteQuery {
-    expected_version: Option<i64>,
+/// A neighbour id of a move: a UUID, or a `VALIDATION` error naming the field.
+fn neighbour(raw: Option<&str>, field: &str) -> Result<Option<Uuid>, ApiError> {
+    raw.map(|id| {
+        Uuid::parse_str(id).map_err(|_| ApiError::validation(format!("{field} must be a UUID")))
+    })
+    .transpose()
 }
 
 pub async fn create(
@@ -129,7 +92,7 @@ pub async fn delete(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<Uuid>,
-    query: web::Query<DeleteQuery>,
+    query: web::Query<DeleteTicketQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let meta = state.mutation_meta(&req)?;
     let mut conn = state.db().await?;
@@ -150,7 +113,7 @@ pub async fn transition(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<Uuid>,
-    body: web::Json<TransitionBody>,
+    body: web::Json<TransitionTicketBody>,
 ) -> Result<HttpResponse, ApiError> {
     let meta = state.mutation_meta(&req)?;
     let body = body.into_inner();
@@ -168,7 +131,7 @@ pub async fn transition(
     let (ticket, transition) =
         service::transition(&mut conn, &user, path.into_inner(), input, &meta).await?;
     state.after_commit(&meta).await;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "ticket": ticket, "transition": transition })))
+    Ok(HttpResponse::Ok().json(TransitionResult { ticket, transition }))
 }
 
 pub async fn move_ticket(
@@ -176,14 +139,14 @@ pub async fn move_ticket(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<Uuid>,
-    body: web::Json<MoveBody>,
+    body: web::Json<MoveTicketBody>,
 ) -> Result<HttpResponse, ApiError> {
     let meta = state.mutation_meta(&req)?;
     let body = body.into_inner();
     let input = MoveTicket {
         to: body.to_status,
-        before_id: body.before_id,
-        after_id: body.after_id,
+        before_id: neighbour(body.before_id.as_deref(), "beforeId")?,
+        after_id: neighbour(body.after_id.as_deref(), "afterId")?,
         position: body.position,
         expected_version: body.expected_version,
     };

@@ -33,6 +33,7 @@ pub async fn read(
             Ok(Lookup::Miss) => state.metrics.cache_misses_total.inc(),
             Err(error) => {
                 state.metrics.cache_errors_total.inc();
+                state.metrics.redis_error("cache_read");
                 tracing::warn!(project.id = %project_id, %error, "board cache read failed");
             }
         }
@@ -42,6 +43,7 @@ pub async fn read(
     if let Some(cache) = &state.cache {
         if let Err(error) = cache.put(&board).await {
             state.metrics.cache_errors_total.inc();
+            state.metrics.redis_error("cache_write");
             tracing::warn!(project.id = %project_id, %error, "board cache write failed");
         }
     }

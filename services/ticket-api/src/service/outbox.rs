@@ -5,6 +5,7 @@ use crate::db;
 use crate::db::events::{EventRow, NewEvent};
 use crate::error::ApiError;
 use diesel_async::AsyncPgConnection;
+use kanban_protocol::BoardEvent;
 use uuid::Uuid;
 
 /// Request metadata that travels with every event a mutation produces, and what the
@@ -59,12 +60,11 @@ impl Outbox {
             }))
     }
 
-    pub fn push(
-        &mut self,
-        name: &'static str,
-        payload: impl serde::Serialize,
-    ) -> Result<(), ApiError> {
-        let payload = serde_json::to_value(payload)
+    /// Queues one event: its name and payload go into the row's `name` and `payload`.
+    pub fn push(&mut self, event: BoardEvent) -> Result<(), ApiError> {
+        let name = event.name();
+        let payload = event
+            .data()
             .map_err(|e| ApiError::Internal(format!("encoding event {name}: {e}")))?;
         self.pending.push((name, payload));
         Ok(())

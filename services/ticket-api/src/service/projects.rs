@@ -9,8 +9,9 @@ use crate::db::{self, PgConn};
 use crate::domain::{Description, ProjectName, UserId};
 use crate::error::ApiError;
 use diesel_async::AsyncConnection;
-use kanban_protocol::events::{names, EventEnvelope, MemberChangedPayload};
-use kanban_protocol::{MemberRole, Project, ProjectMember};
+use kanban_protocol::events::MemberChangedPayload;
+use kanban_protocol::rest::{Access, EventsPage};
+use kanban_protocol::{BoardEvent, MemberRole, Project, ProjectMember};
 use uuid::Uuid;
 
 pub struct CreateProject {
@@ -86,7 +87,7 @@ pub async fn update(
         let project = db::projects::update(conn, project_id, &changes)
             .await?
             .to_wire();
-        outbox.push(names::PROJECT_UPDATED, &project)?;
+        outbox.push(BoardEvent::ProjectUpdated(project.clone()))?;
         outbox.commit(conn, meta).await?;
         remember(conn, user, meta, &project).await?;
         Ok(project)
@@ -108,7 +109,7 @@ pub async fn delete(
         let mut outbox = Outbox::lock(conn, project_id)
             .await?
             .ok_or_else(|| ApiError::not_found("project"))?;
-        outbox.push(names::PROJECT_DELETED, project_id.to_string())?;
+        outbox.push(BoardEvent::ProjectDeleted(project_id.to_string()))?;
         outbox.commit(conn, meta).await?;
         db::projects::delete(conn, project_id).await?;
         remember(conn, user, meta, &()).await?;
@@ -119,15 +120,6 @@ pub async fn delete(
 
 /// The caller's access to a project and the project's latest seq (what a gateway asks
 /// before letting a socket join the board's room).
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Access {
-    pub project_id: String,
-    pub user_id: String,
-    pub role: MemberRole,
-    pub seq: i64,
-}
-
 pub async fn access(
     conn: &mut PgConn,
     user: &AuthUser,
@@ -184,14 +176,11 @@ pub async fn put_member(
             ));
         }
         let row = db::members::upsert(conn, project_id, member.as_str(), role).await?;
-        outbox.push(
-            names::MEMBER_ADDED,
-            MemberChangedPayload {
-                project_id: project_id.to_string(),
-                user_id: member.as_str().to_owned(),
-                role: Some(role),
-            },
-        )?;
+        outbox.push(BoardEvent::MemberAdded(MemberChangedPayload {
+            project_id: project_id.to_string(),
+            user_id: member.as_str().to_owned(),
+            role: Some(role),
+        }))?;
         outbox.commit(conn, meta).await?;
         let member = row.to_wire().map_err(corrupt)?;
         remember(conn, user, meta, &member).await?;
@@ -232,28 +221,16 @@ pub async fn remove_member(
             ));
         }
         db::members::delete(conn, project_id, member.as_str()).await?;
-        outbox.push(
-            names::MEMBER_REMOVED,
-            MemberChangedPayload {
-                project_id: project_id.to_string(),
-                user_id: member.into_inner(),
-                role: None,
-            },
-        )?;
+        outbox.push(BoardEvent::MemberRemoved(MemberChangedPayload {
+            project_id: project_id.to_string(),
+            user_id: member.into_inner(),
+            role: None,
+        }))?;
         outbox.commit(conn, meta).await?;
         remember(conn, user, meta, &()).await?;
         Ok(())
     })
     .await
-}
-
-/// A page of the durable event log.
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventsPage {
-    pub events: Vec<EventEnvelope>,
-    /// Events after `since` were pruned by retention: fetch a snapshot instead.
-    pub truncated: bool,
 }
 
 /// The durable event log: up to `limit` events after `since`.

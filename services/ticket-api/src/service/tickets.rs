@@ -12,8 +12,11 @@ use crate::domain::rank::{spread, MAX_RANK_LEN};
 use crate::domain::{Description, Labels, Rank, Reason, Title, TriggeredBy};
 use crate::error::ApiError;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use kanban_protocol::events::{names, ColumnRebalancedPayload, RankEntry, TicketMovedPayload};
-use kanban_protocol::{Priority, Ticket, TicketStatus, TicketTransition, TransitionSummary};
+use kanban_protocol::events::{ColumnRebalancedPayload, RankEntry, TicketMovedPayload};
+use kanban_protocol::rest::MovedTicket;
+use kanban_protocol::{
+    BoardEvent, Priority, Ticket, TicketStatus, TicketTransition, TransitionSummary,
+};
 use uuid::Uuid;
 
 pub struct CreateTicket {
@@ -51,14 +54,6 @@ pub struct MoveTicket {
     /// Zero-based index in the target column (clamped to its length).
     pub position: Option<i64>,
     pub expected_version: Option<i64>,
-}
-
-/// The move endpoint's response: `{ticket, fromStatus}`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Moved {
-    pub ticket: Ticket,
-    pub from_status: TicketStatus,
 }
 
 pub async fn create(
@@ -103,7 +98,7 @@ pub async fn create(
         )
         .await?;
         let ticket = row.to_wire(position).map_err(corrupt)?;
-        outbox.push(names::TICKET_CREATED, &ticket)?;
+        outbox.push(BoardEvent::TicketCreated(ticket.clone()))?;
         outbox.commit(conn, meta).await?;
         remember(conn, user, meta, &ticket).await?;
         Ok(ticket)
@@ -169,7 +164,7 @@ pub async fn update(
         let row = db::tickets::update(conn, row.id, &changes).await?;
         let position = db::tickets::position_of(conn, &row).await?;
         let ticket = row.to_wire(position).map_err(corrupt)?;
-        outbox.push(names::TICKET_UPDATED, &ticket)?;
+        outbox.push(BoardEvent::TicketUpdated(ticket.clone()))?;
         outbox.commit(conn, meta).await?;
         remember(conn, user, meta, &ticket).await?;
         Ok(ticket)
@@ -190,7 +185,7 @@ pub async fn delete(
         }
         let (mut outbox, row) = begin_ticket_write(conn, user, ticket_id, expected_version).await?;
         db::tickets::delete(conn, row.id).await?;
-        outbox.push(names::TICKET_DELETED, row.id.to_string())?;
+        outbox.push(BoardEvent::TicketDeleted(row.id.to_string()))?;
         outbox.commit(conn, meta).await?;
         remember(conn, user, meta, &()).await?;
         Ok(())
@@ -244,8 +239,10 @@ pub async fn transition(
             input.reason.into_inner(),
         )
         .await?;
-        outbox.push(names::TICKET_MOVED, moved_payload(&moved, from))?;
+        outbox.push(BoardEvent::TicketMoved(moved_payload(&moved, from)))?;
         outbox.commit(conn, meta).await?;
+        // Remembered as a pair (`[ticket, summary]`), as it always was: another shape
+        // would make the keys stored before an upgrade unreadable on replay.
         let result = (moved, summary);
         remember(conn, user, meta, &result).await?;
         Ok(result)
@@ -263,7 +260,7 @@ pub async fn move_ticket(
     ticket_id: Uuid,
     input: MoveTicket,
     meta: &MutationMeta,
-) -> Result<Moved, ApiError> {
+) -> Result<MovedTicket, ApiError> {
     conn.transaction(async move |conn| {
         if let Some(done) = replay(conn, user, meta).await? {
             return Ok(done);
@@ -286,9 +283,9 @@ pub async fn move_ticket(
         )
         .await?;
         let moved = apply_move(conn, &row, input.to, rank, position, &user.id, None).await?;
-        outbox.push(names::TICKET_MOVED, moved_payload(&moved, from))?;
+        outbox.push(BoardEvent::TicketMoved(moved_payload(&moved, from)))?;
         outbox.commit(conn, meta).await?;
-        let result = Moved {
+        let result = MovedTicket {
             ticket: moved,
             from_status: from,
         };
@@ -463,14 +460,11 @@ async fn rebalance(
         );
     }
     tracing::info!(project.id = %project_id, column = %status, tickets = column.len(), "rebalanced column ranks");
-    outbox.push(
-        names::COLUMN_REBALANCED,
-        ColumnRebalancedPayload {
-            project_id: project_id.to_string(),
-            status,
-            ranks,
-        },
-    )?;
+    outbox.push(BoardEvent::ColumnRebalanced(ColumnRebalancedPayload {
+        project_id: project_id.to_string(),
+        status,
+        ranks,
+    }))?;
     Ok((slot, index as i64))
 }
 

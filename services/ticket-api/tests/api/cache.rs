@@ -33,11 +33,23 @@ async fn a_cache_hit_still_refuses_non_members() {
     let app = spawn_app().await;
     let project = app.create_project("alice").await;
     app.snapshot(&project, "alice").await;
+    // Postgres would refuse mallory with the same 404: the metrics show that this
+    // refusal came from the cached board's member list, with no connection taken.
+    let before = app.metrics_text().await;
     assert_eq!(
         app.get(&format!("/api/projects/{project}"), "mallory")
             .await
             .status,
         StatusCode::NOT_FOUND
+    );
+    let after = app.metrics_text().await;
+    let hits = "kanban_ticket_api_cache_hits_total";
+    assert_eq!(metric(&after, hits), metric(&before, hits) + 1.0, "a hit");
+    let acquired = "kanban_ticket_api_db_connections_acquired_total";
+    assert_eq!(
+        metric(&after, acquired),
+        metric(&before, acquired),
+        "no connection for the refusal"
     );
     app.add_member(&project, "alice", "bob", "viewer").await;
     assert_eq!(
@@ -119,5 +131,87 @@ async fn read_your_writes_holds_under_concurrent_readers_on_two_replicas() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for reader in readers {
         reader.await.unwrap();
+    }
+}
+
+/// A write whose cache invalidation is lost (Redis holds writes for longer than the API's
+/// timeout while reads go on, then the connection breaks) does not leave the old board cached for the TTL: the relay
+/// raises the guard when it publishes the event, and the next read sees the write.
+#[tokio::test]
+async fn a_failed_invalidation_is_repaired_when_the_relay_publishes_the_event() {
+    use crate::helpers::{spawn_with, test_database, test_settings};
+    use kanban_test_support::OwnRedis;
+    use secrecy::SecretString;
+
+    let redis = OwnRedis::start(); // CLIENT PAUSE must not touch the shared server
+    redis.wait_ready().await;
+    let db = test_database().await;
+    let mut settings = test_settings(&db.url);
+    settings.redis.url = SecretString::from(redis.url());
+    settings.redis.response_timeout_ms = 200;
+    let app = spawn_with(settings, db).await;
+    let project = app.create_project("alice").await;
+    let other = app.create_project("alice").await;
+    app.snapshot(&project, "alice").await; // cached, at seq 0
+
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let before = metric(
+        &app.metrics_text().await,
+        "kanban_ticket_api_cache_errors_total",
+    );
+    let _: String = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(10_000)
+        .arg("WRITE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let ticket = app
+        .create_ticket(&project, "alice", "written during the pause", "TODO")
+        .await;
+    let errors = metric(
+        &app.metrics_text().await,
+        "kanban_ticket_api_cache_errors_total",
+    );
+    assert!(
+        errors > before,
+        "the invalidation timed out ({before} -> {errors})"
+    );
+    // A timed-out command still waits in Redis and would run when the pause ends; cutting
+    // the API's connections drops it, as a broken connection would have.
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // The API's next Redis command finds its connection cut and reconnects; let that be
+    // a read of another board, so the stale one is not refreshed by a failed read.
+    app.snapshot(&other, "alice").await;
+
+    // The cache TTL is 60 s; the relay publishes within moments of Redis taking writes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let board = app.snapshot(&project, "alice").await;
+        let tickets = board["tickets"].as_array().unwrap();
+        if tickets.iter().any(|t| t["id"] == ticket["id"]) {
+            assert_eq!(board["seq"], 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stale board was still served 10 s after the write"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -1,16 +1,27 @@
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_with, test_database, test_settings};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
 
+/// An API whose requests wait for a pool connection as long as it takes. Concurrent
+/// writes to one board queue on its row lock while holding connections; on a busy machine
+/// the last ones wait longer than the default 2 s and would be shed with 503. Shedding is
+/// not what these tests are about.
+async fn patient_app() -> crate::helpers::TestApp {
+    let db = test_database().await;
+    let mut settings = test_settings(&db.url);
+    settings.database.acquire_timeout_ms = 60_000;
+    spawn_with(settings, db).await
+}
+
 /// Many clients reorder one column at once. Every move must land (no lost update), the
 /// column must stay a permutation with strictly increasing keys, and the final order must
 /// be exactly the moves replayed in commit (event seq) order.
 #[tokio::test]
 async fn concurrent_moves_on_one_column_lose_nothing_and_follow_commit_order() {
-    let app = Arc::new(spawn_app().await);
+    let app = Arc::new(patient_app().await);
     let project = app.create_project("alice").await;
     let mut initial = Vec::new();
     for i in 0..8 {
@@ -87,7 +98,7 @@ async fn concurrent_moves_on_one_column_lose_nothing_and_follow_commit_order() {
 
 #[tokio::test]
 async fn of_concurrent_writers_with_the_same_expected_version_exactly_one_wins() {
-    let app = Arc::new(spawn_app().await);
+    let app = Arc::new(patient_app().await);
     let project = app.create_project("alice").await;
     let ticket = app
         .create_ticket(&project, "alice", "contended", "TODO")

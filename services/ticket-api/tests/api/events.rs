@@ -170,3 +170,68 @@ async fn a_page_that_starts_after_pruned_events_says_it_is_truncated() {
     assert_eq!(recent.body["truncated"], false);
     assert_eq!(recent.body["events"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn the_relay_prunes_published_events_past_the_retention_and_keeps_the_rest() {
+    use crate::helpers::{spawn_shared, spawn_with, test_database, test_settings};
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Seq {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+    }
+
+    let db = test_database().await;
+    let mut settings = test_settings(&db.url);
+    settings.relay.enabled = false;
+    let writer = spawn_with(settings, db).await;
+    let project = writer.create_project("alice").await;
+    for i in 0..4 {
+        writer
+            .create_ticket(&project, "alice", &format!("t{i}"), "TODO")
+            .await;
+    }
+    // Two events published 40 days ago; the retention is 30 days.
+    let mut conn = writer.db.connect().await;
+    diesel::sql_query(
+        "UPDATE events SET created_at = now() - interval '40 days', \
+         published_at = now() - interval '40 days' WHERE seq <= 2",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mut relay_settings = writer.settings.clone();
+    relay_settings.relay.enabled = true;
+    relay_settings.relay.retention_days = 30;
+    let _relay = spawn_shared(relay_settings, std::sync::Arc::clone(&writer.db)).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let kept: Vec<Seq> = diesel::sql_query(format!(
+            "SELECT seq FROM events WHERE project_id = '{project}' ORDER BY seq"
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap();
+        let kept: Vec<i64> = kept.into_iter().map(|row| row.seq).collect();
+        if kept == vec![3, 4] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events kept: {kept:?} (want [3, 4])"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let page = writer
+        .get(&format!("/api/projects/{project}/events?since=0"), "alice")
+        .await;
+    assert_eq!(page.body["truncated"], true, "{}", page.body);
+    let seqs: Vec<i64> = page.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![3, 4]);
+}

@@ -72,3 +72,71 @@ async fn a_database_outage_gives_503_and_red_readiness() {
         "liveness does not depend on Postgres"
     );
 }
+
+#[tokio::test]
+async fn a_request_id_sent_by_the_client_comes_back_in_the_response() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("X-Request-Id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+}
+
+#[tokio::test]
+async fn every_response_gets_a_request_id_even_errors_and_unknown_paths() {
+    let app = spawn_app().await;
+    for path in ["/api/projects", "/no/such/path"] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{path}");
+        let id = response.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{path}: {id}");
+    }
+}
+
+#[tokio::test]
+async fn an_unusable_request_id_is_replaced_not_repeated() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("X-Request-Id", "a b\"<script>")
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+}
+
+#[tokio::test]
+async fn metrics_include_process_build_info_and_the_pool() {
+    let app = spawn_app().await;
+    let text = app.metrics_text().await;
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "kanban_ticket_api_db_pool_max_connections 8",
+        "kanban_ticket_api_db_pool_connections_in_use",
+        "kanban_ticket_api_db_pool_waiting_requests 0",
+        r#"kanban_ticket_api_redis_errors_total{operation="relay_publish"} 0"#,
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        text.contains(&format!(
+            r#"kanban_ticket_api_build_info{{revision="{}",version="{version}"}} 1"#,
+            option_env!("KANBAN_GIT_REVISION").unwrap_or("unknown")
+        )),
+        "{text}"
+    );
+}

@@ -98,7 +98,7 @@ pub async fn spawn_shared(settings: Settings, db: Arc<TestDatabase>) -> TestApp 
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: kanban_test_support::http(),
         verifier,
         db,
         settings,
@@ -140,6 +140,12 @@ impl TestApp {
     /// Stops this instance (its relay too) and waits until it has stopped.
     pub async fn stop(&self) {
         self.handle.stop(false).await;
+    }
+
+    /// Stops as on SIGTERM: no new connections, in-flight requests finish (within
+    /// `http.shutdown_timeout_seconds`). The future ends when the server has stopped.
+    pub fn stop_gracefully(&self) -> impl std::future::Future<Output = ()> + use<> {
+        self.handle.stop(true)
     }
 
     pub fn token(&self, user: &str) -> String {

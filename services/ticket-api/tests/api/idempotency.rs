@@ -81,9 +81,22 @@ async fn keys_are_scoped_per_user() {
     let project = app.create_project("alice").await;
     app.add_member(&project, "alice", "bob", "member").await;
     let path = format!("/api/projects/{project}/tickets");
-    let (_, a) = post_with_key(&app, &path, "alice", "k", json!({"title": "a"})).await;
-    let (_, b) = post_with_key(&app, &path, "bob", "k", json!({"title": "b"})).await;
+    let (status_a, a) = post_with_key(&app, &path, "alice", "k", json!({"title": "a"})).await;
+    let (status_b, b) = post_with_key(&app, &path, "bob", "k", json!({"title": "b"})).await;
+    assert_eq!(status_a, StatusCode::CREATED, "{a}");
+    assert_eq!(status_b, StatusCode::CREATED, "bob's key is his own: {b}");
+    assert_eq!(
+        (a["title"].as_str(), b["title"].as_str()),
+        (Some("a"), Some("b"))
+    );
     assert_ne!(a["id"], b["id"]);
+    assert_eq!(
+        app.snapshot(&project, "alice").await["tickets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]

@@ -10,6 +10,8 @@ mod events;
 mod health;
 mod helpers;
 mod idempotency;
+mod lifecycle;
+mod logs;
 mod migrations;
 mod moves;
 mod openapi;

@@ -146,19 +146,18 @@ async fn a_relay_that_dies_between_publish_and_mark_publishes_each_seq_once() {
     // and again while the fault is on.
     let received = receive(&mut rx, 3).await;
     assert_eq!(seqs(&received), vec![1, 2, 3]);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Wait for at least one re-send (which Redis must drop), then clear the fault.
+    let skipped = "kanban_ticket_api_outbox_duplicates_skipped_total";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(&app.metrics_text().await, skipped) < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay never re-sent a published event"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.faults.set_crash_after_publish(false);
     assert_quiet(&mut rx).await;
-
-    let metrics = app.metrics_text().await;
-    let skipped = metric(
-        &metrics,
-        "kanban_ticket_api_outbox_duplicates_skipped_total",
-    );
-    assert!(
-        skipped >= 1.0,
-        "re-sent events were dropped by Redis: {skipped}"
-    );
 
     // And the rows end up marked, so nothing is re-sent after the fault clears.
     let mut conn = app.db.connect().await;
@@ -295,4 +294,136 @@ async fn exactly_one_replica_relays_and_another_takes_over_when_it_stops() {
         "the other replica took over"
     );
     assert!(leads(follower).await);
+}
+
+/// The number of this database's events not marked published.
+async fn unpublished(conn: &mut diesel_async::AsyncPgConnection) -> i64 {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let rows: Vec<Count> =
+        diesel::sql_query("SELECT count(*) AS n FROM events WHERE published_at IS NULL")
+            .load(conn)
+            .await
+            .unwrap();
+    rows[0].n
+}
+
+/// The relay is a real process, killed with SIGKILL after it published and before its
+/// mark committed; another replica's relay takes the unmarked rows over, and Redis
+/// carries each seq once.
+#[tokio::test]
+async fn a_relay_process_killed_between_publish_and_mark_is_replaced_without_duplicates() {
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    use kanban_test_support::ServiceProcess;
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+
+    let db = test_database().await;
+    let mut settings = test_settings(&db.url);
+    settings.relay.enabled = false; // the writer does not relay: the real processes do
+    let writer = spawn_with(settings, db).await;
+    let prefix = writer.settings.redis.key_prefix.clone();
+    let project = writer.create_project("alice").await;
+    let mut rx = subscribe(&redis_url(), &prefix, &project).await;
+    for i in 0..3 {
+        writer
+            .create_ticket(&project, "alice", &format!("t{i}"), "TODO")
+            .await;
+    }
+    // Lock the rows: a relay can read and publish them, but its mark waits for this lock.
+    let mut lock = writer.db.connect().await;
+    lock.batch_execute(&format!(
+        "BEGIN; SELECT seq FROM events WHERE project_id = '{project}' FOR UPDATE"
+    ))
+    .await
+    .unwrap();
+
+    let env: Vec<(&str, String)> = vec![
+        ("KANBAN_DATABASE__URL", writer.db.url.clone()),
+        ("KANBAN_DATABASE__MIGRATE_ON_START", "false".into()),
+        ("KANBAN_DATABASE__POOL_SIZE", "2".into()),
+        ("KANBAN_HTTP__WORKERS", "1".into()),
+        ("KANBAN_REDIS__URL", redis_url()),
+        ("KANBAN_REDIS__KEY_PREFIX", prefix.clone()),
+        ("KANBAN_AUTH__JWT_SECRET", crate::helpers::SECRET.into()),
+        ("KANBAN_RELAY__ENABLED", "true".into()),
+        ("KANBAN_RELAY__LEADER_RETRY_MS", "100".into()),
+        ("KANBAN_RELAY__SWEEP_INTERVAL_MS", "200".into()),
+    ];
+    let binary = env!("CARGO_BIN_EXE_ticket-api");
+    let mut first = ServiceProcess::start(binary, &env).await;
+    let received = receive(&mut rx, 3).await;
+    assert_eq!(
+        seqs(&received),
+        vec![1, 2, 3],
+        "published once by the first relay"
+    );
+
+    // Its mark is now blocked on the lock. Find that statement's backend.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let blocked = loop {
+        let rows: Vec<Pid> = diesel::sql_query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE%events%'",
+        )
+        .load(&mut writer.db.connect().await)
+        .await
+        .unwrap();
+        if let Some(row) = rows.into_iter().next() {
+            break row.pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay's mark never reached the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    first.kill();
+    // A dead client's backend only notices when its blocked statement wakes, and would
+    // then still commit the mark; end it as the crash ends the process's connection.
+    diesel::sql_query(format!("SELECT pg_terminate_backend({blocked})"))
+        .execute(&mut writer.db.connect().await)
+        .await
+        .unwrap();
+    lock.batch_execute("ROLLBACK").await.unwrap();
+    let mut check = writer.db.connect().await;
+    assert_eq!(
+        unpublished(&mut check).await,
+        3,
+        "the kill left the rows unmarked"
+    );
+
+    let second = ServiceProcess::start(binary, &env).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while unpublished(&mut check).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second relay never marked the rows"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_quiet(&mut rx).await;
+    let metrics = kanban_test_support::http()
+        .get(format!("{}/metrics", second.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(
+            &metrics,
+            "kanban_ticket_api_outbox_duplicates_skipped_total"
+        ),
+        3.0,
+        "the second relay re-sent all three, and Redis dropped them"
+    );
 }
