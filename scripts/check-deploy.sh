@@ -231,6 +231,15 @@ else
   wait_http "$lb/healthz" || { fail "compose nginx started"; sed 's/^/       /' "$work/lb.log"; }
   run_check "compose nginx: /api/ reaches the ticket API" curl -fsS -o /dev/null "$lb/api/openapi.json"
   run_check "compose nginx: / serves the board" curl -fsS -o /dev/null "$lb/"
+  # Browsers refuse module scripts served as anything but JavaScript.
+  script="$(cd "$web_root" && find _app -name '*.js' 2>/dev/null | head -n1)"
+  if [ -n "$script" ]; then
+    type="$(curl -fsS -o /dev/null -w '%{content_type}' "$lb/$script" || true)"
+    case "$type" in
+      *javascript*) pass "compose nginx → web: $script is served as $type" ;;
+      *) fail "compose nginx → web: $script is served as JavaScript (got '$type')" ;;
+    esac
+  fi
   # Long-polling sessions: each handshake lands on some gateway; its later requests must
   # reach the same one (any other answers 400 "Session ID unknown").
   seen=""
