@@ -36,10 +36,18 @@ log "npm ci (the stock socket.io-client for the gateway's end-to-end test)"
 log "TypeScript declarations (services/web/src/lib/protocol) match shared/protocol"
 cargo test -p kanban-protocol --features ts --locked
 
+log "deployment files: scripts/check-deploy.sh (images, compose, k8s, nginx, probes)"
+deploy_log="$CARGO_TARGET_DIR/last-deploy-run.log"
+set +e
+bash scripts/check-deploy.sh 2>&1 | tee "$deploy_log"
+deploy_status="${PIPESTATUS[0]}"
+set -e
+
 log "cargo test"
 # Output goes to a file that is followed until cargo exits, so that a stray process
 # holding the output open can never keep this script waiting.
 log_file="$CARGO_TARGET_DIR/last-test-run.log"
+: > "$log_file"  # exists before tail opens it, however the two are scheduled
 cargo test --workspace --locked --no-fail-fast >"$log_file" 2>&1 &
 test_pid=$!
 tail -n +1 -f --pid="$test_pid" "$log_file"
@@ -56,9 +64,12 @@ scripts/test-web.sh 2>&1 | tee "$web_log"
 web_status="${PIPESTATUS[0]}"
 set -e
 [ "$status" -ne 0 ] || status="$web_status"
-# One closing line for everything that ran: the Rust tests and the web board's.
+[ "$status" -ne 0 ] || status="$deploy_status"
+# One closing line for everything that ran: the Rust tests, the web board's and the
+# deployment checks.
 read -r web_pass web_fail < <(sed -nE 's/^web: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$web_log" | tail -n1)
 read -r rust_pass rust_fail < <(echo "$summary" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+read -r deploy_pass deploy_fail < <(sed -nE 's/^deploy: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$deploy_log" | tail -n1)
 echo
-echo "total: $((rust_pass + ${web_pass:-0})) passed, $((rust_fail + ${web_fail:-1})) failed"
+echo "total: $((rust_pass + ${web_pass:-0} + ${deploy_pass:-0})) passed, $((rust_fail + ${web_fail:-1} + ${deploy_fail:-1})) failed"
 exit "$status"

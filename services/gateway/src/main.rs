@@ -1,4 +1,7 @@
-//! Starts a gateway: `gateway [--config FILE] [--conformance]`.
+//! Starts a gateway: `gateway [--config FILE] [--conformance] [--healthcheck]`.
+//!
+//! `--healthcheck` starts nothing: it GETs the `/healthz` of the gateway that this
+//! configuration describes and exits 0 or 1 (the container image's `HEALTHCHECK`).
 //!
 //! `--conformance` starts the echo mode with the settings the official Socket.IO protocol
 //! test-suite expects (localhost:3000, pingInterval 300, pingTimeout 200, connectTimeout
@@ -11,6 +14,7 @@ use std::process::ExitCode;
 #[actix_web::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let healthcheck = args.iter().any(|a| a == "--healthcheck");
     let settings = if args.iter().any(|a| a == "--conformance") {
         Ok(Settings::conformance())
     } else {
@@ -23,9 +27,17 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("gateway: configuration error: {error}");
-            return ExitCode::from(2);
+            // Docker reserves exit code 2 of a health check; 1 is "unhealthy".
+            return ExitCode::from(if healthcheck { 1 } else { 2 });
         }
     };
+    if healthcheck {
+        return kanban_telemetry::healthcheck::run(
+            "gateway",
+            &settings.http.host,
+            settings.http.port,
+        );
+    }
     kanban_telemetry::init_logging(&settings.log);
     let application = match Application::build(settings).await {
         Ok(application) => application,

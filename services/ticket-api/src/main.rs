@@ -1,4 +1,7 @@
-//! Starts the ticket API: `ticket-api [--config FILE]`.
+//! Starts the ticket API: `ticket-api [--config FILE] [--healthcheck]`.
+//!
+//! `--healthcheck` starts nothing: it GETs the `/healthz` of the API that this
+//! configuration describes and exits 0 or 1 (the container image's `HEALTHCHECK`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,13 +10,22 @@ use ticket_api::{Application, Settings};
 #[actix_web::main]
 async fn main() -> ExitCode {
     let config_file = config_file_from_args();
+    let healthcheck = std::env::args().skip(1).any(|arg| arg == "--healthcheck");
     let settings: Settings = match kanban_config::load(config_file.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("ticket-api: configuration error: {error}");
-            return ExitCode::from(2);
+            // Docker reserves exit code 2 of a health check; 1 is "unhealthy".
+            return ExitCode::from(if healthcheck { 1 } else { 2 });
         }
     };
+    if healthcheck {
+        return kanban_telemetry::healthcheck::run(
+            "ticket-api",
+            &settings.http.host,
+            settings.http.port,
+        );
+    }
     kanban_telemetry::init_logging(&settings.log);
     let application = match Application::build(settings).await {
         Ok(application) => application,

@@ -10,7 +10,9 @@
 //!   are the help text.
 //! - [`process`]: `process_*` metrics and `<namespace>_build_info`.
 //! - [`render`]: the text exposition of a registry.
+//! - [`healthcheck`]: the `--healthcheck` probe of the container images.
 
+pub mod healthcheck;
 pub mod http;
 pub mod metric;
 pub mod process;
