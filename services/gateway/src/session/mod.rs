@@ -59,12 +59,14 @@ pub enum Cause {
     Shutdown,
     /// Writing to the transport failed.
     TransportError,
+    /// The socket's token reached its `exp` (plus the leeway): reconnect with a fresh one.
+    TokenExpired,
 }
 
 impl Cause {
     /// Every `(reason, code)` pair of [`Cause::labels`], for registering the series of
     /// `closes_total` before the first close.
-    pub const LABELS: [(&'static str, &'static str); 8] = [
+    pub const LABELS: [(&'static str, &'static str); 9] = [
         ("client_closed", "none"),
         ("ping_timeout", "4001"),
         ("connect_timeout", "4002"),
@@ -73,6 +75,7 @@ impl Cause {
         ("slow_consumer", "4008"),
         ("shutdown", "1001"),
         ("transport_error", "none"),
+        ("token_expired", "4005"),
     ];
 
     /// The `reason` and `code` labels of `closes_total` (the close code as a number, or
@@ -87,6 +90,7 @@ impl Cause {
             Cause::SlowConsumer => 5,
             Cause::Shutdown => 6,
             Cause::TransportError => 7,
+            Cause::TokenExpired => 8,
         };
         Self::LABELS[index]
     }
@@ -101,6 +105,7 @@ impl Cause {
             Cause::TooBig => (CloseCode::Size, "message too big"),
             Cause::SlowConsumer => (CloseCode::Other(4008), "slow consumer"),
             Cause::Shutdown => (CloseCode::Away, "server shutting down"),
+            Cause::TokenExpired => (CloseCode::Other(4005), "token expired"),
         };
         Some(CloseReason {
             code,
@@ -129,6 +134,9 @@ pub struct Session {
     pong_deadline: Option<Instant>,
     connect_deadline: Option<Instant>,
     drain_at: Option<Instant>,
+    /// When the token the socket connected with expires (its `exp` plus the leeway, as
+    /// seconds since the epoch and on the monotonic clock): the session ends then.
+    pub token_expiry: Option<(u64, Instant)>,
     /// Socket.IO namespaces connected on this session, with their socket ids.
     pub namespaces: Vec<(String, String)>,
     pub app: AppState,
@@ -228,6 +236,7 @@ impl Session {
             pong_deadline: None,
             connect_deadline: Some(now + Duration::from_millis(engine.connect_timeout_ms)),
             drain_at: None,
+            token_expiry: None,
             namespaces: Vec::new(),
             app,
             bucket: TokenBucket {
@@ -285,6 +294,7 @@ impl Session {
             let far = Instant::now() + Duration::from_secs(3600);
             let connect_at = self.connect_deadline.unwrap_or(far);
             let drain_at = self.drain_at.unwrap_or(far);
+            let expiry_at = self.token_expiry.map_or(far, |(_, at)| at);
             let step = tokio::select! {
                 biased;
                 _ = self.signals.notify.notified() => {
@@ -298,6 +308,7 @@ impl Session {
                 _ = tokio::time::sleep_until(ping_at) => self.on_ping_timer().await,
                 _ = tokio::time::sleep_until(connect_at) => Err(Cause::ConnectTimeout),
                 _ = tokio::time::sleep_until(drain_at) => Err(Cause::Shutdown),
+                _ = tokio::time::sleep_until(expiry_at) => self.on_token_expired().await,
                 changed = draining.changed() => {
                     if changed.is_ok() && *draining.borrow() {
                         self.schedule_drain();
@@ -317,6 +328,24 @@ impl Session {
             let delay = rand::rng().random_range(0..window);
             self.drain_at = Some(Instant::now() + Duration::from_millis(delay));
         }
+    }
+
+    /// Tells every connected namespace why the connection is about to close, then ends
+    /// the session with [`Cause::TokenExpired`].
+    async fn on_token_expired(&mut self) -> Result<(), Cause> {
+        let expired_at = self.token_expiry.map_or(0, |(exp, _)| exp);
+        let payload = socketio::arg(&kanban_protocol::socket::AuthExpired { expired_at });
+        let namespaces: Vec<String> = self.namespaces.iter().map(|(n, _)| n.clone()).collect();
+        for nsp in namespaces {
+            self.send_packet(socketio::encode_event(
+                &nsp,
+                kanban_protocol::events::names::AUTH_EXPIRED,
+                std::slice::from_ref(&payload),
+                None,
+            ))
+            .await?;
+        }
+        Err(Cause::TokenExpired)
     }
 
     async fn on_ping_timer(&mut self) -> Result<(), Cause> {
@@ -595,6 +624,7 @@ mod tests {
             Cause::SlowConsumer,
             Cause::Shutdown,
             Cause::TransportError,
+            Cause::TokenExpired,
         ];
         for cause in &causes {
             let sent = cause
