@@ -139,8 +139,9 @@ pub struct GatewaySettings {
     /// Accept sockets without a token (local development only). Anonymous sockets may
     /// join any board and may not send commands.
     pub allow_anonymous: bool,
-    /// Browser origins allowed to connect; empty allows any (and non-browser clients,
-    /// which send no Origin, are always allowed).
+    /// Browser origins allowed to connect besides the page's own (an Origin whose
+    /// host:port equals the request's Host); `*` allows any origin but then never with
+    /// credentials. Non-browser clients, which send no Origin, are always allowed.
     pub allowed_origins: Vec<String>,
     /// On SIGTERM, sockets are closed at random moments spread over this window so that
     /// clients reconnect to other replicas gradually.

@@ -198,48 +198,104 @@ async fn drain_refuses_new_sessions_and_closes_open_ones_with_going_away() {
     drained.await.unwrap();
 }
 
-#[tokio::test]
-async fn browsers_from_origins_outside_the_allow_list_are_refused() {
-    let stack = stack_with(1, |s| {
-        s.gateway.allowed_origins = vec!["https://board.example".into()]
-    })
-    .await;
-    let url = format!("{}/socket.io/?EIO=4&transport=polling", stack.gw(0));
-    let client = kanban_test_support::http();
-    let refused = client
-        .get(&url)
-        .header("Origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 403);
-    assert_eq!(
-        refused.json::<serde_json::Value>().await.unwrap(),
-        json!({"code": 4, "message": "Forbidden"})
-    );
-    let allowed = client
-        .get(&url)
-        .header("Origin", "https://board.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(allowed.status(), 200);
-    assert_eq!(
-        allowed.headers()["access-control-allow-origin"],
-        "https://board.example"
-    );
+/// A polling handshake from `origin` (none: a non-browser client).
+async fn polling_from(base: &str, origin: Option<&str>) -> reqwest::Response {
+    let mut request =
+        kanban_test_support::http().get(format!("{base}/socket.io/?EIO=4&transport=polling"));
+    if let Some(origin) = origin {
+        request = request.header("Origin", origin);
+    }
+    request.send().await.unwrap()
+}
+
+/// Whether a WebSocket handshake from `origin` is accepted.
+async fn websocket_from(base: &str, origin: &str) -> bool {
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
             "{}/socket.io/?EIO=4&transport=websocket",
-            stack.gw(0).replace("http", "ws")
+            base.replace("http", "ws")
         ))
         .unwrap();
     request
         .headers_mut()
-        .insert("Origin", "https://evil.example".parse().unwrap());
+        .insert("Origin", origin.parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.is_ok()
+}
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn by_default_only_the_page_own_origin_and_clients_without_one_are_allowed() {
+    let stack = stack(1).await;
+    // The request's Host is the gateway's address, so this page is its own origin.
+    let own = stack.gw(0).to_owned();
+    let allowed = polling_from(&own, Some(&own)).await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        Some(own.as_str())
+    );
+    assert_eq!(
+        header(&allowed, "access-control-allow-credentials"),
+        Some("true")
+    );
+    assert!(websocket_from(&own, &own).await, "same-origin WebSocket");
+    let plain = polling_from(&own, None).await;
+    assert_eq!(plain.status(), 200, "non-browser clients send no Origin");
+    assert_eq!(header(&plain, "access-control-allow-origin"), None);
+
+    let refused = polling_from(&own, Some("https://evil.example")).await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(header(&refused, "access-control-allow-origin"), None);
+    assert_eq!(
+        refused.json::<serde_json::Value>().await.unwrap(),
+        json!({"code": 4, "message": "Forbidden"})
+    );
+    let other_port = own.replace("127.0.0.1:", "127.0.0.1:1");
+    assert_eq!(polling_from(&own, Some(&other_port)).await.status(), 403);
     assert!(
-        tokio_tungstenite::connect_async(request).await.is_err(),
+        !websocket_from(&own, "https://evil.example").await,
         "WebSocket handshakes too"
+    );
+}
+
+#[tokio::test]
+async fn a_listed_origin_is_allowed_with_credentials_and_others_are_refused() {
+    let stack = stack_with(1, |s| {
+        s.gateway.allowed_origins = vec!["https://board.example".into()]
+    })
+    .await;
+    let allowed = polling_from(stack.gw(0), Some("https://board.example")).await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        Some("https://board.example")
+    );
+    assert_eq!(
+        header(&allowed, "access-control-allow-credentials"),
+        Some("true")
+    );
+    assert!(websocket_from(stack.gw(0), "https://board.example").await);
+    let refused = polling_from(stack.gw(0), Some("https://evil.example")).await;
+    assert_eq!(refused.status(), 403);
+    assert!(!websocket_from(stack.gw(0), "https://evil.example").await);
+}
+
+#[tokio::test]
+async fn a_configured_star_allows_any_origin_but_never_with_credentials() {
+    let stack = stack_with(1, |s| s.gateway.allowed_origins = vec!["*".into()]).await;
+    let allowed = polling_from(stack.gw(0), Some("https://anywhere.example")).await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(header(&allowed, "access-control-allow-origin"), Some("*"));
+    assert_eq!(header(&allowed, "access-control-allow-credentials"), None);
+    assert!(websocket_from(stack.gw(0), "https://anywhere.example").await);
+    let own = polling_from(stack.gw(0), Some(stack.gw(0))).await;
+    assert_eq!(
+        header(&own, "access-control-allow-credentials"),
+        Some("true"),
+        "the page's own origin keeps its credentials"
     );
 }
 
