@@ -78,6 +78,10 @@ pub struct LimitSettings {
     pub outbound_queue: usize,
     /// A WebSocket write that does not complete in this time closes the socket as slow.
     pub write_timeout_ms: u64,
+    /// `SO_SNDBUF` of every accepted connection, in bytes (0: the kernel's autotuning,
+    /// up to several MB per socket). It bounds what a client that stops reading can hold
+    /// in the kernel and so how soon its writes stall and it is detected as slow.
+    pub socket_send_buffer_bytes: usize,
 }
 
 impl Default for LimitSettings {
@@ -89,6 +93,7 @@ impl Default for LimitSettings {
             event_burst: 40.0,
             outbound_queue: 512,
             write_timeout_ms: 5_000,
+            socket_send_buffer_bytes: 64 * 1024,
         }
     }
 }

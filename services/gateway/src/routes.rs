@@ -4,6 +4,7 @@
 use crate::context::Context;
 use crate::protocol::engineio::EioPacket;
 use crate::session::polling::{PollBuffer, PollError, PollHandle};
+use crate::session::tcp::ConnSocket;
 use crate::session::{Cause, Session, ToSession, Writer};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -231,7 +232,8 @@ fn websocket(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>) -> HttpRe
         }
     };
     let stream = stream.max_frame_size(ctx.settings.engine.max_payload);
-    let session = Session::new(Arc::clone(&ctx), Writer::Ws(session), Some(stream));
+    let mut session = Session::new(Arc::clone(&ctx), Writer::Ws(session), Some(stream));
+    session.tcp = req.conn_data::<ConnSocket>().cloned();
     actix_web::rt::spawn(session.run(true));
     response
 }
@@ -272,6 +274,7 @@ fn upgrade(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>, sid: &str) 
         return response;
     }
     let mut stream = stream.max_frame_size(ctx.settings.engine.max_payload);
+    let socket = req.conn_data::<ConnSocket>().cloned();
     let timeout = Duration::from_millis(ctx.settings.engine.upgrade_timeout_ms);
     actix_web::rt::spawn(async move {
         let probe = async {
@@ -305,7 +308,7 @@ fn upgrade(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>, sid: &str) 
         }
         if handle
             .tx
-            .send(ToSession::Upgrade(ws.clone()))
+            .send(ToSession::Upgrade(ws.clone(), socket))
             .await
             .is_err()
         {

@@ -4,6 +4,7 @@
 //! slow-consumer and drain signals. Nothing else writes to the client.
 
 pub mod polling;
+pub mod tcp;
 mod writer;
 
 use crate::app::echo::EchoState;
@@ -35,7 +36,8 @@ pub enum ToSession {
     Probing,
     /// The upgrade completed: write to this WebSocket from now on. (Its frames are read by
     /// the upgrade's own task on the worker that accepted it and arrive as `Inbound`.)
-    Upgrade(actix_ws::Session),
+    /// With the upgrade connection's socket, which the session ends when it ends.
+    Upgrade(actix_ws::Session, Option<tcp::ConnSocket>),
     /// The transport failed or broke a rule (e.g. two concurrent long-polls).
     Close(Cause),
 }
@@ -145,6 +147,8 @@ pub struct Session {
     opened: Instant,
     /// This session's count in `sockets{transport}`, moved when the session upgrades.
     transport: Option<TransportCount>,
+    /// The WebSocket's TCP connection, which the session shuts down when it ends.
+    pub tcp: Option<tcp::ConnSocket>,
 }
 
 /// One count in a `sockets{transport}` gauge, held while the session is on that transport
@@ -247,6 +251,7 @@ impl Session {
             },
             opened: now,
             transport: None,
+            tcp: None,
             ctx,
         }
     }
@@ -401,7 +406,8 @@ impl Session {
                 }
                 Ok(())
             }
-            ToSession::Upgrade(ws) => {
+            ToSession::Upgrade(ws, socket) => {
+                self.tcp = socket;
                 self.transport = Some(TransportCount::new(&self.ctx, "websocket"));
                 tracing::debug!(session = %self.sid, "session upgraded to websocket");
                 let previous = std::mem::replace(&mut self.writer, Writer::Ws(ws));
@@ -577,7 +583,19 @@ impl Session {
             self.on_disconnect(nsp).await;
         }
         let polling = matches!(self.writer, Writer::Polling(_));
-        self.writer.close(&cause).await;
+        let limits = &self.ctx.settings.limits;
+        let grace = Duration::from_millis(limits.write_timeout_ms.min(1_000));
+        let handed_over = self.writer.close(&cause, grace).await;
+        if let Some(socket) = self.tcp.take().filter(|_| !polling) {
+            let ending = if handed_over {
+                closing_handshake(&mut self.ws_stream, &mut self.rx, &cause, grace).await
+            } else {
+                Some(tcp::Ending::Abortive)
+            };
+            if let Some(ending) = ending {
+                tcp::end(&socket.0, ending);
+            }
+        }
         if polling && cause == Cause::ClientClosed {
             // A client that POSTed a close may have a GET on its way: it gets the noop (and
             // removes the sid); if none comes, the sid is forgotten after a grace period.
@@ -591,6 +609,49 @@ impl Session {
             self.ctx.polling.remove(&self.sid);
         }
     }
+}
+
+/// Waits up to `grace` for the peer to end the connection after the close frame. `None`:
+/// it did (nothing left to do); else how to end it: gracefully when the peer is known to
+/// have sent its close frame (so it reads, and has had `grace` to get ours), abortively
+/// when it never answered (it stopped reading or is gone).
+async fn closing_handshake(
+    stream: &mut Option<MessageStream>,
+    rx: &mut mpsc::Receiver<ToSession>,
+    cause: &Cause,
+    grace: Duration,
+) -> Option<tcp::Ending> {
+    let mut answered = *cause == Cause::ClientClosed;
+    let deadline = Instant::now() + grace;
+    loop {
+        let step = tokio::time::timeout_at(deadline, async {
+            match stream {
+                Some(stream) => match stream.recv().await {
+                    None | Some(Err(_)) => None,
+                    Some(Ok(Message::Close(_))) => Some(true),
+                    Some(Ok(_)) => Some(false),
+                },
+                // An upgraded session's frames are read by the upgrade's task, which
+                // reports the peer's close (or the stream's end) as `Close`.
+                None => match rx.recv().await {
+                    Some(ToSession::Close(_)) => Some(true),
+                    Some(_) => Some(false),
+                    None => None,
+                },
+            }
+        })
+        .await;
+        match step {
+            Ok(None) => return None,
+            Ok(Some(close)) => answered |= close,
+            Err(_elapsed) => break,
+        }
+    }
+    Some(if answered {
+        tcp::Ending::Graceful
+    } else {
+        tcp::Ending::Abortive
+    })
 }
 
 /// The next WebSocket message, or never when the session has no WebSocket (polling).
