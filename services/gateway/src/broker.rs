@@ -35,6 +35,7 @@ pub struct Broker {
 /// Encodes a published envelope as the frame sockets receive:
 /// `42["<event>", data, {projectId, seq, ts, mutationId?}]`.
 pub fn encode(envelope: EventEnvelope) -> RoomEvent {
+    let revokes = crate::hub::Revocation::of(&envelope.event, &envelope.data);
     let meta = socketio::arg(&envelope.meta());
     let frame = socketio::event_frame("/", &envelope.event, &[envelope.data, meta]);
     RoomEvent {
@@ -43,6 +44,7 @@ pub fn encode(envelope: EventEnvelope) -> RoomEvent {
         ts: envelope.ts,
         received: std::time::Instant::now(),
         frame: ByteString::from(frame),
+        revokes,
     }
 }
 

@@ -78,6 +78,10 @@ pub struct LimitSettings {
     pub outbound_queue: usize,
     /// A WebSocket write that does not complete in this time closes the socket as slow.
     pub write_timeout_ms: u64,
+    /// `SO_SNDBUF` of every accepted connection, in bytes (0: the kernel's autotuning,
+    /// up to several MB per socket). It bounds what a client that stops reading can hold
+    /// in the kernel and so how soon its writes stall and it is detected as slow.
+    pub socket_send_buffer_bytes: usize,
 }
 
 impl Default for LimitSettings {
@@ -89,6 +93,7 @@ impl Default for LimitSettings {
             event_burst: 40.0,
             outbound_queue: 512,
             write_timeout_ms: 5_000,
+            socket_send_buffer_bytes: 64 * 1024,
         }
     }
 }
@@ -139,8 +144,9 @@ pub struct GatewaySettings {
     /// Accept sockets without a token (local development only). Anonymous sockets may
     /// join any board and may not send commands.
     pub allow_anonymous: bool,
-    /// Browser origins allowed to connect; empty allows any (and non-browser clients,
-    /// which send no Origin, are always allowed).
+    /// Browser origins allowed to connect besides the page's own (an Origin whose
+    /// host:port equals the request's Host); `*` allows any origin but then never with
+    /// credentials. Non-browser clients, which send no Origin, are always allowed.
     pub allowed_origins: Vec<String>,
     /// On SIGTERM, sockets are closed at random moments spread over this window so that
     /// clients reconnect to other replicas gradually.

@@ -9,6 +9,8 @@
 use crate::metrics::GatewayMetrics;
 use crate::session::ToSession;
 use bytestring::ByteString;
+use kanban_protocol::socket::RemovalReason;
+use kanban_protocol::BoardEvent;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -28,6 +30,50 @@ pub struct RoomEvent {
     /// where `ts` is not.
     pub received: std::time::Instant,
     pub frame: ByteString,
+    /// Sockets this event takes out of the room once it is delivered to them (a removed
+    /// member, a role that may not read, a deleted board).
+    pub revokes: Option<Revocation>,
+}
+
+/// Who loses access to a board with an event, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// Every socket of this user.
+    User(Arc<str>, RemovalReason),
+    /// Every socket in the room.
+    Everyone(RemovalReason),
+}
+
+impl Revocation {
+    /// The revocation an event carries, judged from its name and payload: a
+    /// `member:removed`, a `member:added` whose role may not read, a `project:deleted`.
+    pub fn of(event: &str, data: &serde_json::Value) -> Option<Revocation> {
+        match BoardEvent::from_parts(event, data.clone()).ok()? {
+            BoardEvent::MemberRemoved(member) => Some(Revocation::User(
+                Arc::from(member.user_id.as_str()),
+                RemovalReason::MemberRemoved,
+            )),
+            BoardEvent::MemberAdded(member) if member.role.is_some_and(|r| !r.can_read()) => {
+                Some(Revocation::User(
+                    Arc::from(member.user_id.as_str()),
+                    RemovalReason::RoleRevoked,
+                ))
+            }
+            BoardEvent::ProjectDeleted(_) => {
+                Some(Revocation::Everyone(RemovalReason::ProjectDeleted))
+            }
+            _ => None,
+        }
+    }
+
+    /// Why `user` loses the room, if this revocation concerns them.
+    pub fn applies_to(&self, user: &str) -> Option<RemovalReason> {
+        match self {
+            Revocation::User(id, reason) if &**id == user => Some(*reason),
+            Revocation::User(..) => None,
+            Revocation::Everyone(reason) => Some(*reason),
+        }
+    }
 }
 
 /// Out-of-band signals to a session that must not wait behind its full queue.
@@ -184,5 +230,39 @@ impl Hub {
             }
         }
         delivered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ID: &str = "6f1c2b9e-0d5e-4a57-9a3e-2d6c1f0b7a11";
+
+    #[test]
+    fn removals_deletions_and_unreadable_roles_revoke_access() {
+        let removed =
+            Revocation::of("member:removed", &json!({"projectId": ID, "userId": "bob"})).unwrap();
+        assert_eq!(
+            removed.applies_to("bob"),
+            Some(RemovalReason::MemberRemoved)
+        );
+        assert_eq!(removed.applies_to("alice"), None);
+        let deleted = Revocation::of("project:deleted", &json!(ID)).unwrap();
+        assert_eq!(
+            deleted.applies_to("alice"),
+            Some(RemovalReason::ProjectDeleted)
+        );
+        for role in ["owner", "member", "viewer"] {
+            let changed = json!({"projectId": ID, "userId": "bob", "role": role});
+            assert_eq!(
+                Revocation::of("member:added", &changed),
+                None,
+                "{role} may read"
+            );
+        }
+        assert_eq!(Revocation::of("ticket:deleted", &json!(ID)), None);
+        assert_eq!(Revocation::of("member:removed", &json!("garbage")), None);
     }
 }

@@ -64,6 +64,8 @@ kanban_telemetry::metrics_struct! {
         pub outbound_queue_depth: Histogram buckets QUEUE_DEPTH_BUCKETS,
         /// Sockets closed because they could not keep up.
         pub slow_consumer_closes_total: IntCounter,
+        /// Sockets taken out of a board's room because their user lost access to it (removed, role changed, board deleted).
+        pub revocations_total: IntCounter,
         /// project:resync messages sent (history too short to fill a gap).
         pub resyncs_total: IntCounter,
         /// Events sent from history to fill a gap or resume a socket.

@@ -4,6 +4,7 @@
 use crate::context::Context;
 use crate::protocol::engineio::EioPacket;
 use crate::session::polling::{PollBuffer, PollError, PollHandle};
+use crate::session::tcp::ConnSocket;
 use crate::session::{Cause, Session, ToSession, Writer};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -29,7 +30,7 @@ struct EngineQuery {
     sid: Option<String>,
 }
 
-fn error_response(error: PollError, origin: Option<&str>) -> HttpResponse {
+fn error_response(error: PollError, origin: Allowed<'_>) -> HttpResponse {
     let mut response = HttpResponse::build(
         StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
     );
@@ -37,36 +38,104 @@ fn error_response(error: PollError, origin: Option<&str>) -> HttpResponse {
     response.json(serde_json::json!({ "code": error.code(), "message": error.message() }))
 }
 
-fn cors(response: &mut actix_web::HttpResponseBuilder, origin: Option<&str>) {
-    if let Some(origin) = origin {
-        response.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin));
-        response.insert_header((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"));
-        response.insert_header((header::VARY, "Origin"));
+/// How a request's Origin was allowed, which decides the CORS headers of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowed<'a> {
+    /// No Origin header (a non-browser client): no CORS headers.
+    NoOrigin,
+    /// The page's own origin or a listed one: echoed, with credentials.
+    Origin(&'a str),
+    /// Only by a configured `*`: any page may read, never with credentials.
+    Anyone,
+}
+
+fn cors(response: &mut actix_web::HttpResponseBuilder, allowed: Allowed<'_>) {
+    match allowed {
+        Allowed::NoOrigin => {}
+        Allowed::Origin(origin) => {
+            response.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin));
+            response.insert_header((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"));
+            response.insert_header((header::VARY, "Origin"));
+        }
+        Allowed::Anyone => {
+            response.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
+        }
     }
 }
 
-/// The request's Origin if it is allowed; `Err` when it is not. Requests without an
-/// Origin (non-browser clients) are allowed.
-fn check_origin<'a>(ctx: &Context, req: &'a HttpRequest) -> Result<Option<&'a str>, PollError> {
-    let Some(origin) = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-    else {
-        return Ok(None);
+/// Whether the request may proceed, by its Origin: none (non-browser clients), the
+/// request's own host (`Origin` host:port equal to `Host`), an origin listed in
+/// `gateway.allowed_origins`, or anything when the list holds `*`. `Err` otherwise.
+fn check_origin<'a>(ctx: &Context, req: &'a HttpRequest) -> Result<Allowed<'a>, PollError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(Allowed::NoOrigin);
+    };
+    let Ok(origin) = origin.to_str() else {
+        return Err(PollError::Forbidden);
     };
     let allowed = &ctx.settings.gateway.allowed_origins;
-    if allowed.is_empty() || allowed.iter().any(|a| a == origin || a == "*") {
-        Ok(Some(origin))
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if host.is_some_and(|host| same_origin(origin, host))
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+    {
+        Ok(Allowed::Origin(origin))
+    } else if allowed.iter().any(|a| a == "*") {
+        Ok(Allowed::Anyone)
     } else {
         Err(PollError::Forbidden)
     }
 }
 
+/// Whether `origin` (`scheme://host[:port]`) names the same host and port as the request's
+/// `Host` header; a missing port is the scheme's default (80, 443).
+fn same_origin(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return false,
+    };
+    match (host_port(authority, default), host_port(host, default)) {
+        (Some((a, p)), Some((b, q))) => a.eq_ignore_ascii_case(b) && p == q,
+        _ => false,
+    }
+}
+
+/// `host[:port]` or `[v6][:port]`, split; `None` when malformed (a path, userinfo, a bad port).
+fn host_port(authority: &str, default: u16) -> Option<(&str, u16)> {
+    if authority.is_empty() || authority.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (v6, after) = rest.split_once(']')?;
+            let port = match after {
+                "" => None,
+                after => Some(after.strip_prefix(':')?),
+            };
+            (v6, port)
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        None => default,
+        Some(port) => port.parse().ok()?,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
 async fn engine(req: HttpRequest, body: web::Payload, ctx: web::Data<Context>) -> HttpResponse {
     let origin = match check_origin(&ctx, &req) {
         Ok(origin) => origin,
-        Err(error) => return error_response(error, None),
+        Err(error) => return error_response(error, Allowed::NoOrigin),
     };
     if req.method() == Method::OPTIONS {
         let mut response = HttpResponse::NoContent();
@@ -129,7 +198,7 @@ async fn engine(req: HttpRequest, body: web::Payload, ctx: web::Data<Context>) -
     }
 }
 
-fn text(body: String, origin: Option<&str>) -> HttpResponse {
+fn text(body: String, origin: Allowed<'_>) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     cors(&mut response, origin);
     response
@@ -152,24 +221,25 @@ async fn read_limited(mut body: web::Payload, max: usize) -> Result<web::BytesMu
 /// A new session over WebSocket only.
 fn websocket(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>) -> HttpResponse {
     if !ctx.admit() {
-        return error_response(PollError::Unavailable, None);
+        return error_response(PollError::Unavailable, Allowed::NoOrigin);
     }
     let (response, session, stream) = match actix_ws::handle(req, body) {
         Ok(parts) => parts,
         Err(_) => {
             ctx.open_sessions
                 .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            return error_response(PollError::BadRequest, None);
+            return error_response(PollError::BadRequest, Allowed::NoOrigin);
         }
     };
     let stream = stream.max_frame_size(ctx.settings.engine.max_payload);
-    let session = Session::new(Arc::clone(&ctx), Writer::Ws(session), Some(stream));
+    let mut session = Session::new(Arc::clone(&ctx), Writer::Ws(session), Some(stream));
+    session.tcp = req.conn_data::<ConnSocket>().cloned();
     actix_web::rt::spawn(session.run(true));
     response
 }
 
 /// A new session over long-polling; the response is the `open` packet.
-fn handshake_polling(ctx: Arc<Context>, origin: Option<&str>) -> HttpResponse {
+fn handshake_polling(ctx: Arc<Context>, origin: Allowed<'_>) -> HttpResponse {
     if !ctx.admit() {
         return error_response(PollError::Unavailable, origin);
     }
@@ -190,11 +260,11 @@ fn handshake_polling(ctx: Arc<Context>, origin: Option<&str>) -> HttpResponse {
 /// Moves a polling session to a WebSocket: `2probe` → `3probe`, then `5`.
 fn upgrade(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>, sid: &str) -> HttpResponse {
     let Some(handle) = ctx.polling.get(sid) else {
-        return error_response(PollError::SessionUnknown, None);
+        return error_response(PollError::SessionUnknown, Allowed::NoOrigin);
     };
     let (response, mut ws, stream) = match actix_ws::handle(req, body) {
         Ok(parts) => parts,
-        Err(_) => return error_response(PollError::BadRequest, None),
+        Err(_) => return error_response(PollError::BadRequest, Allowed::NoOrigin),
     };
     if handle.buffer.is_upgraded() {
         // A second WebSocket for a session that already upgraded: accept it, then close.
@@ -204,6 +274,7 @@ fn upgrade(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>, sid: &str) 
         return response;
     }
     let mut stream = stream.max_frame_size(ctx.settings.engine.max_payload);
+    let socket = req.conn_data::<ConnSocket>().cloned();
     let timeout = Duration::from_millis(ctx.settings.engine.upgrade_timeout_ms);
     actix_web::rt::spawn(async move {
         let probe = async {
@@ -237,7 +308,7 @@ fn upgrade(req: &HttpRequest, body: web::Payload, ctx: Arc<Context>, sid: &str) 
         }
         if handle
             .tx
-            .send(ToSession::Upgrade(ws.clone()))
+            .send(ToSession::Upgrade(ws.clone(), socket))
             .await
             .is_err()
         {
@@ -308,4 +379,27 @@ async fn metrics(ctx: web::Data<Context>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(kanban_telemetry::METRICS_CONTENT_TYPE)
         .body(kanban_telemetry::render(&ctx.metrics.registry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn an_origin_is_the_same_when_host_and_port_match() {
+        assert!(same_origin("http://localhost:8080", "localhost:8080"));
+        assert!(same_origin("https://Board.Example", "board.example:443"));
+        assert!(same_origin("http://board.example", "board.example"));
+        assert!(same_origin("http://[::1]:3000", "[::1]:3000"));
+        assert!(!same_origin("http://localhost:8080", "localhost"));
+        assert!(!same_origin("https://board.example", "board.example:80"));
+        assert!(!same_origin("http://evil.example", "board.example"));
+        assert!(!same_origin("null", "board.example"));
+        assert!(!same_origin(
+            "http://board.example@evil.example",
+            "board.example"
+        ));
+        assert!(!same_origin("ftp://board.example", "board.example"));
+        assert!(!same_origin("http://board.example:x", "board.example"));
+    }
 }

@@ -166,11 +166,15 @@ impl Application {
         let ctx = Arc::new(Context::new(settings, parts, draining_rx));
         let port = listener.local_addr()?.port();
         let data = web::Data::from(Arc::clone(&ctx));
+        let send_buffer = ctx.settings.limits.socket_send_buffer_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(crate::metrics::record))
                 .app_data(data.clone())
                 .configure(crate::routes::configure)
+        })
+        .on_connect(move |connection, extensions| {
+            crate::session::tcp::on_accept(connection, extensions, send_buffer)
         })
         .listen(listener)?
         .disable_signals()

@@ -22,6 +22,10 @@ pub mod names {
     pub const ROOM_USER_JOINED: &str = "room:userJoined";
     pub const ROOM_USER_LEFT: &str = "room:userLeft";
     pub const PROJECT_RESYNC: &str = "project:resync";
+    /// The socket was taken out of a board's room (removed member, deleted board).
+    pub const PROJECT_REMOVED: &str = "project:removed";
+    /// The socket's token expired: the gateway closes the connection next (code 4005).
+    pub const AUTH_EXPIRED: &str = "auth:expired";
     pub const ERROR: &str = "error";
 
     // Client → server commands. `ticket:hint` is also relayed server → client.

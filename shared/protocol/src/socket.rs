@@ -384,3 +384,38 @@ pub struct Resync {
     pub reason: ResyncReason,
     pub seq: i64,
 }
+
+/// Why a socket was taken out of a board's room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// The socket's user was removed from the board (`member:removed`).
+    MemberRemoved,
+    /// The board was deleted (`project:deleted`).
+    ProjectDeleted,
+    /// The user's new role may not read the board (`member:added` with that role).
+    RoleRevoked,
+}
+
+/// `project:removed {projectId, reason, seq}`: the socket is no longer in the board's
+/// room; `seq` is the event that caused it, the last one the socket got from the board.
+/// Hints for the board are refused from now on and a new `project:join` asks the API again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectRemoved {
+    pub project_id: String,
+    pub reason: RemovalReason,
+    pub seq: i64,
+}
+
+/// `auth:expired {expiredAt}`: the socket's token expired (`exp` plus the gateway's
+/// leeway, seconds since the epoch); the gateway closes the connection right after with
+/// code 4005. Reconnect with a fresh token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct AuthExpired {
+    pub expired_at: u64,
+}

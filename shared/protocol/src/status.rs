@@ -106,6 +106,15 @@ impl Default for TicketStatus {
 }
 
 impl MemberRole {
+    /// Whether this role may see the board and its live events. Every role may today;
+    /// the gateway takes a socket out of a room when a role change makes this false.
+    pub const fn can_read(self) -> bool {
+        matches!(
+            self,
+            MemberRole::Owner | MemberRole::Member | MemberRole::Viewer
+        )
+    }
+
     /// Whether this role may create, change, move or delete tickets.
     pub const fn can_write_tickets(self) -> bool {
         matches!(self, MemberRole::Owner | MemberRole::Member)

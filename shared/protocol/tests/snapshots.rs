@@ -15,9 +15,9 @@ use kanban_protocol::rest::{
     Access, CreateTicketBody, DevTokenResponse, EventsPage, MovedTicket, TransitionResult,
 };
 use kanban_protocol::socket::{
-    CreateTicketCommand, ErrorAck, Hint, HintAction, HintCommand, JoinAck, JoinArg, MoveAck,
-    MoveTicketCommand, OkAck, PresenceUpdate, PresentUser, Resync, ResyncReason, TicketAck,
-    UpdateTicketCommand,
+    AuthExpired, CreateTicketCommand, ErrorAck, Hint, HintAction, HintCommand, JoinAck, JoinArg,
+    MoveAck, MoveTicketCommand, OkAck, PresenceUpdate, PresentUser, ProjectRemoved, RemovalReason,
+    Resync, ResyncReason, TicketAck, UpdateTicketCommand,
 };
 use kanban_protocol::{
     BoardEvent, BoardEventEnvelope, ErrorBody, ErrorCode, EventEnvelope, MemberRole, Priority,
@@ -261,6 +261,28 @@ fn presence_hints_and_resyncs() {
         let name = serde_json::to_value(reason).unwrap();
         assert_json_snapshot!(format!("resync_{}", name.as_str().unwrap()), wire(&resync));
     }
+    for reason in [
+        RemovalReason::MemberRemoved,
+        RemovalReason::ProjectDeleted,
+        RemovalReason::RoleRevoked,
+    ] {
+        let removed = ProjectRemoved {
+            project_id: PROJECT.into(),
+            reason,
+            seq: 42,
+        };
+        let name = serde_json::to_value(reason).unwrap();
+        assert_json_snapshot!(
+            format!("project_removed_{}", name.as_str().unwrap()),
+            wire(&removed)
+        );
+    }
+    assert_json_snapshot!(
+        "auth_expired",
+        wire(&AuthExpired {
+            expired_at: 1_768_471_336
+        })
+    );
 }
 
 #[test]

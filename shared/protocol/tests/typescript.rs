@@ -94,6 +94,9 @@ fn declarations() -> BTreeMap<String, String> {
         socket::PresenceUpdate,
         socket::ResyncReason,
         socket::Resync,
+        socket::RemovalReason,
+        socket::ProjectRemoved,
+        socket::AuthExpired,
         // error
         error::ErrorCode,
         error::ErrorDetail,
@@ -144,6 +147,17 @@ fn socket_events(cfg: &Config) -> String {
         (
             names::PROJECT_RESYNC,
             format!("resync: {}", ty(<socket::Resync as TS>::ident(cfg))),
+        ),
+        (
+            names::PROJECT_REMOVED,
+            format!(
+                "removed: {}",
+                ty(<socket::ProjectRemoved as TS>::ident(cfg))
+            ),
+        ),
+        (
+            names::AUTH_EXPIRED,
+            format!("expired: {}", ty(<socket::AuthExpired as TS>::ident(cfg))),
         ),
         (
             names::ERROR,

@@ -17,8 +17,8 @@ use kanban_protocol::rest::{
 };
 use kanban_protocol::socket::{
     CreateTicketCommand, DeleteTicketCommand, ErrorAck, Hint, HintCommand, JoinAck, JoinArg,
-    LeaveArg, MoveAck, MoveTicketCommand, OkAck, Resync, ResyncReason, TicketAck,
-    UpdateTicketCommand,
+    LeaveArg, MoveAck, MoveTicketCommand, OkAck, ProjectRemoved, RemovalReason, Resync,
+    ResyncReason, TicketAck, UpdateTicketCommand,
 };
 use kanban_protocol::{ErrorBody, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -79,6 +79,18 @@ fn project_arg(args: &[Value]) -> Option<String> {
     uuid::Uuid::parse_str(&id).ok().map(|_| id)
 }
 
+/// When a token with this `exp` stops being accepted: as seconds since the epoch, and as
+/// the moment on the monotonic clock the session ends.
+fn expiry(exp: u64, leeway: u64) -> (u64, tokio::time::Instant) {
+    let at = exp.saturating_add(leeway);
+    let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let left = (at.saturating_mul(1000)).saturating_sub(now);
+    (
+        at,
+        tokio::time::Instant::now() + std::time::Duration::from_millis(left),
+    )
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -113,11 +125,14 @@ impl Session {
             .filter(|t| !t.is_empty());
         let user = match (token, &self.ctx.verifier) {
             (Some(token), Some(verifier)) => match verifier.verify(token) {
-                Ok(claims) => User {
-                    name: claims.name.clone().unwrap_or_else(|| claims.sub.clone()),
-                    id: claims.sub,
-                    token: Some(token.to_owned()),
-                },
+                Ok(claims) => {
+                    self.token_expiry = Some(expiry(claims.exp, verifier.leeway_seconds()));
+                    User {
+                        name: claims.name.clone().unwrap_or_else(|| claims.sub.clone()),
+                        id: claims.sub,
+                        token: Some(token.to_owned()),
+                    }
+                }
                 Err(error) => {
                     tracing::debug!(%error, "socket token refused");
                     return Err(refuse("invalid or expired token"));
@@ -337,6 +352,10 @@ impl Session {
             return Ok(());
         }
         *cursor = event.seq;
+        let revoked = match (&event.revokes, &state.user) {
+            (Some(revocation), Some(user)) => revocation.applies_to(&user.id),
+            _ => None,
+        };
         let latency = (now_ms() - event.ts).max(0) as f64 / 1000.0;
         self.send_raw(event.frame).await?;
         self.ctx.metrics.deliveries_total.inc();
@@ -345,7 +364,36 @@ impl Session {
             .metrics
             .fanout_latency_seconds
             .observe(event.received.elapsed().as_secs_f64());
+        if let Some(reason) = revoked {
+            self.revoke(&event.project, reason, event.seq).await?;
+        }
         Ok(())
+    }
+
+    /// Takes the socket out of a room it may no longer see, right after the event that
+    /// says so (the last one it gets from the board), and tells the client why. Later
+    /// events of the board, already queued or not, find no cursor and are dropped.
+    async fn revoke(
+        &mut self,
+        project: &Arc<str>,
+        reason: RemovalReason,
+        seq: i64,
+    ) -> Result<(), Cause> {
+        self.leave_room(project).await;
+        self.ctx.metrics.revocations_total.inc();
+        tracing::debug!(project.id = %project, ?reason, "socket removed from a board");
+        let payload = ProjectRemoved {
+            project_id: project.to_string(),
+            reason,
+            seq,
+        };
+        self.send_packet(socketio::encode_event(
+            "/",
+            names::PROJECT_REMOVED,
+            &[arg(&payload)],
+            None,
+        ))
+        .await
     }
 
     pub(crate) async fn kanban_room_event(&mut self, event: RoomEvent) -> Result<(), Cause> {

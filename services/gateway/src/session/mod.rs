@@ -4,6 +4,7 @@
 //! slow-consumer and drain signals. Nothing else writes to the client.
 
 pub mod polling;
+pub mod tcp;
 mod writer;
 
 use crate::app::echo::EchoState;
@@ -35,7 +36,8 @@ pub enum ToSession {
     Probing,
     /// The upgrade completed: write to this WebSocket from now on. (Its frames are read by
     /// the upgrade's own task on the worker that accepted it and arrive as `Inbound`.)
-    Upgrade(actix_ws::Session),
+    /// With the upgrade connection's socket, which the session ends when it ends.
+    Upgrade(actix_ws::Session, Option<tcp::ConnSocket>),
     /// The transport failed or broke a rule (e.g. two concurrent long-polls).
     Close(Cause),
 }
@@ -59,12 +61,14 @@ pub enum Cause {
     Shutdown,
     /// Writing to the transport failed.
     TransportError,
+    /// The socket's token reached its `exp` (plus the leeway): reconnect with a fresh one.
+    TokenExpired,
 }
 
 impl Cause {
     /// Every `(reason, code)` pair of [`Cause::labels`], for registering the series of
     /// `closes_total` before the first close.
-    pub const LABELS: [(&'static str, &'static str); 8] = [
+    pub const LABELS: [(&'static str, &'static str); 9] = [
         ("client_closed", "none"),
         ("ping_timeout", "4001"),
         ("connect_timeout", "4002"),
@@ -73,6 +77,7 @@ impl Cause {
         ("slow_consumer", "4008"),
         ("shutdown", "1001"),
         ("transport_error", "none"),
+        ("token_expired", "4005"),
     ];
 
     /// The `reason` and `code` labels of `closes_total` (the close code as a number, or
@@ -87,6 +92,7 @@ impl Cause {
             Cause::SlowConsumer => 5,
             Cause::Shutdown => 6,
             Cause::TransportError => 7,
+            Cause::TokenExpired => 8,
         };
         Self::LABELS[index]
     }
@@ -101,6 +107,7 @@ impl Cause {
             Cause::TooBig => (CloseCode::Size, "message too big"),
             Cause::SlowConsumer => (CloseCode::Other(4008), "slow consumer"),
             Cause::Shutdown => (CloseCode::Away, "server shutting down"),
+            Cause::TokenExpired => (CloseCode::Other(4005), "token expired"),
         };
         Some(CloseReason {
             code,
@@ -129,6 +136,9 @@ pub struct Session {
     pong_deadline: Option<Instant>,
     connect_deadline: Option<Instant>,
     drain_at: Option<Instant>,
+    /// When the token the socket connected with expires (its `exp` plus the leeway, as
+    /// seconds since the epoch and on the monotonic clock): the session ends then.
+    pub token_expiry: Option<(u64, Instant)>,
     /// Socket.IO namespaces connected on this session, with their socket ids.
     pub namespaces: Vec<(String, String)>,
     pub app: AppState,
@@ -137,6 +147,8 @@ pub struct Session {
     opened: Instant,
     /// This session's count in `sockets{transport}`, moved when the session upgrades.
     transport: Option<TransportCount>,
+    /// The WebSocket's TCP connection, which the session shuts down when it ends.
+    pub tcp: Option<tcp::ConnSocket>,
 }
 
 /// One count in a `sockets{transport}` gauge, held while the session is on that transport
@@ -228,6 +240,7 @@ impl Session {
             pong_deadline: None,
             connect_deadline: Some(now + Duration::from_millis(engine.connect_timeout_ms)),
             drain_at: None,
+            token_expiry: None,
             namespaces: Vec::new(),
             app,
             bucket: TokenBucket {
@@ -238,6 +251,7 @@ impl Session {
             },
             opened: now,
             transport: None,
+            tcp: None,
             ctx,
         }
     }
@@ -285,6 +299,7 @@ impl Session {
             let far = Instant::now() + Duration::from_secs(3600);
             let connect_at = self.connect_deadline.unwrap_or(far);
             let drain_at = self.drain_at.unwrap_or(far);
+            let expiry_at = self.token_expiry.map_or(far, |(_, at)| at);
             let step = tokio::select! {
                 biased;
                 _ = self.signals.notify.notified() => {
@@ -298,6 +313,7 @@ impl Session {
                 _ = tokio::time::sleep_until(ping_at) => self.on_ping_timer().await,
                 _ = tokio::time::sleep_until(connect_at) => Err(Cause::ConnectTimeout),
                 _ = tokio::time::sleep_until(drain_at) => Err(Cause::Shutdown),
+                _ = tokio::time::sleep_until(expiry_at) => self.on_token_expired().await,
                 changed = draining.changed() => {
                     if changed.is_ok() && *draining.borrow() {
                         self.schedule_drain();
@@ -317,6 +333,24 @@ impl Session {
             let delay = rand::rng().random_range(0..window);
             self.drain_at = Some(Instant::now() + Duration::from_millis(delay));
         }
+    }
+
+    /// Tells every connected namespace why the connection is about to close, then ends
+    /// the session with [`Cause::TokenExpired`].
+    async fn on_token_expired(&mut self) -> Result<(), Cause> {
+        let expired_at = self.token_expiry.map_or(0, |(exp, _)| exp);
+        let payload = socketio::arg(&kanban_protocol::socket::AuthExpired { expired_at });
+        let namespaces: Vec<String> = self.namespaces.iter().map(|(n, _)| n.clone()).collect();
+        for nsp in namespaces {
+            self.send_packet(socketio::encode_event(
+                &nsp,
+                kanban_protocol::events::names::AUTH_EXPIRED,
+                std::slice::from_ref(&payload),
+                None,
+            ))
+            .await?;
+        }
+        Err(Cause::TokenExpired)
     }
 
     async fn on_ping_timer(&mut self) -> Result<(), Cause> {
@@ -372,7 +406,8 @@ impl Session {
                 }
                 Ok(())
             }
-            ToSession::Upgrade(ws) => {
+            ToSession::Upgrade(ws, socket) => {
+                self.tcp = socket;
                 self.transport = Some(TransportCount::new(&self.ctx, "websocket"));
                 tracing::debug!(session = %self.sid, "session upgraded to websocket");
                 let previous = std::mem::replace(&mut self.writer, Writer::Ws(ws));
@@ -548,7 +583,19 @@ impl Session {
             self.on_disconnect(nsp).await;
         }
         let polling = matches!(self.writer, Writer::Polling(_));
-        self.writer.close(&cause).await;
+        let limits = &self.ctx.settings.limits;
+        let grace = Duration::from_millis(limits.write_timeout_ms.min(1_000));
+        let handed_over = self.writer.close(&cause, grace).await;
+        if let Some(socket) = self.tcp.take().filter(|_| !polling) {
+            let ending = if handed_over {
+                closing_handshake(&mut self.ws_stream, &mut self.rx, &cause, grace).await
+            } else {
+                Some(tcp::Ending::Abortive)
+            };
+            if let Some(ending) = ending {
+                tcp::end(&socket.0, ending);
+            }
+        }
         if polling && cause == Cause::ClientClosed {
             // A client that POSTed a close may have a GET on its way: it gets the noop (and
             // removes the sid); if none comes, the sid is forgotten after a grace period.
@@ -562,6 +609,49 @@ impl Session {
             self.ctx.polling.remove(&self.sid);
         }
     }
+}
+
+/// Waits up to `grace` for the peer to end the connection after the close frame. `None`:
+/// it did (nothing left to do); else how to end it: gracefully when the peer is known to
+/// have sent its close frame (so it reads, and has had `grace` to get ours), abortively
+/// when it never answered (it stopped reading or is gone).
+async fn closing_handshake(
+    stream: &mut Option<MessageStream>,
+    rx: &mut mpsc::Receiver<ToSession>,
+    cause: &Cause,
+    grace: Duration,
+) -> Option<tcp::Ending> {
+    let mut answered = *cause == Cause::ClientClosed;
+    let deadline = Instant::now() + grace;
+    loop {
+        let step = tokio::time::timeout_at(deadline, async {
+            match stream {
+                Some(stream) => match stream.recv().await {
+                    None | Some(Err(_)) => None,
+                    Some(Ok(Message::Close(_))) => Some(true),
+                    Some(Ok(_)) => Some(false),
+                },
+                // An upgraded session's frames are read by the upgrade's task, which
+                // reports the peer's close (or the stream's end) as `Close`.
+                None => match rx.recv().await {
+                    Some(ToSession::Close(_)) => Some(true),
+                    Some(_) => Some(false),
+                    None => None,
+                },
+            }
+        })
+        .await;
+        match step {
+            Ok(None) => return None,
+            Ok(Some(close)) => answered |= close,
+            Err(_elapsed) => break,
+        }
+    }
+    Some(if answered {
+        tcp::Ending::Graceful
+    } else {
+        tcp::Ending::Abortive
+    })
 }
 
 /// The next WebSocket message, or never when the session has no WebSocket (polling).
@@ -595,6 +685,7 @@ mod tests {
             Cause::SlowConsumer,
             Cause::Shutdown,
             Cause::TransportError,
+            Cause::TokenExpired,
         ];
         for cause in &causes {
             let sent = cause

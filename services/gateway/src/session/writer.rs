@@ -26,19 +26,27 @@ impl Writer {
         }
     }
 
-    pub async fn close(self, cause: &Cause) {
+    /// Ends the transport for `cause`; for a WebSocket, true when the close frame was
+    /// handed over within `timeout` (a client that stopped reading may never take it).
+    pub async fn close(self, cause: &Cause, timeout: Duration) -> bool {
         match self {
-            // A client that stopped reading may never take the close frame: do not wait
-            // for it. Dropping the session ends the response stream and the connection.
-            Writer::Ws(ws) => {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(1), ws.close(cause.close_reason()))
-                        .await;
-            }
+            // Dropping the session ends the response stream; the session then ends the
+            // TCP connection itself (`tcp::end`), which actix-web alone would not do for
+            // a peer that does not read.
+            Writer::Ws(ws) => matches!(
+                tokio::time::timeout(timeout, ws.close(cause.close_reason())).await,
+                Ok(Ok(()))
+            ),
             // A client that POSTed a close gets a noop on its pending GET (as Node does);
             // otherwise the pending GET gets the close packet.
-            Writer::Polling(buffer) if *cause == Cause::ClientClosed => buffer.close_quietly(),
-            Writer::Polling(buffer) => buffer.close(),
+            Writer::Polling(buffer) if *cause == Cause::ClientClosed => {
+                buffer.close_quietly();
+                true
+            }
+            Writer::Polling(buffer) => {
+                buffer.close();
+                true
+            }
         }
     }
 }

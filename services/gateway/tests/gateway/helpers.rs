@@ -121,7 +121,14 @@ impl Stack {
     }
 
     pub fn token(&self, user: &str) -> String {
-        self.verifier.issue(user, Some(user), 600).expect("token")
+        self.token_for(user, 600)
+    }
+
+    /// A token for `user` that expires `ttl_seconds` from now.
+    pub fn token_for(&self, user: &str, ttl_seconds: u64) -> String {
+        self.verifier
+            .issue(user, Some(user), ttl_seconds)
+            .expect("token")
     }
 
     pub async fn api_call(

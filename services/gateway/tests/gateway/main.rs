@@ -2,6 +2,7 @@
 //! real Postgres and Redis, and a small Socket.IO client over a real WebSocket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod board;
 mod client;
 mod conformance;

@@ -7,6 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use kanban_protocol::redis_keys;
 use kanban_test_support::OwnRedis;
 use serde_json::json;
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -152,6 +153,108 @@ async fn a_socket_that_stops_reading_is_closed_as_a_slow_consumer() {
     metric_until(stack.gw(0), "kanban_gateway_connections", |v| v == 0.0).await;
 }
 
+/// Whether the kernel still holds the gateway's end of the TCP connection between
+/// `server_port` and `client_port` on 127.0.0.1 (any state), from `/proc/net/tcp`.
+fn server_end_held(server_port: u16, client_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port = |address: &str| {
+        address
+            .rsplit_once(':')
+            .and_then(|(_, port)| u16::from_str_radix(port, 16).ok())
+    };
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 3
+            && port(fields[1]) == Some(server_port)
+            && port(fields[2]) == Some(client_port)
+    })
+}
+
+/// A client that stops reading while its room is busy has its TCP connection reset by
+/// the gateway within the documented bound (docs/PROTOCOL.md, "Close reasons"): once
+/// its buffers are full (queue 8 frames, actix-ws 32, a 64 KiB SO_SNDBUF: a few dozen
+/// 64 KiB events here) it is detected after `write_timeout_ms`, and released at most
+/// `2 × min(write_timeout_ms, 1 s)` later (close frame, then reset). The client reads
+/// nothing at all; the kernel's own table shows the gateway's end gone.
+#[tokio::test]
+async fn a_client_that_stops_reading_has_its_tcp_connection_released_within_the_bound() {
+    const WRITE_TIMEOUT_MS: u64 = 200;
+    let stack = stack_with(1, |s| {
+        s.limits.outbound_queue = 8;
+        s.limits.write_timeout_ms = WRITE_TIMEOUT_MS;
+    })
+    .await;
+    let project = stack.create_project("alice", &[]).await;
+    let server_port: u16 = stack.gw(0).rsplit(':').next().unwrap().parse().unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server_port))
+        .await
+        .unwrap();
+    let client_port = tcp.local_addr().unwrap().port();
+    let url = format!("ws://127.0.0.1:{server_port}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    ws.next().await.unwrap().unwrap(); // open
+    ws.send(Message::Text(
+        format!("40{}", json!({"token": stack.token("alice")})).into(),
+    ))
+    .await
+    .unwrap();
+    ws.next().await.unwrap().unwrap(); // 40{sid}
+    ws.send(Message::Text(
+        format!("420[\"project:join\",\"{project}\"]").into(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        let frame = ws.next().await.unwrap().unwrap();
+        if frame.to_text().unwrap().starts_with("430") {
+            break;
+        }
+    }
+    assert!(server_end_held(server_port, client_port));
+    // From here on the client reads nothing. Events pour in until the gateway counts
+    // it slow: filling its buffers takes a few dozen events, longer on a loaded machine.
+    let started = std::time::Instant::now();
+    let mut redis = stack.redis().await;
+    let blob = "x".repeat(64 * 1024);
+    let slow = "kanban_gateway_slow_consumer_closes_total";
+    for seq in 1.. {
+        assert!(
+            started.elapsed() < WAIT && seq <= 2_000,
+            "not detected after {:?} and {seq} events",
+            started.elapsed()
+        );
+        let envelope = json!({"projectId": project, "seq": seq, "event": "ticket:deleted", "data": blob, "ts": 1});
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(redis_keys::events_channel(&stack.prefix, &project))
+            .arg(envelope.to_string())
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if seq % 5 == 0 && metric(stack.gw(0), slow).await >= 1.0 {
+            break;
+        }
+    }
+    // The slow-consumer count is taken as the session starts to end: from then on the
+    // documented bound is 2 × min(write_timeout_ms, 1 s) (close frame, then reset).
+    let detected = std::time::Instant::now();
+    while server_end_held(server_port, client_port) {
+        assert!(
+            detected.elapsed() < WAIT,
+            "the gateway still holds the connection {WAIT:?} after closing it as slow"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let released = detected.elapsed();
+    let bound = Duration::from_millis(2 * WRITE_TIMEOUT_MS);
+    let margin = Duration::from_millis(1_600);
+    assert!(
+        released < bound + margin,
+        "released {released:?} after detection"
+    );
+    metric_until(stack.gw(0), "kanban_gateway_connections", |v| v == 0.0).await;
+    drop(ws);
+}
+
 #[tokio::test]
 async fn drain_refuses_new_sessions_and_closes_open_ones_with_going_away() {
     // A drain window long enough to observe the draining replica before it stops.
@@ -198,48 +301,104 @@ async fn drain_refuses_new_sessions_and_closes_open_ones_with_going_away() {
     drained.await.unwrap();
 }
 
-#[tokio::test]
-async fn browsers_from_origins_outside_the_allow_list_are_refused() {
-    let stack = stack_with(1, |s| {
-        s.gateway.allowed_origins = vec!["https://board.example".into()]
-    })
-    .await;
-    let url = format!("{}/socket.io/?EIO=4&transport=polling", stack.gw(0));
-    let client = kanban_test_support::http();
-    let refused = client
-        .get(&url)
-        .header("Origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 403);
-    assert_eq!(
-        refused.json::<serde_json::Value>().await.unwrap(),
-        json!({"code": 4, "message": "Forbidden"})
-    );
-    let allowed = client
-        .get(&url)
-        .header("Origin", "https://board.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(allowed.status(), 200);
-    assert_eq!(
-        allowed.headers()["access-control-allow-origin"],
-        "https://board.example"
-    );
+/// A polling handshake from `origin` (none: a non-browser client).
+async fn polling_from(base: &str, origin: Option<&str>) -> reqwest::Response {
+    let mut request =
+        kanban_test_support::http().get(format!("{base}/socket.io/?EIO=4&transport=polling"));
+    if let Some(origin) = origin {
+        request = request.header("Origin", origin);
+    }
+    request.send().await.unwrap()
+}
+
+/// Whether a WebSocket handshake from `origin` is accepted.
+async fn websocket_from(base: &str, origin: &str) -> bool {
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
             "{}/socket.io/?EIO=4&transport=websocket",
-            stack.gw(0).replace("http", "ws")
+            base.replace("http", "ws")
         ))
         .unwrap();
     request
         .headers_mut()
-        .insert("Origin", "https://evil.example".parse().unwrap());
+        .insert("Origin", origin.parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.is_ok()
+}
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn by_default_only_the_page_own_origin_and_clients_without_one_are_allowed() {
+    let stack = stack(1).await;
+    // The request's Host is the gateway's address, so this page is its own origin.
+    let own = stack.gw(0).to_owned();
+    let allowed = polling_from(&own, Some(&own)).await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        Some(own.as_str())
+    );
+    assert_eq!(
+        header(&allowed, "access-control-allow-credentials"),
+        Some("true")
+    );
+    assert!(websocket_from(&own, &own).await, "same-origin WebSocket");
+    let plain = polling_from(&own, None).await;
+    assert_eq!(plain.status(), 200, "non-browser clients send no Origin");
+    assert_eq!(header(&plain, "access-control-allow-origin"), None);
+
+    let refused = polling_from(&own, Some("https://evil.example")).await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(header(&refused, "access-control-allow-origin"), None);
+    assert_eq!(
+        refused.json::<serde_json::Value>().await.unwrap(),
+        json!({"code": 4, "message": "Forbidden"})
+    );
+    let other_port = own.replace("127.0.0.1:", "127.0.0.1:1");
+    assert_eq!(polling_from(&own, Some(&other_port)).await.status(), 403);
     assert!(
-        tokio_tungstenite::connect_async(request).await.is_err(),
+        !websocket_from(&own, "https://evil.example").await,
         "WebSocket handshakes too"
+    );
+}
+
+#[tokio::test]
+async fn a_listed_origin_is_allowed_with_credentials_and_others_are_refused() {
+    let stack = stack_with(1, |s| {
+        s.gateway.allowed_origins = vec!["https://board.example".into()]
+    })
+    .await;
+    let allowed = polling_from(stack.gw(0), Some("https://board.example")).await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        Some("https://board.example")
+    );
+    assert_eq!(
+        header(&allowed, "access-control-allow-credentials"),
+        Some("true")
+    );
+    assert!(websocket_from(stack.gw(0), "https://board.example").await);
+    let refused = polling_from(stack.gw(0), Some("https://evil.example")).await;
+    assert_eq!(refused.status(), 403);
+    assert!(!websocket_from(stack.gw(0), "https://evil.example").await);
+}
+
+#[tokio::test]
+async fn a_configured_star_allows_any_origin_but_never_with_credentials() {
+    let stack = stack_with(1, |s| s.gateway.allowed_origins = vec!["*".into()]).await;
+    let allowed = polling_from(stack.gw(0), Some("https://anywhere.example")).await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(header(&allowed, "access-control-allow-origin"), Some("*"));
+    assert_eq!(header(&allowed, "access-control-allow-credentials"), None);
+    assert!(websocket_from(stack.gw(0), "https://anywhere.example").await);
+    let own = polling_from(stack.gw(0), Some(stack.gw(0))).await;
+    assert_eq!(
+        header(&own, "access-control-allow-credentials"),
+        Some("true"),
+        "the page's own origin keeps its credentials"
     );
 }
 

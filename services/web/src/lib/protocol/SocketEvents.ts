@@ -1,4 +1,5 @@
 // Generated from shared/protocol by its `typescript` test. Do not edit by hand.
+import type { AuthExpired } from "./AuthExpired";
 import type { BoardEvent } from "./BoardEvent";
 import type { CreateTicketCommand } from "./CreateTicketCommand";
 import type { DeleteTicketCommand } from "./DeleteTicketCommand";
@@ -14,6 +15,7 @@ import type { MoveAck } from "./MoveAck";
 import type { MoveTicketCommand } from "./MoveTicketCommand";
 import type { OkAck } from "./OkAck";
 import type { PresenceUpdate } from "./PresenceUpdate";
+import type { ProjectRemoved } from "./ProjectRemoved";
 import type { Resync } from "./Resync";
 import type { TicketAck } from "./TicketAck";
 import type { UpdateTicketCommand } from "./UpdateTicketCommand";
@@ -29,6 +31,8 @@ export type ServerToClientEvents = {
   "room:userLeft": (update: PresenceUpdate) => void;
   "ticket:hint": (hint: Hint) => void;
   "project:resync": (resync: Resync) => void;
+  "project:removed": (removed: ProjectRemoved) => void;
+  "auth:expired": (expired: AuthExpired) => void;
   "error": (error: ErrorDetail) => void;
 };
 

@@ -2,6 +2,7 @@
 
 export type { Access } from "./Access";
 export type { AddMemberBody } from "./AddMemberBody";
+export type { AuthExpired } from "./AuthExpired";
 export type { BoardEvent } from "./BoardEvent";
 export type { BoardEventEnvelope } from "./BoardEventEnvelope";
 export type { BoardSnapshot } from "./BoardSnapshot";
@@ -40,7 +41,9 @@ export type { PresentUser } from "./PresentUser";
 export type { Priority } from "./Priority";
 export type { Project } from "./Project";
 export type { ProjectMember } from "./ProjectMember";
+export type { ProjectRemoved } from "./ProjectRemoved";
 export type { RankEntry } from "./RankEntry";
+export type { RemovalReason } from "./RemovalReason";
 export type { Resync } from "./Resync";
 export type { ResyncReason } from "./ResyncReason";
 export type { ClientToServerEvents, ServerToClientEvents } from "./SocketEvents";
