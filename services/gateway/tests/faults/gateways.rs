@@ -161,3 +161,58 @@ async fn a_rolling_restart_with_sigterm_drain_shows_no_client_an_error_and_loses
         lag_resyncs(&logs)
     );
 }
+
+/// The relay-lag resync, pinned: a resume whose `sinceSeq` is one behind a seq that is
+/// committed but not yet published (the relay a few hundred ms behind, as under load) is
+/// answered with `project:resync` at once, although the event reaches the history
+/// stream moments later. The gateway's join compares history with the API's latest seq
+/// and gives up when history does not reach it yet (`catch_up` in
+/// `src/app/kanban.rs`); with 20 moves/s, 0 to 7 of 10 resumes after a gateway kill
+/// took this path in our runs. Nothing is lost (the client reloads the board), but
+/// resume by seq degrades to a snapshot exactly when many clients reconnect at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "defect: a resume racing the relay is answered with project:resync instead of the \
+            replay (docs/reliability.md)"]
+async fn a_resume_just_ahead_of_the_relay_gets_the_replay_not_a_resync() {
+    use crate::client::{is_board_event, is_event, Client};
+    use kanban_protocol::events::names;
+    use serde_json::json;
+
+    let stack = Stack::start(Options {
+        relay: false,
+        ..Options::default()
+    })
+    .await;
+    let relay = stack.start_relay().await;
+    let (project, tickets) = stack.board().await;
+    let last = stack.last_seq(&project).await;
+    stack.history_reaches(&project, last).await;
+
+    relay.pause(); // the relay lags: commits are not published for a moment
+    let (status, body) = stack
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/tickets/{}/move", tickets[0]),
+            Some(json!({"toStatus": "TODO", "position": 0})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut client = Client::connected(&stack.gateway_url(0), &stack.token("alice")).await;
+    let ack = client
+        .call(
+            names::PROJECT_JOIN,
+            &[json!({"projectId": project, "sinceSeq": last})],
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    tokio::time::sleep(Duration::from_millis(300)).await; // the lag itself
+    relay.resume();
+    stack.history_reaches(&project, last + 1).await;
+    let seen = client.drain(Duration::from_millis(500)).await;
+    assert!(
+        !seen.iter().any(|i| is_event(i, names::PROJECT_RESYNC)),
+        "answered with a resync: {seen:?}"
+    );
+    let events: Vec<_> = seen.into_iter().filter(is_board_event).collect();
+    assert_eq!(events.len(), 1, "the committed move arrives: {events:?}");
+}

@@ -103,6 +103,8 @@ pub struct Options {
     /// for a database cloned from the migrated template on the shared server.
     pub database_url: Option<String>,
     pub drain_window_ms: u64,
+    /// Whether the stack's API process relays the outbox (else a test runs its own relay).
+    pub relay: bool,
 }
 
 impl Default for Options {
@@ -112,6 +114,7 @@ impl Default for Options {
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
             database_url: None,
             drain_window_ms: 2000,
+            relay: true,
         }
     }
 }
@@ -123,6 +126,7 @@ struct Config {
     database_url: String,
     migrate: bool,
     drain_window_ms: u64,
+    relay: bool,
 }
 
 impl Config {
@@ -138,6 +142,7 @@ impl Config {
             ("KANBAN_REDIS__URL", self.redis_url.clone()),
             ("KANBAN_REDIS__KEY_PREFIX", self.prefix.clone()),
             ("KANBAN_AUTH__JWT_SECRET", SECRET.into()),
+            ("KANBAN_RELAY__ENABLED", self.relay.to_string()),
             ("KANBAN_RELAY__LEADER_RETRY_MS", "100".into()),
             ("KANBAN_RELAY__SWEEP_INTERVAL_MS", "200".into()),
             ("KANBAN_RELAY__MAX_BACKOFF_MS", "500".into()),
@@ -198,6 +203,7 @@ impl Stack {
             database_url,
             migrate,
             drain_window_ms: options.drain_window_ms,
+            relay: options.relay,
         };
         let api = ServiceProcess::start(&api_binary().to_string_lossy(), &config.api_env()).await;
         let mut stack = Stack {
@@ -221,6 +227,14 @@ impl Stack {
 
     pub fn drain_window(&self) -> Duration {
         Duration::from_millis(self.config.drain_window_ms)
+    }
+
+    /// A second API process that only relays (for a test that freezes the relay alone).
+    pub async fn start_relay(&self) -> ServiceProcess {
+        let mut env = self.config.api_env();
+        env.retain(|(k, _)| *k != "KANBAN_RELAY__ENABLED");
+        env.push(("KANBAN_RELAY__ENABLED", "true".into()));
+        ServiceProcess::start(&api_binary().to_string_lossy(), &env).await
     }
 
     pub fn api_url(&self) -> String {
