@@ -6,6 +6,10 @@
 //! `kt_<unix seconds>_<random>`; each is dropped when its [`TestDatabase`] is dropped, and
 //! any left behind by a killed run is dropped by a later run after an hour.
 //!
+//! For tests of real processes it also starts servers of a test's own that the test may
+//! kill, freeze or stop: [`ServiceProcess`] (the workspace's binaries), [`OwnRedis`] and
+//! [`OwnPostgres`].
+//!
 //! This crate only ever runs inside tests, where failing loudly is the point.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
