@@ -854,7 +854,7 @@ impl Writer {
                 let (path, body, subject) = match &write {
                     Write::Moves(tickets) => {
                         let ticket = &tickets[k % tickets.len()];
-                        let to = if (k / tickets.len()) % 2 == 0 {
+                        let to = if (k / tickets.len()).is_multiple_of(2) {
                             "TODO"
                         } else {
                             "BACKLOG"
