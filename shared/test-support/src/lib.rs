@@ -6,6 +6,10 @@
 //! `kt_<unix seconds>_<random>`; each is dropped when its [`TestDatabase`] is dropped, and
 //! any left behind by a killed run is dropped by a later run after an hour.
 //!
+//! For tests of real processes it also starts servers of a test's own that the test may
+//! kill, freeze or stop: [`ServiceProcess`] (the workspace's binaries), [`OwnRedis`] and
+//! [`OwnPostgres`].
+//!
 //! This crate only ever runs inside tests, where failing loudly is the point.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -309,7 +313,17 @@ impl OwnRedis {
         panic!("redis on port {} did not start", self.port);
     }
 
-    /// Kills the server (its data is gone: it keeps nothing on disk).
+    /// SIGSTOP: the server freezes; its clients' connections stay open and time out.
+    pub fn pause(&self) {
+        signal(self.child.id(), "STOP");
+    }
+
+    /// SIGCONT after [`OwnRedis::pause`].
+    pub fn resume(&self) {
+        signal(self.child.id(), "CONT");
+    }
+
+    /// Kills the server with SIGKILL (its data is gone: it keeps nothing on disk).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -320,6 +334,199 @@ impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A PostgreSQL server of a test's own (`initdb` in a temporary folder, `pg_ctl` on a free
+/// loopback port, trust authentication for `postgres`), for tests that stop and start the
+/// database; the shared server is never touched. Stopped (immediately) and its folder
+/// removed when dropped.
+///
+/// The binaries are the newest of `/usr/lib/postgresql/*/bin` (Debian's layout), or those
+/// on `PATH`. Postgres refuses to run as root, so as root the server runs as the
+/// `postgres` user the Debian package creates.
+pub struct OwnPostgres {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
+
+impl OwnPostgres {
+    /// Initialises a cluster and starts it; returns once it accepts connections.
+    pub fn start() -> OwnPostgres {
+        let bin = postgres_bin_dir();
+        let dir = std::env::temp_dir().join(format!(
+            "kanban-test-pg-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("a temp dir for Postgres");
+        let postgres = OwnPostgres {
+            port: free_port(),
+            dir,
+            bin,
+        };
+        if is_root() {
+            let status = std::process::Command::new("chown")
+                .args(["postgres:postgres", &postgres.dir.to_string_lossy()])
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown the Postgres folder");
+        }
+        postgres.run(
+            "initdb",
+            &[
+                "-D",
+                &postgres.data().to_string_lossy(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        postgres.start_again();
+        postgres
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/<database>`
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Starts the server again (same folder, same port) and waits until it is up.
+    pub fn start_again(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            self.port,
+            self.dir.to_string_lossy()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data().to_string_lossy(),
+                "-o",
+                &options,
+                "-l",
+                &self.dir.join("server.log").to_string_lossy(),
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server: `mode` is `pg_ctl`'s shutdown mode (`fast` ends sessions and
+    /// shuts down cleanly; `immediate` is as a crash).
+    pub fn stop(&self, mode: &str) {
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data().to_string_lossy(),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                "30",
+                "stop",
+            ],
+        );
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.join("data")
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let program = self.bin.join(program);
+        let output = if is_root() {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&program)
+                .args(args)
+                .output()
+        } else {
+            std::process::Command::new(&program).args(args).output()
+        }
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+        assert!(
+            output.status.success(),
+            "{} {args:?} failed: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        if self.data().join("postmaster.pid").exists() {
+            let program = self.bin.join("pg_ctl");
+            let data = self.data();
+            let args = [
+                "-D",
+                &*data.to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ]
+            .map(str::to_owned);
+            let _ = if is_root() {
+                std::process::Command::new("runuser")
+                    .args(["-u", "postgres", "--"])
+                    .arg(&program)
+                    .args(&args)
+                    .output()
+            } else {
+                std::process::Command::new(&program).args(&args).output()
+            };
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin`, else the folder of `initdb` on `PATH`.
+fn postgres_bin_dir() -> std::path::PathBuf {
+    let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+                    let bin = e.path().join("bin");
+                    bin.join("initdb").exists().then_some((version, bin))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return bin;
+    }
+    let output = std::process::Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+        .expect("sh");
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        !path.is_empty(),
+        "PostgreSQL's initdb must be installed (scripts/test.sh installs it)"
+    );
+    std::path::Path::new(&path)
+        .parent()
+        .expect("initdb's folder")
+        .to_path_buf()
 }
 
 /// An HTTP client for tests: every request fails after 10 s instead of hanging the test
@@ -353,14 +560,30 @@ impl ServiceProcess {
     /// Starts `binary` with `KANBAN_HTTP__HOST`/`__PORT` set to a free loopback port and
     /// the given environment, then waits until its `/readyz` answers 200.
     pub async fn start(binary: &str, env: &[(&str, String)]) -> ServiceProcess {
-        let port = free_port();
+        Self::start_on(binary, free_port(), env).await
+    }
+
+    /// Like [`ServiceProcess::start`], on `port` (a restart in the same place, as a
+    /// replica replaced behind a load balancer).
+    pub async fn start_on(binary: &str, port: u16, env: &[(&str, String)]) -> ServiceProcess {
+        let process = Self::spawn_on(binary, port, env);
+        process.wait_ready().await;
+        process
+    }
+
+    /// Starts `binary` on `port` without waiting for readiness (for a process that is
+    /// expected not to become ready yet, e.g. while a dependency is down).
+    pub fn spawn_on(binary: &str, port: u16, env: &[(&str, String)]) -> ServiceProcess {
         let name = std::path::Path::new(binary)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "service".to_owned());
+        // Unique per start: a process restarted on the same port must not share (and,
+        // when the old guard drops, lose) its predecessor's log.
         let log = std::env::temp_dir().join(format!(
-            "kanban-test-{name}-{}-{port}.log",
-            std::process::id()
+            "kanban-test-{name}-{}-{port}-{}.log",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
         ));
         let file = std::fs::File::create(&log).expect("a log file in the temp dir");
         let child = std::process::Command::new(binary)
@@ -373,9 +596,7 @@ impl ServiceProcess {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("start {binary}: {e}"));
-        let process = ServiceProcess { port, child, log };
-        process.wait_ready().await;
-        process
+        ServiceProcess { port, child, log }
     }
 
     pub fn url(&self) -> String {
@@ -419,6 +640,52 @@ impl ServiceProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// SIGTERM, as an orchestrator's stop: the service drains and exits on its own
+    /// (await it with [`ServiceProcess::exited`]).
+    pub fn terminate(&self) {
+        signal(self.pid(), "TERM");
+    }
+
+    /// SIGSTOP: the process freezes with its connections open.
+    pub fn pause(&self) {
+        signal(self.pid(), "STOP");
+    }
+
+    /// SIGCONT after [`ServiceProcess::pause`].
+    pub fn resume(&self) {
+        signal(self.pid(), "CONT");
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit status, or `None` if it is
+    /// still running.
+    pub async fn exited(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The process's output so far (its log file).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Sends `SIG<name>` to one process, by its id (`kill` rather than `libc::kill`: the
+/// workspace forbids `unsafe`).
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("the kill command");
+    assert!(status.success(), "kill -{name} {pid} failed");
 }
 
 impl Drop for ServiceProcess {
