@@ -3,66 +3,38 @@
 
 use crate::model::Ticket;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
-/// A machine-readable error code. HTTP status mapping lives with each service; the code
-/// is what clients branch on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ErrorCode {
-    /// No credentials, or credentials that failed validation.
-    Unauthorized,
-    /// Authenticated, but the role does not allow this.
-    Forbidden,
-    /// The resource does not exist, or the caller may not know that it does.
-    NotFound,
-    /// The input is malformed or breaks a rule (lengths, enums, unknown fields).
-    Validation,
-    /// The requested status change is not in the transition table.
-    InvalidTransition,
-    /// `expectedVersion` did not match the stored version.
-    VersionConflict,
-    /// The `Idempotency-Key` (a socket command's `mutationId`) was already used by this
-    /// user for a different request; nothing was changed. Use a fresh key per change.
-    IdempotencyKeyReused,
-    /// The route exists but not with this HTTP method (the `Allow` header lists those it has).
-    MethodNotAllowed,
-    /// The request body is larger than allowed.
-    PayloadTooLarge,
-    /// Too many requests or commands in a short time.
-    RateLimited,
-    /// A dependency (database, cache) is unreachable; retry later.
-    Unavailable,
-    /// An unexpected failure; details are in the server log, never in the response.
-    Internal,
-}
-
-impl ErrorCode {
-    /// The wire spelling, e.g. `INVALID_TRANSITION`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Unauthorized => "UNAUTHORIZED",
-            ErrorCode::Forbidden => "FORBIDDEN",
-            ErrorCode::NotFound => "NOT_FOUND",
-            ErrorCode::Validation => "VALIDATION",
-            ErrorCode::InvalidTransition => "INVALID_TRANSITION",
-            ErrorCode::VersionConflict => "VERSION_CONFLICT",
-            ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
-            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            ErrorCode::RateLimited => "RATE_LIMITED",
-            ErrorCode::Unavailable => "UNAVAILABLE",
-            ErrorCode::Internal => "INTERNAL",
-        }
+wire_enum!(
+    /// A machine-readable error code. HTTP status mapping lives with each service; the
+    /// code is what clients branch on.
+    ErrorCode, "error code", {
+        /// No credentials, or credentials that failed validation.
+        Unauthorized => "UNAUTHORIZED",
+        /// Authenticated, but the role does not allow this.
+        Forbidden => "FORBIDDEN",
+        /// The resource does not exist, or the caller may not know that it does.
+        NotFound => "NOT_FOUND",
+        /// The input is malformed or breaks a rule (lengths, enums, unknown fields).
+        Validation => "VALIDATION",
+        /// The requested status change is not in the transition table.
+        InvalidTransition => "INVALID_TRANSITION",
+        /// `expectedVersion` did not match the stored version.
+        VersionConflict => "VERSION_CONFLICT",
+        /// The `Idempotency-Key` (a socket command's `mutationId`) was already used by this
+        /// user for a different request; nothing was changed. Use a fresh key per change.
+        IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+        /// The route exists but not with this HTTP method (the `Allow` header lists those it has).
+        MethodNotAllowed => "METHOD_NOT_ALLOWED",
+        /// The request body is larger than allowed.
+        PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+        /// Too many requests or commands in a short time.
+        RateLimited => "RATE_LIMITED",
+        /// A dependency (database, cache) is unreachable; retry later.
+        Unavailable => "UNAVAILABLE",
+        /// An unexpected failure; details are in the server log, never in the response.
+        Internal => "INTERNAL",
     }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 /// The inner object of an error body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,18 +93,7 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_wire_spelling() {
-        for code in [
-            ErrorCode::Unauthorized,
-            ErrorCode::Forbidden,
-            ErrorCode::NotFound,
-            ErrorCode::Validation,
-            ErrorCode::InvalidTransition,
-            ErrorCode::VersionConflict,
-            ErrorCode::PayloadTooLarge,
-            ErrorCode::RateLimited,
-            ErrorCode::Unavailable,
-            ErrorCode::Internal,
-        ] {
+        for &code in ErrorCode::ALL {
             assert_eq!(
                 serde_json::to_value(code).ok(),
                 Some(serde_json::json!(code.as_str()))

@@ -24,6 +24,9 @@
 //! Integers that are seqs, timestamps, versions or positions are `i64` here and `number`
 //! in TypeScript: they stay far below 2^53.
 
+#[macro_use]
+mod wire_enum;
+
 pub mod error;
 pub mod events;
 pub mod model;

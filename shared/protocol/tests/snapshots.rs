@@ -287,21 +287,9 @@ fn presence_hints_and_resyncs() {
 
 #[test]
 fn error_bodies() {
-    let codes = [
-        ErrorCode::Unauthorized,
-        ErrorCode::Forbidden,
-        ErrorCode::NotFound,
-        ErrorCode::Validation,
-        ErrorCode::InvalidTransition,
-        ErrorCode::VersionConflict,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::RateLimited,
-        ErrorCode::Unavailable,
-        ErrorCode::Internal,
-    ];
-    let bodies: Vec<ErrorBody> = codes
-        .into_iter()
-        .map(|code| ErrorBody::new(code, format!("a {code} error")))
+    let bodies: Vec<ErrorBody> = ErrorCode::ALL
+        .iter()
+        .map(|&code| ErrorBody::new(code, format!("a {code} error")))
         .collect();
     assert_json_snapshot!("error_bodies", bodies);
     assert_json_snapshot!(
