@@ -92,6 +92,35 @@ async fn connections_beyond_the_replica_limit_are_refused() {
     assert!(refused.is_err(), "the second handshake is refused");
 }
 
+/// Reads the open packet, connects with `token`, joins `project` and reads up to the
+/// join's ack (presence may come first), over a raw WebSocket the test drives by hand.
+async fn connect_and_join<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    token: &str,
+    project: &str,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.next().await.unwrap().unwrap(); // open
+    ws.send(Message::Text(
+        format!("40{}", json!({"token": token})).into(),
+    ))
+    .await
+    .unwrap();
+    ws.next().await.unwrap().unwrap(); // 40{sid}
+    ws.send(Message::Text(
+        format!("420[\"project:join\",\"{project}\"]").into(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        let frame = ws.next().await.unwrap().unwrap();
+        if frame.to_text().unwrap().starts_with("430") {
+            break;
+        }
+    }
+}
+
 /// A client that stops reading while its room is busy is closed as a slow consumer; the
 /// gateway's memory for it stays bounded by its queue.
 #[tokio::test]
@@ -107,26 +136,8 @@ async fn a_socket_that_stops_reading_is_closed_as_a_slow_consumer() {
         stack.gw(0).replace("http", "ws")
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    ws.next().await.unwrap().unwrap(); // open
-    ws.send(Message::Text(
-        format!("40{}", json!({"token": stack.token("alice")})).into(),
-    ))
-    .await
-    .unwrap();
-    ws.next().await.unwrap().unwrap(); // 40{sid}
-    ws.send(Message::Text(
-        format!("420[\"project:join\",\"{project}\"]").into(),
-    ))
-    .await
-    .unwrap();
-    // The join's ack (presence may come first); from here on the client reads nothing
-    // while large events pour into its room.
-    loop {
-        let frame = ws.next().await.unwrap().unwrap();
-        if frame.to_text().unwrap().starts_with("430") {
-            break;
-        }
-    }
+    // From here on the client reads nothing while large events pour into its room.
+    connect_and_join(&mut ws, &stack.token("alice"), &project).await;
     let mut redis = stack.redis().await;
     let blob = "x".repeat(64 * 1024);
     for seq in 1..=600 {
@@ -192,24 +203,7 @@ async fn a_client_that_stops_reading_has_its_tcp_connection_released_within_the_
     let client_port = tcp.local_addr().unwrap().port();
     let url = format!("ws://127.0.0.1:{server_port}/socket.io/?EIO=4&transport=websocket");
     let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
-    ws.next().await.unwrap().unwrap(); // open
-    ws.send(Message::Text(
-        format!("40{}", json!({"token": stack.token("alice")})).into(),
-    ))
-    .await
-    .unwrap();
-    ws.next().await.unwrap().unwrap(); // 40{sid}
-    ws.send(Message::Text(
-        format!("420[\"project:join\",\"{project}\"]").into(),
-    ))
-    .await
-    .unwrap();
-    loop {
-        let frame = ws.next().await.unwrap().unwrap();
-        if frame.to_text().unwrap().starts_with("430") {
-            break;
-        }
-    }
+    connect_and_join(&mut ws, &stack.token("alice"), &project).await;
     assert!(server_end_held(server_port, client_port));
     // From here on the client reads nothing. Events pour in until the gateway counts
     // it slow: filling its buffers takes a few dozen events, longer on a loaded machine.
