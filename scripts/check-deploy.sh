@@ -204,7 +204,8 @@ else
   [ -f "$web_root/index.html" ] || { web_root="$work/www"; mkdir -p "$web_root"; echo board > "$web_root/index.html"; }
   sed -e "s|listen 8080;|listen ${addr[web]}:8080;|" -e "s|root /usr/share/nginx/html;|root $web_root;|" \
       -e "s|/tmp/nginx|$work/web-nginx|g" deploy/web/nginx.conf > "$work/web-nginx.conf"
-  nginx -c "$work/web-nginx.conf" -g 'daemon off;' > "$work/web.log" 2>&1 &
+  mapfile -t nginx_user < <(nginx_user_args)
+  nginx -c "$work/web-nginx.conf" -g 'daemon off;' "${nginx_user[@]}" > "$work/web.log" 2>&1 &
   pids+=($!)
   sed -e "s|listen 8080;|listen 127.0.0.1:$lb_port;|" -e "s|/tmp/nginx|$work/lb-nginx|g" \
       deploy/compose/nginx.conf > "$work/lb-nginx.conf"

@@ -96,10 +96,11 @@ start_nginx() {
   sed -e "s|@STATE@|$STATE|g" -e "s|@API_PORT@|$API_PORT|g" -e "s|@GW1_PORT@|$GW1_PORT|g" \
       -e "s|@GW2_PORT@|$GW2_PORT|g" -e "s|@PORT@|$PORT|g" -e "s|@WEB_ROOT@|$web_root|g" \
       "$ROOT/deploy/local/nginx.conf.template" > "$STATE/nginx.conf"
-  nginx -t -q -c "$STATE/nginx.conf" -p "$STATE" 2>"$STATE/nginx-check.log" \
+  mapfile -t nginx_user < <(nginx_user_args)
+  nginx -t -q -c "$STATE/nginx.conf" -p "$STATE" "${nginx_user[@]}" 2>"$STATE/nginx-check.log" \
     || { cat "$STATE/nginx-check.log" >&2; die "nginx configuration is invalid"; }
   log "starting nginx on 127.0.0.1:$PORT"
-  setsid nginx -c "$STATE/nginx.conf" -p "$STATE" >"$STATE/nginx.log" 2>&1 < /dev/null &
+  setsid nginx -c "$STATE/nginx.conf" -p "$STATE" "${nginx_user[@]}" >"$STATE/nginx.log" 2>&1 < /dev/null &
   echo $! > "$STATE/nginx-main.pid"
   for _ in $(seq 1 40); do
     curl -fsS "http://127.0.0.1:$PORT/api/openapi.json" >/dev/null 2>&1 && return 0

@@ -119,6 +119,13 @@ ensure_chromium() {
   command -v chromium >/dev/null || apt_install chromium
 }
 
+# nginx started by root runs its workers as `nobody`, who cannot read a web root inside a
+# private folder (a home directory, a mktemp -d folder): a checkout there would serve 403.
+# These local, loopback-only nginx instances run their workers as the invoking user.
+nginx_user_args() {
+  if [ "$(id -u)" -eq 0 ]; then printf '%s\n' -g 'user root;'; fi
+}
+
 ensure_base_tools() {
   local need=()
   command -v curl >/dev/null || need+=(curl)

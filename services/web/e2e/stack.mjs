@@ -153,7 +153,10 @@ export async function startStack(options = {}) {
 			.replaceAll('@PORT@', String(port))
 			.replaceAll('@WEB_ROOT@', dist);
 		writeFileSync(join(state, 'nginx.conf'), config);
-		const nginx = launch('nginx', 'nginx', ['-c', join(state, 'nginx.conf'), '-p', state], process.env);
+		// Started by root, nginx's workers run as `nobody`, who cannot read a checkout inside
+		// a private folder (a home directory, a mktemp -d folder): run them as root then.
+		const asUser = process.getuid?.() === 0 ? ['-g', 'user root;'] : [];
+		const nginx = launch('nginx', 'nginx', ['-c', join(state, 'nginx.conf'), '-p', state, ...asUser], process.env);
 		await waitFor(`http://127.0.0.1:${port}/api/openapi.json`, nginx, 'nginx');
 	} catch (err) {
 		process.env.KANBAN_E2E_KEEP_LOGS = '1';
