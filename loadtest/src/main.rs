@@ -1,6 +1,7 @@
 //! Benchmarks that need the real system:
 //! `kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]` and
-//! `kanban-loadtest presence [--sockets N]` (see `presence.rs`).
+//! `kanban-loadtest presence [--sockets N]` (see `presence.rs`) and
+//! `kanban-loadtest resume-storm [--sockets N] [--history H] [--spread]` (see `resume.rs`).
 //!
 //! `pipeline` starts the ticket API in-process against the local PostgreSQL (a scratch
 //! database, dropped afterwards) and Redis (a scratch key prefix), then has `writers`
@@ -12,7 +13,9 @@
 // A benchmark harness fails loudly on any error, as a test does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod host;
 mod presence;
+mod resume;
 
 use futures_util::StreamExt;
 use kanban_protocol::redis_keys;
@@ -77,9 +80,30 @@ async fn main() {
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
             presence::run(sockets, redis_url).await;
         }
+        Some("resume-storm") => {
+            let argv: Vec<String> = std::env::args().skip(2).collect();
+            let number = |flag: &str, default: i64| {
+                argv.windows(2)
+                    .find(|w| w[0] == flag)
+                    .map(|w| {
+                        w[1].parse()
+                            .unwrap_or_else(|_| panic!("{flag} needs a number"))
+                    })
+                    .unwrap_or(default)
+            };
+            let options = resume::Options {
+                sockets: number("--sockets", 5000) as usize,
+                history: number("--history", 1000),
+                spread: argv.iter().any(|a| a == "--spread"),
+            };
+            let redis_url = std::env::var("KANBAN_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            resume::run(options, redis_url).await;
+        }
         _ => {
             eprintln!("usage: kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]");
             eprintln!("       kanban-loadtest presence [--sockets N]");
+            eprintln!("       kanban-loadtest resume-storm [--sockets N] [--history H] [--spread]");
             std::process::exit(2);
         }
     }

@@ -112,7 +112,7 @@ pub async fn run(sockets: usize, redis_url: String) {
     }
 }
 
-fn uuid_like() -> String {
+pub fn uuid_like() -> String {
     let mut rng = rand::rng();
     let bytes: [u8; 16] = rand::Rng::random(&mut rng);
     format!(

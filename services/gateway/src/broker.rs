@@ -3,9 +3,13 @@
 //! for the hub, and reads the recent history stream for resumes and gap filling.
 //!
 //! The subscription lives on one RESP3 connection that reconnects by itself and
-//! resubscribes; after a reconnect every room is caught up from history, and sessions
-//! fill any remaining gap themselves when they see a seq jump.
+//! resubscribes, and carries nothing else: Redis applies its pub/sub output limit to
+//! every reply on it, so history reads, hints and pings go over a second connection.
+//! After a reconnect every room is sent its newest event from history; each session then
+//! fills the gap it sees from history itself, at its own socket's pace
+//! ([`crate::history`]).
 
+use crate::history::{HistoryReader, Page};
 use crate::hub::{Hub, RoomEvent};
 use crate::metrics::GatewayMetrics;
 use crate::protocol::socketio;
@@ -21,7 +25,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Mutex};
 
 pub struct Broker {
+    /// The subscription connection: SUBSCRIBE and UNSUBSCRIBE only.
     conn: ConnectionManager,
+    /// Every other command.
+    commands: ConnectionManager,
+    history: HistoryReader,
     prefix: String,
     hub: Arc<Hub>,
     metrics: Arc<GatewayMetrics>,
@@ -66,15 +74,25 @@ impl Broker {
             format!("{url}?protocol=resp3")
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        let client = redis::Client::open(url)?;
+        let commands = client.get_connection_manager_lazy(
+            ConnectionManagerConfig::new()
+                .set_response_timeout(Some(response_timeout))
+                .set_connection_timeout(Some(response_timeout))
+                .set_max_delay(Duration::from_secs(2)),
+        )?;
         let config = ConnectionManagerConfig::new()
             .set_push_sender(tx)
             .set_automatic_resubscription()
             .set_response_timeout(Some(response_timeout))
             .set_connection_timeout(Some(response_timeout))
             .set_max_delay(Duration::from_secs(2));
-        let conn = redis::Client::open(url)?.get_connection_manager_lazy(config)?;
+        let conn = client.get_connection_manager_lazy(config)?;
+        let history = HistoryReader::new(commands.clone(), prefix.clone(), Arc::clone(&metrics));
         let broker = Arc::new(Broker {
             conn,
+            commands,
+            history,
             prefix,
             hub,
             metrics,
@@ -109,38 +127,39 @@ impl Broker {
         Ok(())
     }
 
-    /// Events of `project` with `from <= seq` (and `seq <= to`), oldest first, from the
-    /// recent history stream.
-    pub async fn history(
+    /// One page of `project`'s history ([`crate::history`]) for a reader that receives
+    /// the board's events live from `not_before` on.
+    pub async fn history_page(
         &self,
-        project: &str,
-        from: i64,
-        to: Option<i64>,
-    ) -> Result<Vec<RoomEvent>, redis::RedisError> {
-        let mut conn = self.conn.clone();
-        let end = to.map_or_else(|| "+".to_owned(), |to| format!("{to}-0"));
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        project: &Arc<str>,
+        page: i64,
+        not_before: std::time::Instant,
+    ) -> Result<Page, String> {
+        self.history.page(project, page, not_before).await
+    }
+
+    /// The newest event in `project`'s history.
+    async fn newest(&self, project: &str) -> Result<Option<RoomEvent>, redis::RedisError> {
+        let mut conn = self.commands.clone();
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
             .arg(redis_keys::history(&self.prefix, project))
-            .arg(format!("{}-0", from.max(0)))
-            .arg(end)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
             .query_async(&mut conn)
             .await?;
-        let mut events = Vec::with_capacity(reply.ids.len());
-        for entry in reply.ids {
-            let Some(raw) = entry.get::<String>("e") else {
-                continue;
-            };
-            match serde_json::from_str::<EventEnvelope>(&raw) {
-                Ok(envelope) => events.push(encode(envelope)),
-                Err(error) => tracing::warn!(%error, "undecodable history entry"),
-            }
-        }
-        Ok(events)
+        let newest = reply
+            .ids
+            .first()
+            .and_then(|entry| entry.get::<String>("e"))
+            .and_then(|raw| serde_json::from_str::<EventEnvelope>(&raw).ok());
+        Ok(newest.map(encode))
     }
 
     /// Redis is reachable (for readiness).
     pub async fn ping(&self) -> bool {
-        let mut conn = self.conn.clone();
+        let mut conn = self.commands.clone();
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
@@ -165,7 +184,7 @@ impl Broker {
 
     /// Publishes an ephemeral hint to every gateway with members in the room.
     pub async fn publish_hint(&self, hint: &Hint) -> Result<(), redis::RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.commands.clone();
         let _: i64 = redis::cmd("PUBLISH")
             .arg(redis_keys::hints_channel(&self.prefix, &hint.project_id))
             .arg(socketio::arg(hint).to_string())
@@ -209,12 +228,13 @@ impl Broker {
         }
     }
 
-    /// After a reconnect: wait until Redis answers, then send every room what it missed.
-    /// Runs twice, because resubscription completes at an unknown moment after the
-    /// first successful command.
+    /// After a reconnect: wait until the subscription connection answers, then send every
+    /// room whose history moved on the newest event; its sessions see the seq jump and
+    /// fill what they missed from history, each at its socket's pace. Runs twice, because
+    /// resubscription completes at an unknown moment after the first successful command.
     async fn catch_up(&self) {
         let mut delay = Duration::from_millis(100);
-        while !self.ping().await {
+        while !self.subscription_answers().await {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
         }
@@ -223,18 +243,24 @@ impl Broker {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             for (project, last_seq) in self.hub.cursors() {
-                match self.history(&project, last_seq + 1, None).await {
-                    Ok(events) => {
-                        for event in events {
-                            self.metrics.replayed_events_total.inc();
-                            self.hub.broadcast(&event);
-                        }
+                match self.newest(&project).await {
+                    Ok(Some(event)) if event.seq > last_seq => {
+                        self.hub.broadcast(&event);
                     }
+                    Ok(_) => {}
                     Err(error) => {
                         tracing::warn!(project.id = %project, %error, "catch-up after reconnect failed")
                     }
                 }
             }
         }
+    }
+
+    async fn subscription_answers(&self) -> bool {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .is_ok()
     }
 }

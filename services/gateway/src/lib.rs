@@ -10,7 +10,8 @@
 //! - [`app`]: the Socket.IO application: the board protocol ([`app::kanban`]) or the
 //!   conformance echo handlers ([`app::echo`]).
 //! - [`hub`]: local rooms and the encode-once broadcast.
-//! - [`broker`]: Redis subscription per room and the history stream.
+//! - [`broker`]: Redis subscription per room, hints, the catch-up after a reconnect.
+//! - [`history`]: shared, paged reads of the history stream for resumes and gap fills.
 //! - [`api_client`]: calls to the ticket API with the socket user's token.
 //! - [`presence`]: cluster-wide, coalesced, crash-safe presence per board.
 //! - [`context`], [`config`], [`metrics`], [`routes`], [`startup`]: wiring.
@@ -20,6 +21,7 @@ pub mod app;
 pub mod broker;
 pub mod config;
 pub mod context;
+pub mod history;
 pub mod hub;
 pub mod metrics;
 pub mod presence;

@@ -70,6 +70,10 @@ kanban_telemetry::metrics_struct! {
         pub resyncs_total: IntCounter,
         /// Events sent from history to fill a gap or resume a socket.
         pub replayed_events_total: IntCounter,
+        /// Pages of history read from Redis (one XRANGE each) for resumes and gap fills.
+        pub history_reads_total: IntCounter,
+        /// Pages of history served from another reader's read instead of a read of their own.
+        pub history_pages_shared_total: IntCounter,
         /// Times the Redis subscription connection was lost.
         pub redis_reconnects_total: IntCounter,
         /// Client commands forwarded to the ticket API.

@@ -8,6 +8,7 @@
 //! history stream, or, when history no longer has them, the client is told to resync.
 
 use crate::api_client::ApiClient;
+use crate::history;
 use crate::hub::{Member, RoomEvent};
 use crate::protocol::socketio::{self, arg};
 use crate::session::{AppState, Cause, Refusal, Session};
@@ -26,6 +27,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The socket's user and its rooms.
 #[derive(Debug, Default)]
@@ -35,6 +37,9 @@ pub struct KanbanState {
     cursors: HashMap<Arc<str>, i64>,
     /// When this socket last sent a hint (ms since the epoch).
     last_hint_ms: i64,
+    /// Rooms whose history ended, at the join, before the seq the API called latest:
+    /// project id → that seq. Checked at the session's `relay_lag_check`.
+    awaiting: HashMap<Arc<str>, i64>,
 }
 
 /// A hint expires this long after it was sent unless repeated.
@@ -90,6 +95,23 @@ fn expiry(exp: u64, leeway: u64) -> (u64, tokio::time::Instant) {
         tokio::time::Instant::now() + std::time::Duration::from_millis(left),
     )
 }
+
+/// How a replay from history ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replayed {
+    /// Every event the socket needed was in history and is written.
+    Complete,
+    /// History ends before the seq the socket needs (the relay lags, or history lost it).
+    Short,
+    /// History no longer holds the next event (trimmed or expired).
+    Hole,
+    /// History could not be read.
+    Unreadable,
+}
+
+/// How long after a join whose history ended before the API's latest seq the session
+/// looks again (the relay's lag under load is a few hundred ms).
+const RELAY_LAG: Duration = Duration::from_secs(2);
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -238,6 +260,8 @@ impl Session {
                 tracing::warn!(project.id = %project, %error, "subscribing to the project channel failed");
             }
         }
+        // From here on every event of the board reaches this session's queue.
+        let live_from = Instant::now();
         let start = request.since.or(latest).unwrap_or(0);
         let previous = self.kanban().and_then(|s| s.cursors.get(&project).copied());
         let start = previous.map_or(start, |p| p.max(start));
@@ -249,7 +273,7 @@ impl Session {
         if let Some(state) = self.kanban() {
             state.cursors.insert(Arc::clone(&project), start);
         }
-        self.catch_up(&project, start, latest, request.since.is_some())
+        self.catch_up(&project, start, latest, live_from, request.since.is_some())
             .await?;
         self.ctx.metrics.joins_total.inc();
         tracing::debug!(user.id = %user.id, project.id = %project, "socket joined a board");
@@ -273,45 +297,114 @@ impl Session {
     }
 
     /// Sends what the socket missed after `start` from the history stream. When history
-    /// cannot show everything up to `latest` (trimmed, expired, Redis down), tells the
-    /// client to resync from a snapshot instead.
+    /// cannot show everything up to `latest` (trimmed, expired, Redis down; for an
+    /// anonymous socket, whose `latest` is unknown, any failed read), tells the client to
+    /// resync from a snapshot instead.
     async fn catch_up(
         &mut self,
         project: &Arc<str>,
         start: i64,
         latest: Option<i64>,
+        live_from: Instant,
         resuming: bool,
     ) -> Result<(), Cause> {
-        let Some(broker) = self.ctx.broker.clone() else {
-            return Ok(());
-        };
-        let history = broker.history(project, start + 1, None).await;
-        let needed = latest.unwrap_or(start);
-        let (events, complete) = match history {
-            Ok(events) => {
-                let from_start = events.first().is_none_or(|e| e.seq == start + 1);
-                let contiguous = events.windows(2).all(|w| w[1].seq == w[0].seq + 1);
-                let reaches = events.last().map_or(start, |e| e.seq) >= needed;
-                let complete = from_start && contiguous && reaches;
-                (events, complete)
-            }
-            Err(error) => {
-                tracing::warn!(project.id = %project, %error, "reading history failed");
-                (Vec::new(), needed <= start)
-            }
-        };
-        if complete {
-            for event in events {
-                if resuming {
-                    self.ctx.metrics.replayed_events_total.inc();
-                }
-                self.deliver(event).await?;
-            }
+        if self.ctx.broker.is_none() {
             return Ok(());
         }
-        let resume_at = events.last().map_or(needed, |e| e.seq.max(needed));
+        let end = self
+            .replay(project, None, latest, live_from, resuming)
+            .await?;
+        match (end, latest) {
+            (Replayed::Complete, _) => return Ok(()),
+            // History ends before the API's latest seq: the relay has not published the
+            // newest commits yet (it lags under load), or history lost them. The socket
+            // is subscribed, so the former arrive live; the session looks again a moment
+            // later and only then sends the client to a snapshot.
+            (Replayed::Short, Some(latest)) => {
+                if let Some(state) = self.kanban() {
+                    state.awaiting.insert(Arc::clone(project), latest);
+                }
+                let at = tokio::time::Instant::now() + RELAY_LAG;
+                self.relay_lag_check = Some(self.relay_lag_check.map_or(at, |t| t.min(at)));
+                return Ok(());
+            }
+            _ => {}
+        }
+        let cursor = self.cursor(project).unwrap_or(start);
+        let resume_at = latest.map_or(cursor, |latest| latest.max(cursor));
         self.resync(project, ResyncReason::HistoryUnavailable, resume_at)
             .await
+    }
+
+    fn cursor(&mut self, project: &str) -> Option<i64> {
+        self.kanban()
+            .and_then(|state| state.cursors.get(project).copied())
+    }
+
+    /// Delivers the board's events after the socket's cursor from history, up to `to`
+    /// (or the newest), page by page, each write waiting for the socket, so a long replay
+    /// never piles up in a queue. Says whether history held every event from the cursor
+    /// on, up to `needed` when that is known.
+    async fn replay(
+        &mut self,
+        project: &Arc<str>,
+        to: Option<i64>,
+        needed: Option<i64>,
+        live_from: Instant,
+        count: bool,
+    ) -> Result<Replayed, Cause> {
+        let Some(broker) = self.ctx.broker.clone() else {
+            return Ok(Replayed::Unreadable);
+        };
+        loop {
+            // Gone when a replayed event took the socket out of the room.
+            let Some(cursor) = self.cursor(project) else {
+                return Ok(Replayed::Complete);
+            };
+            if to.is_some_and(|to| cursor >= to) {
+                return Ok(Replayed::Complete);
+            }
+            let page = history::page_of(cursor + 1);
+            let events = match broker.history_page(project, page, live_from).await {
+                Ok(events) => events,
+                Err(error) => {
+                    tracing::warn!(project.id = %project, %error, "reading history failed");
+                    return Ok(if needed.is_some_and(|needed| cursor >= needed) {
+                        Replayed::Complete
+                    } else {
+                        Replayed::Unreadable
+                    });
+                }
+            };
+            let mut next = cursor + 1;
+            for event in events.iter() {
+                if event.seq < next || to.is_some_and(|to| event.seq > to) {
+                    continue;
+                }
+                if event.seq != next {
+                    return Ok(Replayed::Hole);
+                }
+                if count {
+                    self.ctx.metrics.replayed_events_total.inc();
+                }
+                self.deliver(event.clone()).await?;
+                next += 1;
+                if self.cursor(project).is_none() {
+                    return Ok(Replayed::Complete);
+                }
+            }
+            if next <= history::page_end(page) {
+                // The end of history: everything older than `live_from` was in it.
+                let reached = next - 1;
+                let enough = needed.is_none_or(|needed| reached >= needed)
+                    && to.is_none_or(|to| reached >= to);
+                return Ok(if enough {
+                    Replayed::Complete
+                } else {
+                    Replayed::Short
+                });
+            }
+        }
     }
 
     async fn resync(
@@ -396,6 +489,32 @@ impl Session {
         .await
     }
 
+    /// The relay-lag check: a room whose cursor has not reached the seq the API called
+    /// latest at the join is filled from history now, or the client is told to resync.
+    pub(crate) async fn kanban_relay_lag_check(&mut self) -> Result<(), Cause> {
+        self.relay_lag_check = None;
+        let awaiting = match self.kanban() {
+            Some(state) => std::mem::take(&mut state.awaiting),
+            None => return Ok(()),
+        };
+        for (project, latest) in awaiting {
+            let Some(cursor) = self.cursor(&project) else {
+                continue;
+            };
+            if cursor >= latest {
+                continue;
+            }
+            let filled = self
+                .replay(&project, Some(latest), Some(latest), Instant::now(), true)
+                .await?;
+            if filled != Replayed::Complete {
+                self.resync(&project, ResyncReason::HistoryUnavailable, latest)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn kanban_room_event(&mut self, event: RoomEvent) -> Result<(), Cause> {
         let Some(last) = self
             .kanban()
@@ -408,31 +527,13 @@ impl Session {
         }
         if event.seq > last + 1 {
             let project = Arc::clone(&event.project);
-            let missing = match &self.ctx.broker {
-                Some(broker) => broker
-                    .history(&project, last + 1, Some(event.seq - 1))
-                    .await
-                    .ok(),
-                None => None,
-            };
-            let complete = missing.as_ref().is_some_and(|events| {
-                events.len() as i64 == event.seq - 1 - last
-                    && events
-                        .iter()
-                        .zip(last + 1..)
-                        .all(|(e, expected)| e.seq == expected)
-            });
-            match missing {
-                Some(events) if complete => {
-                    for missed in events {
-                        self.ctx.metrics.replayed_events_total.inc();
-                        self.deliver(missed).await?;
-                    }
-                }
-                _ => {
-                    self.resync(&project, ResyncReason::Gap, event.seq - 1)
-                        .await?
-                }
+            let to = event.seq - 1;
+            // Everything before `event` was published before the gateway received it.
+            let filled = self
+                .replay(&project, Some(to), Some(to), event.received, true)
+                .await?;
+            if filled != Replayed::Complete {
+                self.resync(&project, ResyncReason::Gap, to).await?
             }
         }
         self.deliver(event).await

@@ -139,6 +139,8 @@ pub struct Session {
     /// When the token the socket connected with expires (its `exp` plus the leeway, as
     /// seconds since the epoch and on the monotonic clock): the session ends then.
     pub token_expiry: Option<(u64, Instant)>,
+    /// When the board app looks again at rooms whose history lagged behind at the join.
+    pub relay_lag_check: Option<Instant>,
     /// Socket.IO namespaces connected on this session, with their socket ids.
     pub namespaces: Vec<(String, String)>,
     pub app: AppState,
@@ -241,6 +243,7 @@ impl Session {
             connect_deadline: Some(now + Duration::from_millis(engine.connect_timeout_ms)),
             drain_at: None,
             token_expiry: None,
+            relay_lag_check: None,
             namespaces: Vec::new(),
             app,
             bucket: TokenBucket {
@@ -300,6 +303,7 @@ impl Session {
             let connect_at = self.connect_deadline.unwrap_or(far);
             let drain_at = self.drain_at.unwrap_or(far);
             let expiry_at = self.token_expiry.map_or(far, |(_, at)| at);
+            let lag_check_at = self.relay_lag_check.unwrap_or(far);
             let step = tokio::select! {
                 biased;
                 _ = self.signals.notify.notified() => {
@@ -314,6 +318,7 @@ impl Session {
                 _ = tokio::time::sleep_until(connect_at) => Err(Cause::ConnectTimeout),
                 _ = tokio::time::sleep_until(drain_at) => Err(Cause::Shutdown),
                 _ = tokio::time::sleep_until(expiry_at) => self.on_token_expired().await,
+                _ = tokio::time::sleep_until(lag_check_at) => self.kanban_relay_lag_check().await,
                 changed = draining.changed() => {
                     if changed.is_ok() && *draining.borrow() {
                         self.schedule_drain();

@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, Notify};
 pub struct PollBuffer {
     frames: Mutex<Vec<ByteString>>,
     notify: Notify,
+    /// Told when a GET took the frames, so a writer waiting for room can go on.
+    drained: Notify,
     closed: AtomicBool,
     /// How a GET learns of the end: with a noop (the client closed, or the session moved
     /// to a WebSocket) rather than the close packet.
@@ -37,6 +39,7 @@ impl PollBuffer {
         PollBuffer {
             frames: Mutex::new(Vec::new()),
             notify: Notify::new(),
+            drained: Notify::new(),
             closed: AtomicBool::new(false),
             quiet: AtomicBool::new(false),
             upgraded: AtomicBool::new(false),
@@ -46,18 +49,33 @@ impl PollBuffer {
         }
     }
 
-    pub fn push(&self, frame: ByteString) -> Result<(), Full> {
-        {
-            let Ok(mut frames) = self.frames.lock() else {
-                return Err(Full);
-            };
-            if frames.len() >= self.limit {
+    /// Adds a frame for the next GET. A full buffer is waited on (for the client's next
+    /// GET) for up to `timeout`, as a WebSocket write waits for the client to read.
+    pub async fn push_within(&self, frame: ByteString, timeout: Duration) -> Result<(), Full> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before the check, so a GET between the two is not missed.
+            drained.as_mut().enable();
+            if self.closed.load(Ordering::SeqCst) {
                 return Err(Full);
             }
-            frames.push(frame);
+            {
+                let Ok(mut frames) = self.frames.lock() else {
+                    return Err(Full);
+                };
+                if frames.len() < self.limit {
+                    frames.push(frame);
+                    drop(frames);
+                    self.notify.notify_one();
+                    return Ok(());
+                }
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return Err(Full);
+            }
         }
-        self.notify.notify_one();
-        Ok(())
     }
 
     /// Control packets (noop) go in regardless of the limit.
@@ -74,10 +92,15 @@ impl PollBuffer {
     }
 
     pub fn take(&self) -> Vec<ByteString> {
-        self.frames
+        let frames = self
+            .frames
             .lock()
             .map(|mut frames| std::mem::take(&mut *frames))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if !frames.is_empty() {
+            self.drained.notify_waiters();
+        }
+        frames
     }
 
     /// The session ended: a pending or later GET gets the close packet.
@@ -333,6 +356,62 @@ mod tests {
             .await;
         assert_eq!(next, Ok("6".to_owned()), "an idle GET ends with a noop");
         assert!(rx.try_recv().is_err(), "nothing asked the session to close");
+    }
+
+    /// A replay longer than the buffer goes at the pace of the client's GETs instead of
+    /// failing as a slow consumer once the buffer is full.
+    #[tokio::test]
+    async fn a_writer_waits_for_a_get_to_make_room_and_gives_up_after_its_timeout() {
+        let buffer = Arc::new(PollBuffer::new(2));
+        for frame in ["a", "b"] {
+            buffer
+                .push_within(ByteString::from(frame), Duration::ZERO)
+                .await
+                .ok()
+                .expect("room");
+        }
+        let writer = tokio::spawn({
+            let buffer = Arc::clone(&buffer);
+            async move {
+                buffer
+                    .push_within(ByteString::from("c"), Duration::from_secs(30))
+                    .await
+                    .is_ok()
+            }
+        });
+        assert_eq!(buffer.long_poll(Duration::from_secs(5)).await, "a\u{1e}b");
+        assert!(
+            writer.await.unwrap(),
+            "the waiting frame went in after the GET"
+        );
+        assert_eq!(buffer.take(), vec![ByteString::from("c")]);
+
+        buffer
+            .push_within(ByteString::from("d"), Duration::ZERO)
+            .await
+            .ok()
+            .expect("room");
+        buffer
+            .push_within(ByteString::from("e"), Duration::ZERO)
+            .await
+            .ok()
+            .expect("room");
+        assert!(
+            buffer
+                .push_within(ByteString::from("f"), Duration::from_millis(20))
+                .await
+                .is_err(),
+            "nobody took the frames: the client cannot keep up"
+        );
+        buffer.close();
+        assert_eq!(buffer.take().len(), 2);
+        assert!(
+            buffer
+                .push_within(ByteString::from("g"), Duration::from_secs(30))
+                .await
+                .is_err(),
+            "a closed buffer refuses at once"
+        );
     }
 
     #[tokio::test]

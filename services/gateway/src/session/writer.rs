@@ -12,9 +12,9 @@ pub enum Writer {
 }
 
 impl Writer {
-    /// Writes one encoded Engine.IO packet. A WebSocket write that cannot complete within
-    /// `timeout` (the client stopped reading) and a full polling buffer both mean the
-    /// client cannot keep up.
+    /// Writes one encoded Engine.IO packet. A write that cannot complete within `timeout`
+    /// (a WebSocket client stopped reading; a polling client's buffer stayed full with no
+    /// GET taking it) means the client cannot keep up.
     pub async fn send(&mut self, frame: ByteString, timeout: Duration) -> Result<(), Cause> {
         match self {
             Writer::Ws(ws) => match tokio::time::timeout(timeout, ws.text(frame)).await {
@@ -22,7 +22,10 @@ impl Writer {
                 Ok(Err(_closed)) => Err(Cause::TransportError),
                 Err(_elapsed) => Err(Cause::SlowConsumer),
             },
-            Writer::Polling(buffer) => buffer.push(frame).map_err(|_| Cause::SlowConsumer),
+            Writer::Polling(buffer) => buffer
+                .push_within(frame, timeout)
+                .await
+                .map_err(|_| Cause::SlowConsumer),
         }
     }
 

@@ -162,17 +162,11 @@ async fn a_rolling_restart_with_sigterm_drain_shows_no_client_an_error_and_loses
     );
 }
 
-/// The relay-lag resync, pinned: a resume whose `sinceSeq` is one behind a seq that is
-/// committed but not yet published (the relay a few hundred ms behind, as under load) is
-/// answered with `project:resync` at once, although the event reaches the history
-/// stream moments later. The gateway's join compares history with the API's latest seq
-/// and gives up when history does not reach it yet (`catch_up` in
-/// `src/app/kanban.rs`); with 20 moves/s, 0 to 7 of 10 resumes after a gateway kill
-/// took this path in our runs. Nothing is lost (the client reloads the board), but
-/// resume by seq degrades to a snapshot exactly when many clients reconnect at once.
+/// A resume whose `sinceSeq` is one behind a seq that is committed but not yet published
+/// (the relay a few hundred ms behind, as under load) gets the replay once the relay
+/// catches up, not `project:resync`: the gateway looks at history again for about 2 s
+/// before it sends the client to a snapshot (`catch_up` in `src/app/kanban.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: a resume racing the relay is answered with project:resync instead of the \
-            replay (docs/reliability.md)"]
 async fn a_resume_just_ahead_of_the_relay_gets_the_replay_not_a_resync() {
     use crate::client::{is_board_event, is_event, Client};
     use kanban_protocol::events::names;

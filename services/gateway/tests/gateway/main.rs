@@ -10,4 +10,5 @@ mod fuzz_corpus;
 mod helpers;
 mod observability;
 mod presence;
+mod resume;
 mod robustness;

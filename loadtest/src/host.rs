@@ -1,0 +1,81 @@
+//! The host's CPU during a run, from /proc: all cores' busy time, this process's own
+//! (the load tool and the in-process servers), and the rest, another process's load,
+//! which makes a run's figures suspect when it is more than a tenth of a core.
+
+use std::time::Instant;
+
+/// Linux reports CPU time in ticks of 1/100 s (`getconf CLK_TCK`).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+pub struct Sample {
+    at: Instant,
+    busy: u64,
+    own: u64,
+}
+
+impl Sample {
+    pub fn now() -> Sample {
+        Sample {
+            at: Instant::now(),
+            busy: host_busy_ticks(),
+            own: own_ticks(),
+        }
+    }
+
+    /// One line: cores busy, this process's share and the foreign rest since `self`.
+    pub fn report(&self) -> String {
+        let end = Sample::now();
+        let seconds = end.at.duration_since(self.at).as_secs_f64().max(1e-9);
+        let busy = end.busy.saturating_sub(self.busy) as f64 / TICKS_PER_SECOND / seconds;
+        let own = end.own.saturating_sub(self.own) as f64 / TICKS_PER_SECOND / seconds;
+        let foreign = (busy - own).max(0.0);
+        format!(
+            "host CPU over {seconds:.1} s: {busy:.2} of {} cores busy, this process {own:.2}, \
+             foreign {foreign:.2}{}",
+            cores(),
+            if foreign > 0.1 {
+                " (busy host: figures suspect)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+fn host_busy_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().next() else {
+        return 0;
+    };
+    // cpu user nice system idle iowait irq softirq steal …
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum()
+}
+
+fn own_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name may hold spaces: fields are counted after its closing ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after ')'.
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
