@@ -225,6 +225,61 @@ mod tests {
         .unwrap()
     }
 
+    /// A public key of the kind an RS256 deployment configures (its private half was
+    /// thrown away: the attack below needs only what is public).
+    const PUBLIC_KEY_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEArPAe2H2jLvXF4YyYBFHe
+0x3q4l9+GyDRywvbt6duZ4dtE22paf35+ImC6kHuj5PzKlQopEUXo/OiudAxRLK1
+CdgSYErqPAlQd1tNu+sn9ZkL0fREow6sI9LKAtDVglbLs45WGWLpj08+q6dPhVna
+OlYFgYSeoFnG6+baCpEKzXoTGosJtbd56LJ4Y8XijKt603WSJOVHGPX/plX9zrge
+XFVTAg7iyBHeifC91KEFtPGnNDSHeWgLM5mzInu2nlqwBayC4cPUXXizQHqYE23U
+R8rTu8XREeSadRFnVP3dtVEURDiYecRhta4OaWfv0Os4gJyNuZVmv9J1gC0e4Wp1
+VQIDAQAB
+-----END PUBLIC KEY-----
+";
+
+    #[test]
+    fn every_forged_token_of_the_catalogue_is_refused() {
+        let verifier = TokenVerifier::from_settings(&settings()).unwrap();
+        // The control: the hand-built token with nothing wrong is accepted, so each refusal
+        // below is for what the forgery changed.
+        let good = kanban_test_support::jwt::hmac_token(
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            &kanban_test_support::jwt::claims(Some("alice"), "kanban", Some(600), None),
+            SECRET.as_bytes(),
+            false,
+        );
+        assert_eq!(verifier.verify(&good).unwrap().sub, "alice");
+        for (what, token) in kanban_test_support::jwt::forged_tokens(SECRET, "kanban", "alice") {
+            assert!(verifier.verify(&token).is_err(), "accepted: {what}");
+        }
+    }
+
+    /// HS/RS key confusion: a verifier configured for RS256 must not take an HS256 token
+    /// whose HMAC key is the public key every client can read.
+    #[test]
+    fn an_hmac_token_keyed_with_the_rs256_public_key_is_refused() {
+        let verifier = TokenVerifier::from_settings(&AuthSettings {
+            algorithm: "RS256".into(),
+            public_key_pem: Some(PUBLIC_KEY_PEM.into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let claims = kanban_test_support::jwt::claims(Some("alice"), "kanban", Some(600), None);
+        for header in [
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            r#"{"alg":"RS256","typ":"JWT"}"#,
+        ] {
+            let forged = kanban_test_support::jwt::hmac_token(
+                header,
+                &claims,
+                PUBLIC_KEY_PEM.as_bytes(),
+                false,
+            );
+            assert!(verifier.verify(&forged).is_err(), "accepted: {header}");
+        }
+    }
+
     #[test]
     fn issued_tokens_verify_and_carry_the_user() {
         let verifier = TokenVerifier::from_settings(&settings()).unwrap();

@@ -10,8 +10,12 @@
 //! kill, freeze or stop: [`ServiceProcess`] (the workspace's binaries), [`OwnRedis`] and
 //! [`OwnPostgres`].
 //!
+//! [`jwt`] builds the forged tokens every service must refuse.
+//!
 //! This crate only ever runs inside tests, where failing loudly is the point.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+pub mod jwt;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sha2::{Digest, Sha256};

@@ -139,3 +139,81 @@ async fn a_socket_whose_token_expires_is_told_and_closed_with_4005() {
         issued.elapsed()
     );
 }
+
+/// The JWT catalogue at the socket's CONNECT: each forgery is refused with
+/// `UNAUTHORIZED`, and the hand-built control token with nothing wrong is taken.
+#[tokio::test]
+async fn every_forged_token_is_refused_at_connect() {
+    let stack = stack(1).await;
+    let control = kanban_test_support::jwt::hmac_token(
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &kanban_test_support::jwt::claims(Some("alice"), "kanban", Some(600), None),
+        crate::helpers::SECRET.as_bytes(),
+        false,
+    );
+    let (_, reply) = Client::connect(stack.gw(0), Some(&control)).await;
+    assert!(reply.starts_with("40{"), "the control connects: {reply}");
+    for (what, token) in
+        kanban_test_support::jwt::forged_tokens(crate::helpers::SECRET, "kanban", "alice")
+    {
+        let (_, reply) = Client::connect(stack.gw(0), Some(&token)).await;
+        assert!(reply.starts_with("44{"), "{what}: {reply}");
+        let body: Value = serde_json::from_str(&reply[2..]).unwrap();
+        assert_eq!(body["data"]["code"], "UNAUTHORIZED", "{what}");
+    }
+}
+
+/// A viewer sees the board but every write command it sends over the socket is refused
+/// with `FORBIDDEN` by the API, and nothing changes on the board.
+#[tokio::test]
+async fn a_viewer_joins_and_reads_but_its_commands_are_refused_and_change_nothing() {
+    let stack = stack(1).await;
+    let project = stack.create_project("alice", &[]).await;
+    let (status, body) = stack
+        .api_call(
+            reqwest::Method::POST,
+            &format!("/api/projects/{project}/members"),
+            "alice",
+            Some(json!({"userId": "vera", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ticket = stack.create_ticket(&project, "alice", "read only").await;
+    let id = ticket["id"].as_str().unwrap().to_owned();
+    let mut vera = Client::connected(stack.gw(0), &stack.token("vera")).await;
+    let joined = vera.join(&project).await;
+    assert_eq!(joined["ok"], true, "a viewer may watch the board: {joined}");
+    let seq = joined["seq"].as_i64().unwrap();
+
+    for (name, payload) in [
+        (
+            "ticket:create",
+            json!({"projectId": project, "ticket": {"title": "sneaky"}}),
+        ),
+        (
+            "ticket:update",
+            json!({"ticket": {"id": id, "title": "defaced"}, "expectedVersion": 1}),
+        ),
+        (
+            "ticket:move",
+            json!({"ticketId": id, "toStatus": "TODO", "position": 0}),
+        ),
+        ("ticket:delete", json!({"ticketId": id})),
+    ] {
+        let reply = vera.call(name, &[payload]).await;
+        assert_eq!(reply["ok"], false, "{name}: {reply}");
+        assert_eq!(reply["error"]["code"], "FORBIDDEN", "{name}: {reply}");
+    }
+    let (status, board) = stack
+        .api_call(
+            reqwest::Method::GET,
+            &format!("/api/projects/{project}"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{board}");
+    assert_eq!(board["seq"].as_i64(), Some(seq), "no event was committed");
+    let stray = vera.drain(Duration::from_millis(200)).await;
+    assert!(!stray.iter().any(is_board_event), "{stray:?}");
+}

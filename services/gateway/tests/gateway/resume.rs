@@ -170,7 +170,9 @@ async fn a_later_resume_sees_history_written_after_an_earlier_resume_read_it() {
     let mut first = Client::connected(stack.gw(0), &stack.token("alice")).await;
     let resume = json!({"projectId": project, "sinceSeq": 0});
     assert_eq!(
-        first.call("project:join", &[resume.clone()]).await["ok"],
+        first
+            .call("project:join", std::slice::from_ref(&resume))
+            .await["ok"],
         true
     );
     assert_eq!(seqs(&first.events(10).await), (1..=10).collect::<Vec<_>>());

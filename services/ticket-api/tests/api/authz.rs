@@ -220,3 +220,39 @@ async fn bad_tokens_are_refused_with_401() {
         assert_eq!(body["error"]["code"], "UNAUTHORIZED");
     }
 }
+
+/// The JWT catalogue on the API: each forgery gets 401 `UNAUTHORIZED`; the hand-built
+/// control token with nothing wrong is taken.
+#[tokio::test]
+async fn every_forged_token_is_refused_with_401() {
+    let app = spawn_app().await;
+    let url = format!("{}/api/projects", app.address);
+    let control = kanban_test_support::jwt::hmac_token(
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &kanban_test_support::jwt::claims(Some("alice"), "kanban", Some(600), None),
+        crate::helpers::SECRET.as_bytes(),
+        false,
+    );
+    let response = app
+        .client
+        .get(&url)
+        .bearer_auth(&control)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "the control is taken");
+    for (what, token) in
+        kanban_test_support::jwt::forged_tokens(crate::helpers::SECRET, "kanban", "alice")
+    {
+        let response = app
+            .client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "UNAUTHORIZED", "{what}");
+    }
+}
