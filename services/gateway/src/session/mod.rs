@@ -297,13 +297,16 @@ impl Session {
         if *draining.borrow() {
             self.schedule_drain();
         }
+        // One timer for every deadline of the session, kept across iterations and moved
+        // only when the earliest deadline changes: a delivery costs no timer
+        // registration.
+        let timer = tokio::time::sleep_until(self.next_deadline());
+        tokio::pin!(timer);
         loop {
-            let ping_at = self.pong_deadline.unwrap_or(self.next_ping);
-            let far = Instant::now() + Duration::from_secs(3600);
-            let connect_at = self.connect_deadline.unwrap_or(far);
-            let drain_at = self.drain_at.unwrap_or(far);
-            let expiry_at = self.token_expiry.map_or(far, |(_, at)| at);
-            let lag_check_at = self.relay_lag_check.unwrap_or(far);
+            let deadline = self.next_deadline();
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
             let step = tokio::select! {
                 biased;
                 _ = self.signals.notify.notified() => {
@@ -314,11 +317,7 @@ impl Session {
                     Some(item) => self.on_queued(item).await,
                     None => Err(Cause::TransportError),
                 },
-                _ = tokio::time::sleep_until(ping_at) => self.on_ping_timer().await,
-                _ = tokio::time::sleep_until(connect_at) => Err(Cause::ConnectTimeout),
-                _ = tokio::time::sleep_until(drain_at) => Err(Cause::Shutdown),
-                _ = tokio::time::sleep_until(expiry_at) => self.on_token_expired().await,
-                _ = tokio::time::sleep_until(lag_check_at) => self.kanban_relay_lag_check().await,
+                _ = &mut timer => self.on_deadline().await,
                 changed = draining.changed() => {
                     if changed.is_ok() && *draining.borrow() {
                         self.schedule_drain();
@@ -330,6 +329,42 @@ impl Session {
                 return cause;
             }
         }
+    }
+
+    /// The earliest of the session's deadlines: the next ping or the pong it waits for,
+    /// the CONNECT timeout, the drain moment, the token's expiry, the relay-lag check.
+    fn next_deadline(&self) -> Instant {
+        [
+            self.connect_deadline,
+            self.drain_at,
+            self.token_expiry.map(|(_, at)| at),
+            self.relay_lag_check,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.pong_deadline.unwrap_or(self.next_ping), Instant::min)
+    }
+
+    /// Acts on every deadline that has passed, in order of precedence.
+    async fn on_deadline(&mut self) -> Result<(), Cause> {
+        let now = Instant::now();
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        if self.pong_deadline.unwrap_or(self.next_ping) <= now {
+            self.on_ping_timer().await?;
+        }
+        if due(self.connect_deadline) {
+            return Err(Cause::ConnectTimeout);
+        }
+        if due(self.drain_at) {
+            return Err(Cause::Shutdown);
+        }
+        if due(self.token_expiry.map(|(_, at)| at)) {
+            return self.on_token_expired().await;
+        }
+        if due(self.relay_lag_check) {
+            self.kanban_relay_lag_check().await?;
+        }
+        Ok(())
     }
 
     fn schedule_drain(&mut self) {
