@@ -82,6 +82,8 @@ pub enum TraceError {
     SamplingRatio(f64),
     #[error("trace.filter: {0}")]
     Filter(String),
+    #[error("trace.endpoint must be an http:// URL (no TLS client is built in), not {0:?}")]
+    Endpoint(String),
     #[error("the OTLP exporter: {0}")]
     Exporter(String),
 }
@@ -107,6 +109,9 @@ impl Tracing {
     pub fn start(settings: &TraceSettings, default_service_name: &str) -> Result<Self, TraceError> {
         if !settings.enabled() {
             return Ok(Tracing::disabled());
+        }
+        if !settings.endpoint.trim().starts_with("http://") {
+            return Err(TraceError::Endpoint(settings.endpoint.clone()));
         }
         let ratio = settings.sampling_ratio;
         if !(0.0..=1.0).contains(&ratio) {
@@ -209,6 +214,31 @@ mod tests {
         assert_eq!(settings.traces_url(), "http://collector:4318/v1/traces");
         settings.endpoint = "http://collector:4318/v1/traces".into();
         assert_eq!(settings.traces_url(), "http://collector:4318/v1/traces");
+    }
+
+    #[test]
+    fn an_endpoint_that_is_not_plain_http_is_refused() {
+        for endpoint in ["https://collector:4318", "collector:4318"] {
+            let settings = TraceSettings {
+                endpoint: endpoint.into(),
+                ..TraceSettings::default()
+            };
+            assert!(matches!(
+                Tracing::start(&settings, "svc"),
+                Err(TraceError::Endpoint(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn a_configured_endpoint_starts_an_exporter() {
+        let settings = TraceSettings {
+            endpoint: "http://127.0.0.1:4318".into(),
+            ..TraceSettings::default()
+        };
+        let tracing = Tracing::start(&settings, "svc").unwrap();
+        assert!(tracing.is_enabled());
+        tracing.shutdown();
     }
 
     #[test]
