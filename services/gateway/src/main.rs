@@ -40,7 +40,11 @@ async fn main() -> ExitCode {
     }
     // The tracer provider belongs to this function: it is shut down (and what is queued
     // exported) after the server stops.
-    let tracing = match kanban_telemetry::trace::Tracing::start(&settings.trace, "gateway") {
+    let tracing = match kanban_telemetry::trace::Tracing::start(
+        &settings.trace,
+        "gateway",
+        &settings.gateway.instance_id,
+    ) {
         Ok(tracing) => tracing,
         Err(error) => {
             eprintln!("gateway: tracing: {error}");

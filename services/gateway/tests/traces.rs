@@ -155,7 +155,7 @@ fn receiver() -> &'static Receiver {
             export_interval_ms: 100,
             ..TraceSettings::default()
         };
-        let tracing = Tracing::start(&settings, "unused").unwrap();
+        let tracing = Tracing::start(&settings, "unused", "").unwrap();
         assert!(tracing.is_enabled());
         let log = LogSettings {
             filter: "warn".into(),

@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
     }
     // The tracer provider belongs to this function: it is shut down (and what is queued
     // exported) after the server stops.
-    let tracing = match kanban_telemetry::trace::Tracing::start(&settings.trace, "ticket-api") {
+    let tracing = match kanban_telemetry::trace::Tracing::start(&settings.trace, "ticket-api", "") {
         Ok(tracing) => tracing,
         Err(error) => {
             eprintln!("ticket-api: tracing: {error}");

@@ -105,8 +105,14 @@ impl Tracing {
     }
 
     /// Builds the exporter and the provider when `settings` name an endpoint; otherwise
-    /// [`Tracing::disabled`]. `default_service_name` is used when the settings name none.
-    pub fn start(settings: &TraceSettings, default_service_name: &str) -> Result<Self, TraceError> {
+    /// [`Tracing::disabled`]. `default_service_name` is used when the settings name none;
+    /// a non-empty `instance_id` becomes `service.instance.id`. Further resource attributes
+    /// come from the standard `OTEL_RESOURCE_ATTRIBUTES` variable.
+    pub fn start(
+        settings: &TraceSettings,
+        default_service_name: &str,
+        instance_id: &str,
+    ) -> Result<Self, TraceError> {
         if !settings.enabled() {
             return Ok(Tracing::disabled());
         }
@@ -144,7 +150,7 @@ impl Tracing {
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
                 ratio,
             ))))
-            .with_resource(Resource::builder().with_service_name(name).build())
+            .with_resource(resource(name, instance_id))
             .build();
         Ok(Tracing {
             provider: Some(provider),
@@ -194,6 +200,21 @@ impl Tracing {
     }
 }
 
+/// The process's resource: the detected attributes (`OTEL_RESOURCE_ATTRIBUTES`, the SDK's),
+/// then `service.name` and, if given, `service.instance.id`.
+fn resource(service_name: String, instance_id: &str) -> Resource {
+    let builder = Resource::builder().with_service_name(service_name);
+    match instance_id.trim() {
+        "" => builder.build(),
+        id => builder
+            .with_attribute(opentelemetry::KeyValue::new(
+                "service.instance.id",
+                id.to_owned(),
+            ))
+            .build(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,7 +223,7 @@ mod tests {
     fn off_by_default() {
         let settings = TraceSettings::default();
         assert!(!settings.enabled());
-        assert!(!Tracing::start(&settings, "svc").is_ok_and(|t| t.is_enabled()));
+        assert!(!Tracing::start(&settings, "svc", "").is_ok_and(|t| t.is_enabled()));
     }
 
     #[test]
@@ -224,7 +245,7 @@ mod tests {
                 ..TraceSettings::default()
             };
             assert!(matches!(
-                Tracing::start(&settings, "svc"),
+                Tracing::start(&settings, "svc", ""),
                 Err(TraceError::Endpoint(_))
             ));
         }
@@ -236,9 +257,25 @@ mod tests {
             endpoint: "http://127.0.0.1:4318".into(),
             ..TraceSettings::default()
         };
-        let tracing = Tracing::start(&settings, "svc").unwrap();
+        let tracing = Tracing::start(&settings, "svc", "").unwrap();
         assert!(tracing.is_enabled());
         tracing.shutdown();
+    }
+
+    #[test]
+    fn the_resource_names_the_service_and_its_instance() {
+        let name = opentelemetry::Key::from_static_str("service.name");
+        let instance = opentelemetry::Key::from_static_str("service.instance.id");
+        let with = resource("gateway".into(), "gw1");
+        assert_eq!(
+            with.get(&name).map(|v| v.to_string()).as_deref(),
+            Some("gateway")
+        );
+        assert_eq!(
+            with.get(&instance).map(|v| v.to_string()).as_deref(),
+            Some("gw1")
+        );
+        assert_eq!(resource("ticket-api".into(), "").get(&instance), None);
     }
 
     #[test]
@@ -249,7 +286,7 @@ mod tests {
             ..TraceSettings::default()
         };
         assert!(matches!(
-            Tracing::start(&settings, "svc"),
+            Tracing::start(&settings, "svc", ""),
             Err(TraceError::SamplingRatio(_))
         ));
     }
