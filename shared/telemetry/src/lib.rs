@@ -1,5 +1,5 @@
-//! Logging set-up, the HTTP access log and request ids, and Prometheus exposition shared by
-//! every service.
+//! Logging set-up, the HTTP access log and request ids, Prometheus exposition and
+//! OpenTelemetry traces shared by every service.
 //!
 //! # Layout
 //! - [`init_logging`]: the global subscriber (plain text without colour codes unless stdout
