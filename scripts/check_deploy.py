@@ -59,7 +59,11 @@ STRUCT_SOURCES = {
     "ticket-api": ["services/ticket-api/src/config.rs"],
     "gateway": ["services/gateway/src/config.rs"],
 }
-SHARED_SOURCES = ["shared/auth/src/lib.rs", "shared/telemetry/src/lib.rs"]
+SHARED_SOURCES = [
+    "shared/auth/src/lib.rs",
+    "shared/telemetry/src/lib.rs",
+    "shared/telemetry/src/trace.rs",
+]
 
 
 def struct_fields(sources):

@@ -1,5 +1,6 @@
 //! Calls to the ticket API on behalf of a socket's user (with that user's token): the
-//! access check before a join, and the forwarded ticket commands.
+//! access check before a join, and the forwarded ticket commands. Each call is an
+//! `api.request` span whose context goes to the API as `traceparent`.
 
 use kanban_protocol::rest::{
     Access, CreateTicketBody, DeleteTicketQuery, MoveTicketBody, MovedTicket, UpdateTicketBody,
@@ -9,6 +10,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
+use tracing::Instrument;
 
 #[derive(Clone)]
 pub struct ApiClient {
@@ -107,9 +109,32 @@ impl ApiClient {
         mutation_id: Option<&str>,
     ) -> Result<R, ErrorBody> {
         let started = std::time::Instant::now();
+        let span = tracing::info_span!(
+            "api.request",
+            otel.name = %format_args!("{method} ticket-api"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %method,
+            url.path = path.split('?').next().unwrap_or(path),
+            outcome = tracing::field::Empty,
+        );
+        // The API's request span becomes this span's child (no header when tracing is off).
+        let traceparent = kanban_telemetry::propagation::traceparent_of(&span);
         let (outcome, result) = self
-            .call_unrecorded(token, method.clone(), path, body, mutation_id)
+            .call_unrecorded(
+                token,
+                method.clone(),
+                path,
+                body,
+                mutation_id,
+                traceparent.as_deref(),
+            )
+            .instrument(span.clone())
             .await;
+        span.record("outcome", outcome);
+        if outcome == "server_error" || outcome == "unavailable" {
+            span.record("otel.status_code", "error");
+        }
         if let Some(metrics) = &self.metrics {
             metrics.api_call(method.as_str(), outcome, started.elapsed());
         }
@@ -125,6 +150,7 @@ impl ApiClient {
         path: &str,
         body: Option<&B>,
         mutation_id: Option<&str>,
+        traceparent: Option<&str>,
     ) -> (&'static str, Result<R, ErrorBody>) {
         let mut request = self
             .http
@@ -135,6 +161,9 @@ impl ApiClient {
         }
         if let Some(id) = mutation_id {
             request = request.header("Idempotency-Key", id);
+        }
+        if let Some(traceparent) = traceparent {
+            request = request.header(kanban_telemetry::propagation::TRACEPARENT, traceparent);
         }
         let unavailable = || {
             ErrorBody::new(

@@ -41,7 +41,8 @@ pub struct Broker {
 }
 
 /// Encodes a published envelope as the frame sockets receive:
-/// `42["<event>", data, {projectId, seq, ts, mutationId?}]`.
+/// `42["<event>", data, {projectId, seq, ts, mutationId?}]` (the `traceparent` stays on
+/// the gateway, for the fan-out's span).
 pub fn encode(envelope: EventEnvelope) -> RoomEvent {
     let revokes = crate::hub::Revocation::of(&envelope.event, &envelope.data);
     let meta = socketio::arg(&envelope.meta());
@@ -50,6 +51,7 @@ pub fn encode(envelope: EventEnvelope) -> RoomEvent {
         project: Arc::from(envelope.project_id.as_str()),
         seq: envelope.seq,
         ts: envelope.ts,
+        traceparent: envelope.traceparent.as_deref().map(Arc::from),
         received: std::time::Instant::now(),
         frame: ByteString::from(frame),
         revokes,

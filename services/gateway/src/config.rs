@@ -1,6 +1,7 @@
 //! The gateway's typed settings, loaded in layers by `kanban_config`.
 
 use kanban_auth::AuthSettings;
+use kanban_telemetry::trace::TraceSettings;
 use kanban_telemetry::LogSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -16,6 +17,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub gateway: GatewaySettings,
     pub log: LogSettings,
+    /// OpenTelemetry trace export (off unless `trace.endpoint` is set).
+    pub trace: TraceSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

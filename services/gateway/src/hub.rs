@@ -25,6 +25,9 @@ pub struct RoomEvent {
     pub seq: i64,
     /// Commit time, ms since the epoch (for the delivery latency histogram).
     pub ts: i64,
+    /// The trace context of the span that wrote the event (the parent of this replica's
+    /// fan-out span); not sent to sockets.
+    pub traceparent: Option<Arc<str>>,
     /// When this gateway got the event (decoded from Redis or read from history), on the
     /// monotonic clock: the start of the fan-out latency, precise below a millisecond
     /// where `ts` is not.
@@ -208,12 +211,36 @@ impl Hub {
     }
 
     /// Queues `event` for every local member of its room; returns how many got it.
+    ///
+    /// Each call is one `gateway.fanout` span (a child of the event's `traceparent`) with
+    /// the room's local size and the number of sockets that got the event: one span per
+    /// event and replica, never one per socket.
     pub fn broadcast(&self, event: &RoomEvent) -> usize {
+        let span = tracing::info_span!(
+            parent: None,
+            "gateway.fanout",
+            otel.kind = "consumer",
+            messaging.system = "redis",
+            project.id = %event.project,
+            event.seq = event.seq,
+            room.size = tracing::field::Empty,
+            room.delivered = tracing::field::Empty,
+        );
+        kanban_telemetry::propagation::set_parent(&span, event.traceparent.as_deref());
+        let _entered = span.enter();
+        let (size, delivered) = self.queue_for_room(event);
+        span.record("room.size", size);
+        span.record("room.delivered", delivered);
+        delivered
+    }
+
+    /// The room's local member count and how many of them `event` was queued for.
+    fn queue_for_room(&self, event: &RoomEvent) -> (usize, usize) {
         let Ok(rooms) = self.rooms.read() else {
-            return 0;
+            return (0, 0);
         };
         let Some(room) = rooms.get(&*event.project) else {
-            return 0;
+            return (0, 0);
         };
         room.last_seq.fetch_max(event.seq, Ordering::Relaxed);
         let mut delivered = 0;
@@ -229,7 +256,7 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
-        delivered
+        (room.members.len(), delivered)
     }
 }
 

@@ -38,11 +38,28 @@ async fn main() -> ExitCode {
             settings.http.port,
         );
     }
-    kanban_telemetry::init_logging(&settings.log);
+    // The tracer provider belongs to this function: it is shut down (and what is queued
+    // exported) after the server stops.
+    let tracing = match kanban_telemetry::trace::Tracing::start(
+        &settings.trace,
+        "gateway",
+        &settings.gateway.instance_id,
+    ) {
+        Ok(tracing) => tracing,
+        Err(error) => {
+            eprintln!("gateway: tracing: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    kanban_telemetry::init_logging(&settings.log, &tracing);
+    if tracing.is_enabled() {
+        tracing::info!(endpoint = %settings.trace.endpoint, "exporting traces over OTLP");
+    }
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(error) => {
             tracing::error!(%error, "gateway failed to start");
+            tracing.shutdown();
             return ExitCode::FAILURE;
         }
     };
@@ -53,7 +70,9 @@ async fn main() -> ExitCode {
         tracing::info!("draining: closing sockets over the drain window");
         shutdown.drain().await;
     });
-    match application.run_until_stopped().await {
+    let served = application.run_until_stopped().await;
+    tracing.shutdown();
+    match served {
         Ok(()) => {
             tracing::info!("gateway stopped");
             ExitCode::SUCCESS

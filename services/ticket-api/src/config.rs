@@ -1,6 +1,7 @@
 //! The ticket API's typed settings, loaded in layers by `kanban_config`.
 
 use kanban_auth::AuthSettings;
+use kanban_telemetry::trace::TraceSettings;
 use kanban_telemetry::LogSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -16,6 +17,8 @@ pub struct Settings {
     pub idempotency: IdempotencySettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    /// OpenTelemetry trace export (off unless `trace.endpoint` is set).
+    pub trace: TraceSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

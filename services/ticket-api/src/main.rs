@@ -26,16 +26,31 @@ async fn main() -> ExitCode {
             settings.http.port,
         );
     }
-    kanban_telemetry::init_logging(&settings.log);
+    // The tracer provider belongs to this function: it is shut down (and what is queued
+    // exported) after the server stops.
+    let tracing = match kanban_telemetry::trace::Tracing::start(&settings.trace, "ticket-api", "") {
+        Ok(tracing) => tracing,
+        Err(error) => {
+            eprintln!("ticket-api: tracing: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    kanban_telemetry::init_logging(&settings.log, &tracing);
+    if tracing.is_enabled() {
+        tracing::info!(endpoint = %settings.trace.endpoint, "exporting traces over OTLP");
+    }
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(error) => {
             tracing::error!(%error, "ticket-api failed to start");
+            tracing.shutdown();
             return ExitCode::FAILURE;
         }
     };
     tracing::info!(port = application.port(), "ticket-api listening");
-    match application.run_until_stopped().await {
+    let served = application.run_until_stopped().await;
+    tracing.shutdown();
+    match served {
         Ok(()) => {
             tracing::info!("ticket-api stopped");
             ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! What every HTTP service records per request, in one middleware step: the request id
 //! (`X-Request-Id`, taken from the request when it carries a usable one), the request
-//! metrics by route pattern, and one access-log line.
+//! metrics by route pattern, one access-log line, and the request's span (a child of the
+//! caller's `traceparent` when it sends a well-formed one).
 //!
 //! Services call [`observe`] from an `actix_web::middleware::from_fn` function that finds
 //! their own [`HttpMetrics`].
@@ -123,19 +124,36 @@ pub async fn observe<B: MessageBody + 'static>(
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let path = req.path().to_owned();
     let span = tracing::info_span!(
+        parent: None,
         "http.request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
         request.id = %request_id,
         http.method = method,
         http.route = %route,
+        http.response.status_code = tracing::field::Empty,
     );
+    // A well-formed incoming trace context makes this request part of the caller's trace;
+    // a malformed one is ignored (the request starts a trace of its own).
+    let traceparent = req
+        .headers()
+        .get(crate::propagation::TRACEPARENT)
+        .and_then(|v| v.to_str().ok());
+    crate::propagation::set_parent(&span, traceparent);
     // (The request must not be cloned before routing, which needs it unshared; so an
     // error that no handler turned into a response is counted and logged but passed on
     // without the header. Handlers' and extractors' errors are responses here already.)
-    let outcome = next.call(req).instrument(span).await;
+    let outcome = next.call(req).instrument(span.clone()).await;
     let status = match &outcome {
         Ok(response) => response.status(),
         Err(error) => error.as_response_error().status_code(),
     };
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    drop(span);
     let elapsed = started.elapsed();
     if let Some(metrics) = metrics {
         metrics

@@ -1,9 +1,11 @@
-//! Logging set-up, the HTTP access log and request ids, and Prometheus exposition shared by
-//! every service.
+//! Logging set-up, the HTTP access log and request ids, Prometheus exposition and
+//! OpenTelemetry traces shared by every service.
 //!
 //! # Layout
 //! - [`init_logging`]: the global subscriber (plain text without colour codes unless stdout
-//!   is a terminal, or JSON lines).
+//!   is a terminal, or JSON lines, and the OpenTelemetry layer when tracing is on).
+//! - [`trace`]: the `trace` settings and the OTLP tracer provider ([`trace::Tracing`]).
+//! - [`propagation`]: the W3C `traceparent` in and out of spans.
 //! - [`http`]: HTTP metrics by route pattern, the `X-Request-Id` header and one access-log
 //!   line per request.
 //! - [`metric`]: [`metrics_struct!`], a service's metrics as one struct whose field docs
@@ -16,13 +18,15 @@ pub mod healthcheck;
 pub mod http;
 pub mod metric;
 pub mod process;
+pub mod propagation;
+pub mod trace;
 
 pub use prometheus;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde::Deserialize;
 use std::io::IsTerminal;
-use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+use tracing_subscriber::{fmt, prelude::*, EnvFilter, Layer};
 
 /// Log output settings, part of every service's configuration as `log`.
 #[derive(Debug, Clone, Deserialize)]
@@ -43,30 +47,36 @@ impl Default for LogSettings {
     }
 }
 
-/// Installs the global tracing subscriber, writing to stdout. Only `main` calls this;
-/// a second call (for example from tests) leaves the first subscriber in place.
+/// Installs the global tracing subscriber, writing to stdout, with `tracing`'s layer when
+/// it is enabled. Only `main` calls this (tests of traces too, once per process); a second
+/// call leaves the first subscriber in place.
 ///
 /// Plain text carries ANSI colour codes only when stdout is a terminal: in a file, a pipe
 /// or a container log they would be noise that every reader has to strip.
-pub fn init_logging(settings: &LogSettings) {
+///
+/// The log filter (`log.filter` or `RUST_LOG`) applies to the log lines only; exported
+/// spans have their own filter (`trace.filter`), so quiet logs do not silence traces.
+pub fn init_logging(settings: &LogSettings, tracing: &trace::Tracing) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = if settings.json {
-        registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true),
-            )
-            .try_init()
+    let output: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> = if settings.json {
+        fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_filter(filter)
+            .boxed()
     } else {
-        registry
-            .with(fmt::layer().with_ansi(std::io::stdout().is_terminal()))
-            .try_init()
+        fmt::layer()
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_filter(filter)
+            .boxed()
     };
+    let result = tracing_subscriber::registry()
+        .with(output)
+        .with(tracing.layer())
+        .try_init();
     if result.is_err() {
         tracing::debug!("a tracing subscriber was already installed");
     }

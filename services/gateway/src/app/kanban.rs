@@ -28,6 +28,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// The socket's user and its rooms.
 #[derive(Debug, Default)]
@@ -693,8 +694,17 @@ impl Session {
         let api = self.ctx.api.clone();
         let tx = self.tx.clone();
         let nsp = nsp.to_owned();
+        // A command starts its trace here: the API's request joins it via `traceparent`.
+        let span = tracing::info_span!(
+            parent: None,
+            "gateway.command",
+            otel.name = %format_args!("command {name}"),
+            otel.kind = "server",
+            command = name,
+            mutation.id = %command.mutation_id,
+        );
         tokio::spawn(async move {
-            let result = command.forward(&api, &token).await;
+            let result = command.forward(&api, &token).instrument(span).await;
             let packet = match (result, ack) {
                 (Ok(value), Some(id)) => socketio::encode_ack(&nsp, id, &[value]),
                 (Err(body), Some(id)) => {

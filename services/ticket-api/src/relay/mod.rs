@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
+use tracing::Instrument;
 
 /// An arbitrary constant: the advisory lock whose holder is the relay.
 const LEADER_LOCK_KEY: i64 = 0x6b61_6e62_616e_0002;
@@ -190,7 +191,11 @@ impl Relay {
                     .position(|e| e.project_id != project)
                     .map_or(batch.len(), |n| start + n);
                 for event in &batch[start..end] {
-                    let fresh = self.publisher.publish(&event.to_envelope()).await?;
+                    let fresh = self
+                        .publisher
+                        .publish(&event.to_envelope())
+                        .instrument(publish_span(event))
+                        .await?;
                     if fresh {
                         self.metrics.outbox_published_total.inc();
                         self.metrics
@@ -224,6 +229,22 @@ impl Relay {
         db::idempotency::delete_expired(conn, ttl).await?;
         Ok(())
     }
+}
+
+/// The span of one event's publish (`relay.publish`): a child of the span that wrote the
+/// event (its stored `traceparent`), so that it sits in the writing request's trace.
+fn publish_span(event: &db::events::EventRow) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "relay.publish",
+        otel.kind = "producer",
+        messaging.system = "redis",
+        project.id = %event.project_id,
+        event.seq = event.seq,
+        event.name = %event.name,
+    );
+    kanban_telemetry::propagation::set_parent(&span, event.traceparent.as_deref());
+    span
 }
 
 fn seconds_since(at: chrono::DateTime<chrono::Utc>) -> f64 {

@@ -149,12 +149,13 @@ pub(crate) fn mutation_meta<C: serde::Serialize + ?Sized>(
 ) -> Result<MutationMeta, ApiError> {
     let idempotency_key = id_header(req, "idempotency-key")?;
     let mutation_id = id_header(req, "x-mutation-id")?;
+    // Kept for when tracing is off; with tracing on, the events carry the context of the
+    // span that wrote them (see `Outbox::commit`). A malformed value is ignored.
     let traceparent = req
         .headers()
-        .get("traceparent")
+        .get(kanban_telemetry::propagation::TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() == 55 && v.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
-        .map(str::to_owned);
+        .and_then(kanban_telemetry::propagation::normalize);
     let fingerprint = match &idempotency_key {
         Some(_) => fingerprint(req.method().as_str(), req.path(), content)?,
         None => String::new(),

@@ -14,3 +14,14 @@ use crate::error::ApiError;
 pub(crate) fn corrupt(message: String) -> ApiError {
     ApiError::Internal(message)
 }
+
+/// The span of one use case's transaction (`db.transaction`), named by the use case, e.g.
+/// `ticket.move`: a child of the request's span, and the parent of its outbox write.
+pub(crate) fn transaction_span(use_case: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "db.transaction",
+        otel.name = %format_args!("transaction {use_case}"),
+        db.system.name = "postgresql",
+        kanban.use_case = use_case,
+    )
+}

@@ -6,6 +6,7 @@ use crate::db::events::{EventRow, NewEvent};
 use crate::error::ApiError;
 use diesel_async::AsyncPgConnection;
 use kanban_protocol::BoardEvent;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Request metadata that travels with every event a mutation produces, and what the
@@ -21,7 +22,8 @@ pub struct MutationMeta {
     pub fingerprint: String,
     /// How long an idempotency key's first result is remembered.
     pub idempotency_ttl_seconds: i64,
-    /// W3C trace context of the request.
+    /// The request's well-formed `traceparent` header, normalised (stored with the events
+    /// when tracing is off).
     pub traceparent: Option<String>,
     /// `(project, last seq)` of every outbox commit made by this mutation.
     pub committed: std::sync::Mutex<Vec<(Uuid, i64)>>,
@@ -75,6 +77,10 @@ impl Outbox {
 
     /// Writes the pending events with the next sequence numbers and advances the project's
     /// counter, in the caller's transaction.
+    ///
+    /// The events carry the W3C trace context of this write's span (`outbox.append`, in the
+    /// request's trace) when tracing is on, so that the relay's publish and the gateways'
+    /// fan-out join that trace; with tracing off, the request's own `traceparent`.
     pub async fn commit(
         self,
         conn: &mut AsyncPgConnection,
@@ -83,6 +89,25 @@ impl Outbox {
         if self.pending.is_empty() {
             return Ok(Vec::new());
         }
+        let span = tracing::info_span!(
+            "outbox.append",
+            project.id = %self.project_id,
+            event.count = self.pending.len(),
+            event.first_seq = self.last_seq + 1,
+        );
+        let traceparent = kanban_telemetry::propagation::traceparent_of(&span)
+            .or_else(|| meta.traceparent.clone());
+        self.write(conn, meta, traceparent.as_deref())
+            .instrument(span)
+            .await
+    }
+
+    async fn write(
+        self,
+        conn: &mut AsyncPgConnection,
+        meta: &MutationMeta,
+        traceparent: Option<&str>,
+    ) -> Result<Vec<EventRow>, ApiError> {
         let rows: Vec<NewEvent<'_>> = self
             .pending
             .iter()
@@ -93,7 +118,7 @@ impl Outbox {
                 name,
                 payload,
                 mutation_id: meta.mutation_id.as_deref(),
-                traceparent: meta.traceparent.as_deref(),
+                traceparent,
             })
             .collect();
         let last = self.last_seq + rows.len() as i64;

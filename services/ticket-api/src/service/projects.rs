@@ -1,9 +1,9 @@
 //! Project use cases: create, list, snapshot, update, delete, membership, event log.
 
 use super::access::{require, Need};
-use super::corrupt;
 use super::idempotency::{remember, replay};
 use super::outbox::{MutationMeta, Outbox};
+use super::{corrupt, transaction_span};
 use crate::auth::AuthUser;
 use crate::db::{self, PgConn};
 use crate::domain::{Description, ProjectName, UserId};
@@ -12,6 +12,7 @@ use diesel_async::AsyncConnection;
 use kanban_protocol::events::MemberChangedPayload;
 use kanban_protocol::rest::{Access, EventsPage};
 use kanban_protocol::{BoardEvent, MemberRole, Project, ProjectMember};
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub struct CreateProject {
@@ -50,6 +51,7 @@ pub async fn create(
         remember(conn, user, meta, &project).await?;
         Ok(project)
     })
+    .instrument(transaction_span("project.create"))
     .await
 }
 
@@ -92,6 +94,7 @@ pub async fn update(
         remember(conn, user, meta, &project).await?;
         Ok(project)
     })
+    .instrument(transaction_span("project.update"))
     .await
 }
 
@@ -115,6 +118,7 @@ pub async fn delete(
         remember(conn, user, meta, &()).await?;
         Ok(())
     })
+    .instrument(transaction_span("project.delete"))
     .await
 }
 
@@ -186,6 +190,7 @@ pub async fn put_member(
         remember(conn, user, meta, &member).await?;
         Ok(member)
     })
+    .instrument(transaction_span("project.put_member"))
     .await
 }
 
@@ -230,6 +235,7 @@ pub async fn remove_member(
         remember(conn, user, meta, &()).await?;
         Ok(())
     })
+    .instrument(transaction_span("project.remove_member"))
     .await
 }
 

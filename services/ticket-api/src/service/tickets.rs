@@ -2,9 +2,9 @@
 //! keys, each with optimistic concurrency on `expectedVersion`.
 
 use super::access::{require, Need};
-use super::corrupt;
 use super::idempotency::{remember, replay};
 use super::outbox::{MutationMeta, Outbox};
+use super::{corrupt, transaction_span};
 use crate::auth::AuthUser;
 use crate::db::tickets::{TicketChanges, TicketRow};
 use crate::db::{self, PgConn};
@@ -17,6 +17,7 @@ use kanban_protocol::rest::MovedTicket;
 use kanban_protocol::{
     BoardEvent, Priority, Ticket, TicketStatus, TicketTransition, TransitionSummary,
 };
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub struct CreateTicket {
@@ -103,6 +104,7 @@ pub async fn create(
         remember(conn, user, meta, &ticket).await?;
         Ok(ticket)
     })
+    .instrument(transaction_span("ticket.create"))
     .await
 }
 
@@ -169,6 +171,7 @@ pub async fn update(
         remember(conn, user, meta, &ticket).await?;
         Ok(ticket)
     })
+    .instrument(transaction_span("ticket.update"))
     .await
 }
 
@@ -190,6 +193,7 @@ pub async fn delete(
         remember(conn, user, meta, &()).await?;
         Ok(())
     })
+    .instrument(transaction_span("ticket.delete"))
     .await
 }
 
@@ -247,6 +251,7 @@ pub async fn transition(
         remember(conn, user, meta, &result).await?;
         Ok(result)
     })
+    .instrument(transaction_span("ticket.transition"))
     .await
 }
 
@@ -292,6 +297,7 @@ pub async fn move_ticket(
         remember(conn, user, meta, &result).await?;
         Ok(result)
     })
+    .instrument(transaction_span("ticket.move"))
     .await
 }
 

@@ -235,3 +235,42 @@ async fn the_relay_prunes_published_events_past_the_retention_and_keeps_the_rest
         .collect();
     assert_eq!(seqs, vec![3, 4]);
 }
+
+/// With tracing off (this suite installs no OpenTelemetry layer), a well-formed
+/// `traceparent` is stored with the events as sent, and a malformed one is ignored: the
+/// request succeeds and its events carry none.
+#[tokio::test]
+async fn a_well_formed_traceparent_is_stored_and_a_malformed_one_ignored() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let cases = [
+        (good.to_owned(), Some(good)),
+        (good.to_uppercase(), None),
+        ("-".repeat(55), None),
+        (
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01".into(),
+            None,
+        ),
+        ("not a trace".into(), None),
+    ];
+    for (index, (sent, stored)) in cases.iter().enumerate() {
+        let response = app
+            .client
+            .post(format!("{}/api/projects/{project}/tickets", app.address))
+            .bearer_auth(app.token("alice"))
+            .header("traceparent", sent)
+            .json(&json!({"title": format!("case {index}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{sent}");
+        let reply = app
+            .get(&format!("/api/projects/{project}/events?since=0"), "alice")
+            .await;
+        let events = reply.body["events"].as_array().unwrap();
+        let last = events.last().unwrap();
+        assert_eq!(last["data"]["title"], format!("case {index}"));
+        assert_eq!(last["traceparent"].as_str(), *stored, "{sent}");
+    }
+}
