@@ -630,11 +630,9 @@ impl Session {
             let ending = if handed_over {
                 closing_handshake(&mut self.ws_stream, &mut self.rx, &cause, grace).await
             } else {
-                Some(tcp::Ending::Abortive)
+                tcp::Ending::Abortive
             };
-            if let Some(ending) = ending {
-                tcp::end(&socket.0, ending);
-            }
+            tcp::end(&socket.0, ending);
         }
         if polling && cause == Cause::ClientClosed {
             // A client that POSTed a close may have a GET on its way: it gets the noop (and
@@ -651,16 +649,17 @@ impl Session {
     }
 }
 
-/// Waits up to `grace` for the peer to end the connection after the close frame. `None`:
-/// it did (nothing left to do); else how to end it: gracefully when the peer is known to
-/// have sent its close frame (so it reads, and has had `grace` to get ours), abortively
-/// when it never answered (it stopped reading or is gone).
+/// Waits up to `grace` for the peer's close frame after ours, and says how to end the
+/// connection: gracefully when the peer is known to have sent its close frame (so it
+/// reads, and has had `grace` to get ours), abortively when it never answered (it
+/// stopped reading or is gone) — also when the message stream ends first: actix-web
+/// ends it once the response is over, while the connection lives on.
 async fn closing_handshake(
     stream: &mut Option<MessageStream>,
     rx: &mut mpsc::Receiver<ToSession>,
     cause: &Cause,
     grace: Duration,
-) -> Option<tcp::Ending> {
+) -> tcp::Ending {
     let mut answered = *cause == Cause::ClientClosed;
     let deadline = Instant::now() + grace;
     loop {
@@ -682,16 +681,18 @@ async fn closing_handshake(
         })
         .await;
         match step {
-            Ok(None) => return None,
+            // The message stream ended: that says nothing of the TCP connection, which
+            // actix-web keeps until what is queued for it is flushed (never, for a peer
+            // that stopped reading). It is ended like any other.
+            Ok(None) | Err(_) => break,
             Ok(Some(close)) => answered |= close,
-            Err(_elapsed) => break,
         }
     }
-    Some(if answered {
+    if answered {
         tcp::Ending::Graceful
     } else {
         tcp::Ending::Abortive
-    })
+    }
 }
 
 /// The next WebSocket message, or never when the session has no WebSocket (polling).
