@@ -56,7 +56,7 @@ log_file="$CARGO_TARGET_DIR/last-test-run.log"
 coverage_dir="$CARGO_TARGET_DIR/coverage"
 mkdir -p "$coverage_dir"
 rm -f "$coverage_dir/rust.lcov"
-cargo llvm-cov clean --workspace --profraw-only  # the profiles of an earlier run
+cargo llvm-cov clean --profraw-only  # the profiles of an earlier run
 : > "$log_file"  # exists before tail opens it, however the two are scheduled
 cargo llvm-cov --workspace --locked --no-fail-fast --no-report >"$log_file" 2>&1 &
 test_pid=$!
