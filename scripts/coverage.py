@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Line coverage per crate, and the gate of scripts/test.sh (the rules: coverage.json).
 
-  rust LCOV [--files OUT]   per-crate line coverage of the workspace from the LCOV file
+  rust LCOV [--files OUT] [--only CRATE,…]
+                            per-crate line coverage of the workspace from the LCOV file
                             that `cargo llvm-cov report --lcov` wrote, without the
                             exclusions of coverage.json; exits 1 when a gated crate is
-                            below the minimum (--files: also write a per-file table)
+                            below the minimum (--files: also write a per-file table;
+                            --only: these crates only, after a run of a part)
   web SUMMARY               the web client's line coverage from vitest's
                             coverage-summary.json (vitest enforces its own gate)
 """
@@ -103,8 +105,8 @@ def gate_label(name, value):
     return "-"
 
 
-def rust(lcov, files_out=None):
-    crates = workspace_crates()
+def rust(lcov, files_out=None, only=None):
+    crates = [c for c in workspace_crates() if not only or c[0] in only]
     totals = {name: [0, 0] for name, _ in crates}
     rows = []
     for source, hits in sorted(read_lcov(lcov).items()):
@@ -140,7 +142,7 @@ def rust(lcov, files_out=None):
             failed.append(f"{name} {value:.1f} %")
         print(f"{name:<22}{total:>8}{covered:>9}{value:>8.1f}  {label}")
     for name in CONFIG["gated"]:
-        if name != "web" and name not in totals:
+        if name != "web" and name not in totals and not only:
             failed.append(f"{name} (not in the workspace)")
     if failed:
         print(f"coverage: below {MINIMUM} % of lines: {', '.join(failed)}")
@@ -174,7 +176,8 @@ def web(summary):
 def main(argv):
     if len(argv) >= 2 and argv[0] == "rust":
         files_out = argv[argv.index("--files") + 1] if "--files" in argv else None
-        return rust(argv[1], files_out)
+        only = argv[argv.index("--only") + 1].split(",") if "--only" in argv else None
+        return rust(argv[1], files_out, only)
     if len(argv) == 2 and argv[0] == "web":
         return web(argv[1])
     print(__doc__, file=sys.stderr)
