@@ -48,6 +48,23 @@ ensure_rust() {
   apt_install gcc libc6-dev pkg-config
 }
 
+# Line coverage of the Rust tests (scripts/test.sh): the toolchain's llvm-tools component
+# (rustup) and cargo-llvm-cov from crates.io at this version, in cargo's bin dir.
+CARGO_LLVM_COV_VERSION=0.9.1
+ensure_coverage_tools() {
+  command -v rustup >/dev/null || die "line coverage needs rustup (for the llvm-tools component of this toolchain)"
+  if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then
+    log "rustup component add llvm-tools-preview"
+    rustup component add llvm-tools-preview \
+      || die "the llvm-tools component could not be installed (rustup must reach its distribution server)"
+  fi
+  if [ "$(cargo llvm-cov --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LLVM_COV_VERSION" ]; then
+    log "installing cargo-llvm-cov $CARGO_LLVM_COV_VERSION"
+    # In a temporary target dir of cargo's own, removed afterwards.
+    env -u CARGO_TARGET_DIR cargo install cargo-llvm-cov --version "$CARGO_LLVM_COV_VERSION" --locked
+  fi
+}
+
 ensure_postgres() {
   command -v pg_isready >/dev/null || apt_install postgresql postgresql-client
   if pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then return 0; fi

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The web board's tests (services/web): the type check, the unit tests of the stores and
-# the sync logic (vitest), the build (which prerenders the board without a browser), and
-# the end-to-end tests in headless Chromium against a real stack (ticket API, two
-# gateways behind nginx, PostgreSQL, Redis) that the tests start on free ports.
+# The web board's tests (services/web): the type check, the unit tests of the stores, the
+# sync logic and the socket and API code (vitest, the last against the built ticket-api
+# and gateways; line coverage measured and gated by coverage.json), the build (which
+# prerenders the board without a browser), and the end-to-end tests in headless Chromium
+# against a real stack (ticket API, two gateways behind nginx, PostgreSQL, Redis) that the
+# tests start on free ports.
 # Ends with one line: "web: N passed, N failed".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -29,8 +31,9 @@ status=0
 log "svelte-check (types, warnings are errors)"
 npm run --silent check || status=1
 
-log "vitest (stores and sync logic)"
-npx vitest run --reporter=default --reporter=json --outputFile="$results/unit.json" || status=1
+log "vitest (stores, sync logic, socket and API client; line coverage: coverage.json)"
+rm -rf coverage
+npx vitest run --coverage --reporter=default --reporter=json --outputFile="$results/unit.json" || status=1
 
 log "npm run build (static files for nginx; prerender without a browser)"
 npm run --silent build || status=1

@@ -196,3 +196,75 @@ pub fn query_error_handler(
 ) -> actix_web::Error {
     ApiError::Validation(format!("invalid query string: {error}")).into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn from_database(kind: DatabaseErrorKind, message: &str) -> ApiError {
+        ApiError::from(Error::DatabaseError(kind, Box::new(message.to_owned())))
+    }
+
+    #[test]
+    fn a_lost_database_connection_is_a_retryable_503_that_keeps_its_cause_out_of_the_body() {
+        for (kind, message) in [
+            (
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection unexpectedly",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "the database system is shutting down",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "could not send data: Broken pipe",
+            ),
+        ] {
+            let error = from_database(kind, message);
+            assert_eq!(
+                error.status_code(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{message}"
+            );
+            let response = error.error_response();
+            assert_eq!(
+                response.headers().get("Retry-After").map(|v| v.as_bytes()),
+                Some(&b"1"[..]),
+                "{message}"
+            );
+            let body = error.body();
+            assert_eq!(body.error.code, ErrorCode::Unavailable);
+            assert!(!body.error.message.contains(message), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_violated_constraint_is_the_clients_400_and_any_other_database_error_a_500() {
+        let check = from_database(DatabaseErrorKind::CheckViolation, "position out of range");
+        assert_eq!(check.status_code(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            check.body().error.message,
+            "value out of range: position out of range"
+        );
+        let unique = from_database(DatabaseErrorKind::UniqueViolation, "duplicate key");
+        assert_eq!(unique.status_code(), StatusCode::BAD_REQUEST);
+        assert_eq!(unique.body().error.message, "already exists: duplicate key");
+
+        let other = from_database(
+            DatabaseErrorKind::SerializationFailure,
+            "could not serialize",
+        );
+        assert_eq!(other.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(other.body().error.message, "internal server error");
+        assert_eq!(
+            ApiError::from(Error::NotFound).status_code(),
+            StatusCode::NOT_FOUND
+        );
+    }
+}

@@ -54,7 +54,9 @@ function psql(sql) {
 }
 
 /**
- * Starts the stack. Options: `gatewayEnv` (extra environment for both gateways).
+ * Starts the stack. Options: `gatewayEnv` (extra environment for both gateways), `web`
+ * (false: no nginx and no built board, for the unit tests of the socket and API code;
+ * `url` is then null).
  * Returns { url, api, gateways: {gw1, gw2}, kill(name), restart(name), stop() }.
  */
 export async function startStack(options = {}) {
@@ -62,8 +64,9 @@ export async function startStack(options = {}) {
 	for (const name of ['ticket-api', 'gateway']) {
 		if (!existsSync(bin(name))) throw new Error(`${bin(name)} is missing: cargo build -p ticket-api -p gateway`);
 	}
+	const web = options.web ?? true;
 	const dist = join(WEB_DIR, 'dist');
-	if (!existsSync(join(dist, 'index.html'))) throw new Error('services/web/dist is missing: npm run build');
+	if (web && !existsSync(join(dist, 'index.html'))) throw new Error('services/web/dist is missing: npm run build');
 
 	const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;
 	const database = `kanban_web_${run}`;
@@ -142,9 +145,27 @@ export async function startStack(options = {}) {
 		if (!process.env.KANBAN_E2E_KEEP_LOGS) rmSync(state, { recursive: true, force: true });
 	};
 
+	const handle = () => ({
+		url: web ? `http://127.0.0.1:${port}` : null,
+		api: apiUrl,
+		logs: state,
+		gateways: { gw1: `http://127.0.0.1:${gw1Port}`, gw2: `http://127.0.0.1:${gw2Port}` },
+		/** kill -9 one gateway. */
+		kill(name) {
+			children.get(name)?.kill('SIGKILL');
+		},
+		async restart(name) {
+			const old = children.get(name);
+			if (old && old.exitCode === null && old.signalCode === null) old.kill('SIGKILL');
+			await startGateway(name);
+		},
+		stop
+	});
+
 	try {
 		await waitFor(`${apiUrl}/readyz`, api, 'ticket-api');
 		await Promise.all([startGateway('gw1'), startGateway('gw2')]);
+		if (!web) return handle();
 		const config = readFileSync(join(ROOT, 'deploy/local/nginx.conf.template'), 'utf8')
 			.replaceAll('@STATE@', state)
 			.replaceAll('@API_PORT@', String(apiPort))
@@ -165,22 +186,7 @@ export async function startStack(options = {}) {
 		throw err;
 	}
 
-	return {
-		url: `http://127.0.0.1:${port}`,
-		api: apiUrl,
-		logs: state,
-		gateways: { gw1: `http://127.0.0.1:${gw1Port}`, gw2: `http://127.0.0.1:${gw2Port}` },
-		/** kill -9 one gateway. */
-		kill(name) {
-			children.get(name)?.kill('SIGKILL');
-		},
-		async restart(name) {
-			const old = children.get(name);
-			if (old && old.exitCode === null && old.signalCode === null) old.kill('SIGKILL');
-			await startGateway(name);
-		},
-		stop
-	};
+	return handle();
 }
 
 /** A small REST client for test set-up, through the stack's nginx. */

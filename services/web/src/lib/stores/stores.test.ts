@@ -2,10 +2,12 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { HintStore } from '$lib/stores/hints.svelte';
 import { PresenceStore } from '$lib/stores/presence.svelte';
 import { ConnectionStore } from '$lib/stores/connection.svelte';
-import { sessionFromToken } from '$lib/stores/session.svelte';
+import { session, sessionFromToken } from '$lib/stores/session.svelte';
+import { NoticeStore } from '$lib/stores/notices.svelte';
+import { projects } from '$lib/stores/projects.svelte';
 import { signInMessage } from '$lib/signin';
 import { ApiError } from '$lib/sync/engine';
-import type { Hint } from '$lib/protocol';
+import type { Hint, Project } from '$lib/protocol';
 
 const PROJECT = '3f6c2a9e-8d41-4b7a-9c55-2e1f0a7b6d13';
 
@@ -72,5 +74,99 @@ describe('sign-in', () => {
 	it('says clearly when development tokens are turned off', () => {
 		expect(signInMessage(new ApiError(404, 'NOT_FOUND', 'no such route'))).toMatch(/Development sign-in is turned off/);
 		expect(signInMessage(new ApiError(0, 'UNAVAILABLE', 'down'))).toMatch(/cannot be reached/);
+	});
+});
+
+/** A JWT-shaped token (unsigned: the board only reads its claims). */
+function token(claims: object): string {
+	return `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
+}
+
+describe('session', () => {
+	// Node has no sessionStorage: the browser's, as a plain map.
+	const saved = new Map<string, string>();
+	Object.defineProperty(globalThis, 'sessionStorage', {
+		value: {
+			getItem: (k: string) => saved.get(k) ?? null,
+			setItem: (k: string, v: string) => void saved.set(k, v),
+			removeItem: (k: string) => void saved.delete(k)
+		},
+		configurable: true
+	});
+	afterEach(() => {
+		saved.clear();
+		session.signOut();
+	});
+	const current = () => session.current;
+
+	it("survives a reload of the tab until its token's expiry", () => {
+		session.signIn(token({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 }));
+		session.current = null; // a reload
+		session.restore();
+		expect(current()?.userId).toBe('alice');
+		expect(session.token()).toBe(saved.get('kanban.session'));
+		session.signOut();
+		session.restore();
+		expect(session.token()).toBeNull();
+	});
+
+	it('sends an expired token back to sign-in with the reason, and forgets it', () => {
+		saved.set('kanban.session', token({ sub: 'alice', exp: Math.floor(Date.now() / 1000) - 1 }));
+		session.restore();
+		expect(current()).toBeNull();
+		expect(session.reason).toMatch(/expired/);
+		expect(saved.size).toBe(0);
+		session.signIn(token({ sub: 'alice' })); // signing in again clears the reason
+		expect(session.reason).toBe('');
+	});
+
+	it('makes no user of a token that is not a JWT', () => {
+		expect(sessionFromToken('garbage')).toMatchObject({ userId: '', name: '', exp: null });
+		expect(sessionFromToken('a.%%%.c')).toMatchObject({ userId: '', exp: null });
+		expect(sessionFromToken(token({ sub: 'bob', exp: 'soon' }))).toMatchObject({ name: 'bob', exp: null });
+	});
+});
+
+describe('notices', () => {
+	it('keep the five newest errors, each dismissable by id', () => {
+		const notices = new NoticeStore();
+		for (let i = 1; i <= 7; i++) notices.error(`error ${i}`);
+		expect(notices.errors.map((n) => n.text)).toEqual(['error 3', 'error 4', 'error 5', 'error 6', 'error 7']);
+		notices.dismiss(notices.errors[0].id);
+		expect(notices.errors).toHaveLength(4);
+		notices.clearErrors();
+		expect(notices.errors).toEqual([]);
+	});
+
+	it('announce the same text twice as two different strings, so it is read out again', () => {
+		const notices = new NoticeStore();
+		notices.announce('Card moved');
+		const first = notices.announcement;
+		notices.announce('Card moved');
+		expect(notices.announcement).not.toBe(first);
+		expect(notices.announcement.trim()).toBe('Card moved');
+	});
+});
+
+describe('projects', () => {
+	const project = (id: string, name: string): Project => ({
+		id,
+		name,
+		description: null,
+		createdAt: '2026-01-15T10:00:00.000Z',
+		updatedAt: '2026-01-15T10:00:00.000Z'
+	});
+
+	it('lists a new board first, once, and follow renames and deletion of the open one', () => {
+		projects.init([project('a', 'A'), project('b', 'B')]);
+		projects.add(project('b', 'B again'));
+		expect(projects.list.map((p) => p.name)).toEqual(['B again', 'A']);
+		projects.setCurrent(project('a', 'A renamed'));
+		expect(projects.list.map((p) => p.name)).toEqual(['B again', 'A renamed']);
+		projects.setCurrent(null); // the open board was deleted
+		expect(projects.list.map((p) => p.id)).toEqual(['b']);
+		expect(projects.current).toBeNull();
+		projects.setCurrent(null); // nothing open: nothing to remove
+		expect(projects.list).toHaveLength(1);
 	});
 });
