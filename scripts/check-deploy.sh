@@ -204,8 +204,11 @@ else
   [ -f "$web_root/index.html" ] || { web_root="$work/www"; mkdir -p "$web_root"; echo board > "$web_root/index.html"; }
   sed -e "s|listen 8080;|listen ${addr[web]}:8080;|" -e "s|root /usr/share/nginx/html;|root $web_root;|" \
       -e "s|/tmp/nginx|$work/web-nginx|g" deploy/web/nginx.conf > "$work/web-nginx.conf"
-  mapfile -t nginx_user < <(nginx_user_args)
-  nginx -c "$work/web-nginx.conf" -g 'daemon off;' "${nginx_user[@]}" > "$work/web.log" 2>&1 &
+  # One -g only: nginx keeps the last of several, and without `daemon off;` it would
+  # fork a master that outlives this script (and answers the next run with old files).
+  directives='daemon off;'
+  [ "$(id -u)" -ne 0 ] || directives+=' user root;'
+  nginx -c "$work/web-nginx.conf" -g "$directives" > "$work/web.log" 2>&1 &
   pids+=($!)
   sed -e "s|listen 8080;|listen 127.0.0.1:$lb_port;|" -e "s|/tmp/nginx|$work/lb-nginx|g" \
       deploy/compose/nginx.conf > "$work/lb-nginx.conf"
