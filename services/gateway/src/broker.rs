@@ -50,7 +50,7 @@ pub fn encode(envelope: EventEnvelope) -> RoomEvent {
     RoomEvent {
         project: Arc::from(envelope.project_id.as_str()),
         seq: envelope.seq,
-        ts: envelope.ts,
+        ts_us: envelope.ts_us.unwrap_or(envelope.ts.saturating_mul(1000)),
         traceparent: envelope.traceparent.as_deref().map(Arc::from),
         received: std::time::Instant::now(),
         frame: ByteString::from(frame),
@@ -264,5 +264,33 @@ impl Broker {
             .query_async::<String>(&mut conn)
             .await
             .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(ts_us: Option<i64>) -> EventEnvelope {
+        EventEnvelope {
+            project_id: "p".into(),
+            seq: 1,
+            event: "ticket:deleted".into(),
+            data: serde_json::json!("t"),
+            ts: 1_768_471_542_093,
+            ts_us,
+            mutation_id: None,
+            traceparent: None,
+        }
+    }
+
+    #[test]
+    fn the_commit_time_is_taken_in_microseconds_and_sockets_get_ts_only() {
+        let event = encode(envelope(Some(1_768_471_542_093_417)));
+        assert_eq!(event.ts_us, 1_768_471_542_093_417);
+        assert!(!event.frame.contains("tsUs"), "{}", &*event.frame);
+        assert!(event.frame.contains("\"ts\":1768471542093"));
+        // An envelope from an older writer: its whole milliseconds.
+        assert_eq!(encode(envelope(None)).ts_us, 1_768_471_542_093_000);
     }
 }

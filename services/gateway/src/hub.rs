@@ -23,8 +23,9 @@ pub type SessionId = u64;
 pub struct RoomEvent {
     pub project: Arc<str>,
     pub seq: i64,
-    /// Commit time, ms since the epoch (for the delivery latency histogram).
-    pub ts: i64,
+    /// Commit time, µs since the epoch (for the delivery latency histogram): the
+    /// envelope's `tsUs`, or its `ts` in whole milliseconds when an older writer left it out.
+    pub ts_us: i64,
     /// The trace context of the span that wrote the event (the parent of this replica's
     /// fan-out span); not sent to sockets.
     pub traceparent: Option<Arc<str>>,

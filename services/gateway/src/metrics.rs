@@ -12,10 +12,10 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-/// Commit-to-write latency: its start is the event's `ts`, a whole millisecond, so buckets
-/// below 1 ms would only show rounding.
+/// Commit-to-write latency, from the event's `tsUs` (microseconds; two machines' clocks
+/// apart, so sub-millisecond buckets are as good as their synchronisation): 250 µs to 5 s.
 const DELIVERY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
 /// Time inside the gateway, measured on one monotonic clock: 50 µs to 1 s.
@@ -86,7 +86,7 @@ kanban_telemetry::metrics_struct! {
         pub rate_limited_total: IntCounter,
         /// Sessions closed for protocol violations (bad packets, binary, oversize).
         pub protocol_errors_total: IntCounter,
-        /// Seconds from the event's commit (its ts, whole milliseconds) to the socket write.
+        /// Seconds from the event's commit (its tsUs, microseconds) to the socket write.
         pub delivery_latency_seconds: Histogram buckets DELIVERY_BUCKETS,
         /// Seconds from the gateway's receipt of an event (from Redis or history) to the socket write.
         pub fanout_latency_seconds: Histogram buckets FANOUT_BUCKETS,

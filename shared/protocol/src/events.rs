@@ -202,6 +202,10 @@ pub struct EventEnvelope {
     /// When the event was written, just before its transaction committed; milliseconds
     /// since the Unix epoch.
     pub ts: i64,
+    /// The same moment in microseconds since the Unix epoch, for latencies finer than a
+    /// millisecond; absent in envelopes written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts_us: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mutation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,6 +230,7 @@ impl EventEnvelope {
             seq: self.seq,
             event: BoardEvent::from_parts(&self.event, self.data.clone())?,
             ts: self.ts,
+            ts_us: self.ts_us,
             mutation_id: self.mutation_id.clone(),
             traceparent: self.traceparent.clone(),
         })
@@ -247,6 +252,11 @@ pub struct BoardEventEnvelope {
     /// When the event was written, just before its transaction committed; milliseconds
     /// since the Unix epoch.
     pub ts: i64,
+    /// The same moment in microseconds since the Unix epoch, for latencies finer than a
+    /// millisecond; absent in envelopes written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub ts_us: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub mutation_id: Option<String>,
@@ -264,6 +274,7 @@ impl BoardEventEnvelope {
             event: self.event.name().to_owned(),
             data: self.event.data()?,
             ts: self.ts,
+            ts_us: self.ts_us,
             mutation_id: self.mutation_id.clone(),
             traceparent: self.traceparent.clone(),
         })

@@ -115,6 +115,7 @@ fn envelope(seq: i64, event: BoardEvent) -> BoardEventEnvelope {
         seq,
         event,
         ts: 1_768_471_542_093,
+        ts_us: Some(1_768_471_542_093_417),
         mutation_id: Some("m-123".into()),
         traceparent: None,
     }
@@ -133,6 +134,7 @@ fn the_envelope_in_redis_and_the_event_log() {
     let raw = envelope(8, board_events().remove(3)).encode().unwrap();
     assert_json_snapshot!("envelope", raw);
     let bare = EventEnvelope {
+        ts_us: None,
         mutation_id: None,
         traceparent: None,
         ..raw.clone()

@@ -450,7 +450,7 @@ impl Session {
             (Some(revocation), Some(user)) => revocation.applies_to(&user.id),
             _ => None,
         };
-        let latency = (now_ms() - event.ts).max(0) as f64 / 1000.0;
+        let latency = (chrono::Utc::now().timestamp_micros() - event.ts_us).max(0) as f64 / 1e6;
         self.send_raw(event.frame).await?;
         self.ctx.metrics.deliveries_total.inc();
         self.ctx.metrics.delivery_latency_seconds.observe(latency);

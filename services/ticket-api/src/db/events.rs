@@ -28,6 +28,7 @@ impl EventRow {
             event: self.name.clone(),
             data: self.payload.clone(),
             ts: self.created_at.timestamp_millis(),
+            ts_us: Some(self.created_at.timestamp_micros()),
             mutation_id: self.mutation_id.clone(),
             traceparent: self.traceparent.clone(),
         }

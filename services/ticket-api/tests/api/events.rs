@@ -61,6 +61,10 @@ async fn every_change_commits_one_event_with_the_next_seq() {
     assert!(events
         .iter()
         .all(|e| e["projectId"] == project.as_str() && e["ts"].as_i64().unwrap() > 0));
+    // `tsUs` is the same moment as `ts`, in microseconds.
+    assert!(events
+        .iter()
+        .all(|e| e["tsUs"].as_i64().unwrap() / 1000 == e["ts"].as_i64().unwrap()));
     assert_eq!(app.snapshot(&project, "alice").await["seq"], 6);
 }
 

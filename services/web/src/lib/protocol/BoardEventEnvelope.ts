@@ -14,4 +14,9 @@ export type BoardEventEnvelope = { projectId: string, seq: number,
  * When the event was written, just before its transaction committed; milliseconds
  * since the Unix epoch.
  */
-ts: number, mutationId?: string, traceparent?: string, } & ({ "event": "ticket:created", "data": Ticket } | { "event": "ticket:updated", "data": Ticket } | { "event": "ticket:moved", "data": TicketMovedPayload } | { "event": "ticket:deleted", "data": string } | { "event": "project:updated", "data": Project } | { "event": "project:deleted", "data": string } | { "event": "member:added", "data": MemberChangedPayload } | { "event": "member:removed", "data": MemberChangedPayload } | { "event": "column:rebalanced", "data": ColumnRebalancedPayload });
+ts: number, 
+/**
+ * The same moment in microseconds since the Unix epoch, for latencies finer than a
+ * millisecond; absent in envelopes written before it existed.
+ */
+tsUs?: number, mutationId?: string, traceparent?: string, } & ({ "event": "ticket:created", "data": Ticket } | { "event": "ticket:updated", "data": Ticket } | { "event": "ticket:moved", "data": TicketMovedPayload } | { "event": "ticket:deleted", "data": string } | { "event": "project:updated", "data": Project } | { "event": "project:deleted", "data": string } | { "event": "member:added", "data": MemberChangedPayload } | { "event": "member:removed", "data": MemberChangedPayload } | { "event": "column:rebalanced", "data": ColumnRebalancedPayload });
