@@ -58,19 +58,23 @@ impl PollBuffer {
             tokio::pin!(drained);
             // Registered before the check, so a GET between the two is not missed.
             drained.as_mut().enable();
-            if self.closed.load(Ordering::SeqCst) {
-                return Err(Full);
-            }
             {
                 let Ok(mut frames) = self.frames.lock() else {
                     return Err(Full);
                 };
+                // A closed buffer still takes frames while there is room: between the
+                // client's upgrade (`5`, which closes it) and the session's switch to the
+                // WebSocket, what is written here is carried over to the WebSocket.
                 if frames.len() < self.limit {
                     frames.push(frame);
                     drop(frames);
                     self.notify.notify_one();
                     return Ok(());
                 }
+            }
+            // Full and closed: no GET will make room.
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(Full);
             }
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
                 return Err(Full);
@@ -403,14 +407,26 @@ mod tests {
                 .is_err(),
             "nobody took the frames: the client cannot keep up"
         );
+        // Closed (the client upgraded): frames still go in while there is room, to be
+        // carried over to the WebSocket; a full closed buffer refuses at once.
         buffer.close();
         assert_eq!(buffer.take().len(), 2);
+        buffer
+            .push_within(ByteString::from("g"), Duration::ZERO)
+            .await
+            .ok()
+            .expect("room after the upgrade");
+        buffer
+            .push_within(ByteString::from("h"), Duration::ZERO)
+            .await
+            .ok()
+            .expect("room after the upgrade");
         assert!(
             buffer
-                .push_within(ByteString::from("g"), Duration::from_secs(30))
+                .push_within(ByteString::from("i"), Duration::from_secs(30))
                 .await
                 .is_err(),
-            "a closed buffer refuses at once"
+            "a full closed buffer refuses at once"
         );
     }
 
