@@ -47,17 +47,8 @@ pub async fn run(sockets: usize, redis_url: String) {
         tasks.push(tokio::spawn(async move {
             // The permit bounds connections being set up at once; it is released at the ack.
             let mut permit = Some(gate.acquire_owned().await.expect("semaphore"));
-            let (ws, _) = tokio_tungstenite::connect_async(url)
-                .await
-                .expect("connect");
-            let (mut sink, mut stream) = ws.split();
-            stream.next().await; // open
-            sink.send(Message::Text("40".into())).await.expect("send");
-            sink.send(Message::Text(
-                format!("420{}", json!(["project:join", project])).into(),
-            ))
-            .await
-            .expect("send");
+            let (mut sink, mut stream) =
+                connect_and_join(&url, json!(["project:join", project])).await;
             let mut mine = 0usize;
             let mut acked = false;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -110,6 +101,36 @@ pub async fn run(sockets: usize, redis_url: String) {
     for task in tasks {
         task.abort();
     }
+}
+
+/// A WebSocket client that has read the Engine.IO open packet, CONNECTed to `/` and sent
+/// `join` (a `["project:join", …]` array) with ack id 0.
+pub async fn connect_and_join(
+    url: &str,
+    join: serde_json::Value,
+) -> (
+    futures_util::stream::SplitSink<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        Message,
+    >,
+    futures_util::stream::SplitStream<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    >,
+) {
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    let (mut sink, mut stream) = ws.split();
+    stream.next().await; // open
+    sink.send(Message::Text("40".into())).await.expect("send");
+    sink.send(Message::Text(format!("420{join}").into()))
+        .await
+        .expect("send");
+    (sink, stream)
 }
 
 pub fn uuid_like() -> String {

@@ -208,16 +208,8 @@ async fn client(
     };
     let permit = gate.acquire_owned().await.expect("semaphore");
     let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
-    let (ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect");
-    let (mut sink, mut stream) = ws.split();
-    stream.next().await; // open
-    sink.send(Message::Text("40".into())).await.expect("send");
     let join = json!(["project:join", {"projectId": project, "sinceSeq": since}]);
-    sink.send(Message::Text(format!("420{join}").into()))
-        .await
-        .expect("send");
+    let (mut sink, mut stream) = crate::presence::connect_and_join(&url, join).await;
     let joined = Instant::now();
     drop(permit);
     let mut cursor = since;

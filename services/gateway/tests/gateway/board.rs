@@ -101,12 +101,7 @@ async fn a_socket_that_rejoins_with_since_seq_gets_exactly_what_it_missed() {
     }
     stack.history_reaches(&project, 4).await;
     let mut again = Client::connected(stack.gw(1), &stack.token("alice")).await;
-    let ack = again
-        .call(
-            "project:join",
-            &[json!({"projectId": project, "sinceSeq": 1})],
-        )
-        .await;
+    let ack = again.resume(&project, 1).await;
     assert_eq!(ack["ok"], true);
     assert_eq!(ack["seq"], 4);
     stack.create_ticket(&project, "alice", "live").await;
@@ -140,12 +135,7 @@ async fn a_socket_is_told_to_resync_when_history_no_longer_reaches_back() {
         .unwrap();
 
     let mut alice = Client::connected(stack.gw(0), &stack.token("alice")).await;
-    let ack = alice
-        .call(
-            "project:join",
-            &[json!({"projectId": project, "sinceSeq": 1})],
-        )
-        .await;
+    let ack = alice.resume(&project, 1).await;
     assert_eq!(ack["ok"], true);
     let resync = alice.wait_for(|i| is_event(i, "project:resync")).await;
     let Incoming::Event(_, args) = resync else {
@@ -298,12 +288,7 @@ async fn a_resume_from_before_the_trimmed_history_gets_a_resync_and_one_within_i
         .unwrap();
 
     let mut behind = Client::connected(stack.gw(0), &stack.token("alice")).await;
-    let ack = behind
-        .call(
-            "project:join",
-            &[json!({"projectId": project, "sinceSeq": 1})],
-        )
-        .await;
+    let ack = behind.resume(&project, 1).await;
     assert_eq!(ack["ok"], true, "{ack}");
     let Incoming::Event(_, args) = behind.wait_for(|i| is_event(i, "project:resync")).await else {
         unreachable!()
@@ -316,12 +301,7 @@ async fn a_resume_from_before_the_trimmed_history_gets_a_resync_and_one_within_i
     );
 
     let mut close = Client::connected(stack.gw(0), &stack.token("alice")).await;
-    let ack = close
-        .call(
-            "project:join",
-            &[json!({"projectId": project, "sinceSeq": 3})],
-        )
-        .await;
+    let ack = close.resume(&project, 3).await;
     assert_eq!(ack["ok"], true, "{ack}");
     assert_eq!(seqs(&close.events(2).await), vec![4, 5]);
     let rest = close.drain(Duration::from_millis(300)).await;

@@ -152,6 +152,12 @@ impl Client {
             .await
     }
 
+    /// `project:join` with `sinceSeq`: the ack.
+    pub async fn resume(&mut self, project: &str, since: i64) -> Value {
+        let join = serde_json::json!({"projectId": project, "sinceSeq": since});
+        self.call("project:join", &[join]).await
+    }
+
     /// The next thing from the server (pending first).
     pub async fn next(&mut self) -> Incoming {
         if let Some(item) = self.pending.pop_front() {

@@ -69,12 +69,7 @@ async fn a_mass_resume_replays_everything_to_everyone_from_shared_reads() {
     let joins = clients.into_iter().map(|mut client| {
         let project = project.clone();
         tokio::spawn(async move {
-            let ack = client
-                .call(
-                    "project:join",
-                    &[json!({"projectId": project, "sinceSeq": 0})],
-                )
-                .await;
+            let ack = client.resume(&project, 0).await;
             assert_eq!(ack["ok"], true, "{ack}");
             let got = client.events(events as usize).await;
             assert!(
@@ -168,13 +163,7 @@ async fn a_later_resume_sees_history_written_after_an_earlier_resume_read_it() {
     let project = stack.create_project("alice", &[]).await;
     history_only(&stack, &project, 10).await;
     let mut first = Client::connected(stack.gw(0), &stack.token("alice")).await;
-    let resume = json!({"projectId": project, "sinceSeq": 0});
-    assert_eq!(
-        first
-            .call("project:join", std::slice::from_ref(&resume))
-            .await["ok"],
-        true
-    );
+    assert_eq!(first.resume(&project, 0).await["ok"], true);
     assert_eq!(seqs(&first.events(10).await), (1..=10).collect::<Vec<_>>());
 
     // Event 11 reaches history only (its publish is not seen by anyone).
@@ -189,6 +178,6 @@ async fn a_later_resume_sees_history_written_after_an_earlier_resume_read_it() {
         .await
         .unwrap();
     let mut second = Client::connected(stack.gw(0), &stack.token("alice")).await;
-    assert_eq!(second.call("project:join", &[resume]).await["ok"], true);
+    assert_eq!(second.resume(&project, 0).await["ok"], true);
     assert_eq!(seqs(&second.events(11).await), (1..=11).collect::<Vec<_>>());
 }
