@@ -40,24 +40,6 @@ pub struct Broker {
     subscribed: Mutex<HashSet<String>>,
 }
 
-/// Encodes a published envelope as the frame sockets receive:
-/// `42["<event>", data, {projectId, seq, ts, mutationId?}]` (the `traceparent` stays on
-/// the gateway, for the fan-out's span).
-pub fn encode(envelope: EventEnvelope) -> RoomEvent {
-    let revokes = crate::hub::Revocation::of(&envelope.event, &envelope.data);
-    let meta = socketio::arg(&envelope.meta());
-    let frame = socketio::event_frame("/", &envelope.event, &[envelope.data, meta]);
-    RoomEvent {
-        project: Arc::from(envelope.project_id.as_str()),
-        seq: envelope.seq,
-        ts_us: envelope.ts_us.unwrap_or(envelope.ts.saturating_mul(1000)),
-        traceparent: envelope.traceparent.as_deref().map(Arc::from),
-        received: std::time::Instant::now(),
-        frame: ByteString::from(frame),
-        revokes,
-    }
-}
-
 impl Broker {
     /// Connects lazily (the gateway starts while Redis is down) and returns the broker and
     /// the receiver of pushed messages for [`Broker::run`].
@@ -156,7 +138,7 @@ impl Broker {
             .first()
             .and_then(|entry| entry.get::<String>("e"))
             .and_then(|raw| serde_json::from_str::<EventEnvelope>(&raw).ok());
-        Ok(newest.map(encode))
+        Ok(newest.map(RoomEvent::from_envelope))
     }
 
     /// Redis is reachable (for readiness).
@@ -223,7 +205,7 @@ impl Broker {
             }
             Channel::Events => match serde_json::from_slice::<EventEnvelope>(payload) {
                 Ok(envelope) => {
-                    self.hub.broadcast(&encode(envelope));
+                    self.hub.broadcast(&RoomEvent::from_envelope(envelope));
                 }
                 Err(error) => tracing::warn!(%error, "undecodable event on a project channel"),
             },
@@ -286,11 +268,14 @@ mod tests {
 
     #[test]
     fn the_commit_time_is_taken_in_microseconds_and_sockets_get_ts_only() {
-        let event = encode(envelope(Some(1_768_471_542_093_417)));
+        let event = RoomEvent::from_envelope(envelope(Some(1_768_471_542_093_417)));
         assert_eq!(event.ts_us, 1_768_471_542_093_417);
         assert!(!event.frame.contains("tsUs"), "{}", &*event.frame);
         assert!(event.frame.contains("\"ts\":1768471542093"));
         // An envelope from an older writer: its whole milliseconds.
-        assert_eq!(encode(envelope(None)).ts_us, 1_768_471_542_093_000);
+        assert_eq!(
+            RoomEvent::from_envelope(envelope(None)).ts_us,
+            1_768_471_542_093_000
+        );
     }
 }

@@ -10,7 +10,6 @@
 //! issued: each reader says from when on it receives the board's events live
 //! (`not_before`), and everything published before a read was issued is in it.
 
-use crate::broker::encode;
 use crate::hub::RoomEvent;
 use crate::metrics::GatewayMetrics;
 use kanban_protocol::events::EventEnvelope;
@@ -161,7 +160,7 @@ impl HistoryReader {
                 continue;
             };
             match serde_json::from_str::<EventEnvelope>(&raw) {
-                Ok(envelope) => events.push(encode(envelope)),
+                Ok(envelope) => events.push(RoomEvent::from_envelope(envelope)),
                 Err(error) => tracing::warn!(%error, "undecodable history entry"),
             }
         }

@@ -7,16 +7,16 @@
 //! as a slow consumer and closes itself, and resumes by seq when it reconnects.
 
 use crate::metrics::GatewayMetrics;
-use crate::session::ToSession;
+use crate::protocol::socketio;
+use crate::transport::{SessionId, Signals, ToSession};
 use bytestring::ByteString;
+use kanban_protocol::events::EventEnvelope;
 use kanban_protocol::socket::RemovalReason;
 use kanban_protocol::BoardEvent;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use tokio::sync::{mpsc, Notify};
-
-pub type SessionId = u64;
+use tokio::sync::mpsc;
 
 /// One board event, encoded once as a Socket.IO EVENT frame (`42["name",data,meta]`).
 #[derive(Debug, Clone)]
@@ -37,6 +37,26 @@ pub struct RoomEvent {
     /// Sockets this event takes out of the room once it is delivered to them (a removed
     /// member, a role that may not read, a deleted board).
     pub revokes: Option<Revocation>,
+}
+
+impl RoomEvent {
+    /// Encodes a published envelope as the frame sockets receive:
+    /// `42["<event>", data, {projectId, seq, ts, mutationId?}]` (the `traceparent` stays
+    /// on the gateway, for the fan-out's span).
+    pub fn from_envelope(envelope: EventEnvelope) -> RoomEvent {
+        let revokes = Revocation::of(&envelope.event, &envelope.data);
+        let meta = socketio::arg(&envelope.meta());
+        let frame = socketio::event_frame("/", &envelope.event, &[envelope.data, meta]);
+        RoomEvent {
+            project: Arc::from(envelope.project_id.as_str()),
+            seq: envelope.seq,
+            ts_us: envelope.ts_us.unwrap_or(envelope.ts.saturating_mul(1000)),
+            traceparent: envelope.traceparent.as_deref().map(Arc::from),
+            received: std::time::Instant::now(),
+            frame: ByteString::from(frame),
+            revokes,
+        }
+    }
 }
 
 /// Who loses access to a board with an event, and why.
@@ -80,30 +100,11 @@ impl Revocation {
     }
 }
 
-/// Out-of-band signals to a session that must not wait behind its full queue.
-#[derive(Debug, Default)]
-pub struct Signals {
-    slow: AtomicBool,
-    pub notify: Notify,
-}
-
-impl Signals {
-    pub fn mark_slow(&self) {
-        if !self.slow.swap(true, Ordering::SeqCst) {
-            self.notify.notify_one();
-        }
-    }
-
-    pub fn is_slow(&self) -> bool {
-        self.slow.load(Ordering::SeqCst)
-    }
-}
-
 /// A session's entry in a room.
 #[derive(Clone)]
 pub struct Member {
     pub id: SessionId,
-    pub tx: mpsc::Sender<ToSession>,
+    pub tx: mpsc::Sender<ToSession<RoomEvent>>,
     pub signals: Arc<Signals>,
 }
 
@@ -248,7 +249,7 @@ impl Hub {
         for member in &room.members {
             let depth = member.tx.max_capacity() - member.tx.capacity();
             self.metrics.outbound_queue_depth.observe(depth as f64);
-            match member.tx.try_send(ToSession::Room(event.clone())) {
+            match member.tx.try_send(ToSession::App(event.clone())) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     self.metrics.deliveries_dropped_total.inc();

@@ -3,32 +3,31 @@
 //! API whether their user is a member, fans committed board events out from Redis to the
 //! rooms in seq order, resumes sockets from a seq, and forwards ticket commands to the API.
 //!
-//! # Layout
-//! - [`protocol`]: Engine.IO and Socket.IO packet encoding (pure).
-//! - [`session`]: one task per connection: transport, heartbeat, queue, close causes;
-//!   [`session::polling`] holds the long-polling transport.
-//! - [`app`]: the Socket.IO application: the board protocol ([`app::kanban`]) or the
+//! # Layout (each layer imports only the ones below it; `docs/architecture.md` has the picture)
+//! - [`app`]: the Socket.IO applications: the board protocol ([`app::board`]) or the
 //!   conformance echo handlers ([`app::echo`]).
-//! - [`hub`]: local rooms and the encode-once broadcast.
-//! - [`broker`]: Redis subscription per room, hints, the catch-up after a reconnect.
-//! - [`history`]: shared, paged reads of the history stream for resumes and gap fills.
-//! - [`api_client`]: calls to the ticket API with the socket user's token.
-//! - [`presence`]: cluster-wide, coalesced, crash-safe presence per board.
-//! - [`context`], [`config`], [`metrics`], [`routes`], [`startup`]: wiring.
+//! - [`hub`]: local rooms and the encode-once broadcast; [`broker`]: the Redis
+//!   subscription per room, hints, the catch-up after a reconnect; [`history`]: shared,
+//!   paged reads of the history stream; [`presence`]: cluster-wide presence per board;
+//!   [`api_client`]: calls to the ticket API with the socket user's token.
+//! - [`transport`]: Engine.IO / Socket.IO sessions over WebSocket and long-polling; it
+//!   calls an application through [`transport::Application`] and knows nothing of boards.
+//! - [`protocol`]: Engine.IO and Socket.IO packet encoding (pure).
+//! - [`config`], [`metrics`]: leaves every layer may use; [`routes`] (health, readiness,
+//!   metrics endpoints) and [`startup`]: wiring.
 
 pub mod api_client;
 pub mod app;
 pub mod broker;
 pub mod config;
-pub mod context;
 pub mod history;
 pub mod hub;
 pub mod metrics;
 pub mod presence;
 pub mod protocol;
 pub mod routes;
-pub mod session;
 pub mod startup;
+pub mod transport;
 
 pub use config::Settings;
 pub use startup::{Application, Shutdown, StartupError};

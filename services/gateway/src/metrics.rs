@@ -110,9 +110,6 @@ impl GatewayMetrics {
         for transport in TRANSPORTS {
             metrics.sockets.with_label_values(&[transport]);
         }
-        for (reason, code) in crate::session::Cause::LABELS {
-            metrics.closes_total.with_label_values(&[reason, code]);
-        }
         for method in API_METHODS {
             metrics
                 .api_request_duration_seconds
@@ -159,7 +156,7 @@ pub async fn record(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let metrics = req
-        .app_data::<web::Data<crate::context::Context>>()
-        .map(|ctx| ctx.metrics.http.clone());
+        .app_data::<web::Data<GatewayMetrics>>()
+        .map(|metrics| metrics.http.clone());
     kanban_telemetry::http::observe(metrics, req, next).await
 }

@@ -2,18 +2,22 @@
 //! the HTTP server on a given listener; and drains it.
 
 use crate::api_client::ApiClient;
+use crate::app::board::state::Board;
+use crate::app::board::BoardApp;
+use crate::app::echo::EchoApp;
 use crate::broker::Broker;
 use crate::config::{Mode, Settings};
-use crate::context::{Context, Parts};
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
 use crate::presence::Presence;
+use crate::routes::Ops;
+use crate::transport::{AppFactory, Engine, MessageOf};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use kanban_auth::TokenVerifier;
 use secrecy::ExposeSecret;
 use std::net::TcpListener;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -47,7 +51,9 @@ pub struct Application {
 pub struct Shutdown {
     draining: Arc<watch::Sender<bool>>,
     server: ServerHandle,
-    ctx: Arc<Context>,
+    /// Sessions still open (the drain waits for none, up to its window).
+    open_sessions: Arc<AtomicUsize>,
+    drain_window: Duration,
     /// Tells the presence task to withdraw this replica's presence and stop.
     presence_stop: Arc<watch::Sender<bool>>,
     presence_task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
@@ -58,9 +64,8 @@ impl Shutdown {
     /// moments over the drain window; then the server stops.
     pub async fn drain(&self) {
         let _ = self.draining.send(true);
-        let window = Duration::from_millis(self.ctx.settings.gateway.drain_window_ms);
-        let deadline = tokio::time::Instant::now() + window + Duration::from_secs(2);
-        while self.ctx.open_sessions.load(Ordering::SeqCst) > 0
+        let deadline = tokio::time::Instant::now() + self.drain_window + Duration::from_secs(2);
+        while self.open_sessions.load(Ordering::SeqCst) > 0
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -154,27 +159,53 @@ impl Application {
         )?
         .with_metrics(Arc::clone(&metrics));
         let (draining_tx, draining_rx) = watch::channel(false);
+        let open_sessions = Arc::new(AtomicUsize::new(0));
         let workers = settings.http.workers;
-        let parts = Parts {
-            hub,
-            broker,
-            presence,
-            api,
-            verifier,
-            metrics,
-        };
-        let ctx = Arc::new(Context::new(settings, parts, draining_rx));
         let port = listener.local_addr()?.port();
-        let data = web::Data::from(Arc::clone(&ctx));
-        let send_buffer = ctx.settings.limits.socket_send_buffer_bytes;
+        let send_buffer = settings.limits.socket_send_buffer_bytes;
+        let drain_window = Duration::from_millis(settings.gateway.drain_window_ms);
+        let ops = web::Data::new(Ops {
+            draining: draining_rx.clone(),
+            broker: broker.clone(),
+            metrics: Arc::clone(&metrics),
+        });
+        let metrics_data = web::Data::from(Arc::clone(&metrics));
+        let sessions = match (broker, presence) {
+            (Some(broker), Some(presence)) => {
+                let engine = Engine::new(
+                    settings.clone(),
+                    Arc::clone(&metrics),
+                    draining_rx,
+                    Arc::clone(&open_sessions),
+                );
+                let board = Board {
+                    settings,
+                    hub,
+                    broker,
+                    presence,
+                    api,
+                    verifier,
+                    metrics,
+                };
+                Sessions::board(engine, BoardApp(Arc::new(board)))
+            }
+            _ => Sessions::echo(Engine::new(
+                settings,
+                metrics,
+                draining_rx,
+                Arc::clone(&open_sessions),
+            )),
+        };
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(crate::metrics::record))
-                .app_data(data.clone())
+                .app_data(metrics_data.clone())
+                .app_data(ops.clone())
                 .configure(crate::routes::configure)
+                .configure(|cfg| sessions.configure(cfg))
         })
         .on_connect(move |connection, extensions| {
-            crate::session::tcp::on_accept(connection, extensions, send_buffer)
+            crate::transport::tcp::on_accept(connection, extensions, send_buffer)
         })
         .listen(listener)?
         .disable_signals()
@@ -186,7 +217,8 @@ impl Application {
         let shutdown = Shutdown {
             draining: Arc::new(draining_tx),
             server: server.handle(),
-            ctx,
+            open_sessions,
+            drain_window,
             presence_stop: Arc::new(presence_stop),
             presence_task: Arc::new(std::sync::Mutex::new(presence_task)),
         };
@@ -209,4 +241,37 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The Engine.IO endpoint of the mode the gateway runs in, with its application.
+#[derive(Clone)]
+enum Sessions {
+    Board(web::Data<Engine<MessageOf<BoardApp>>>, web::Data<BoardApp>),
+    Echo(web::Data<Engine<MessageOf<EchoApp>>>, web::Data<EchoApp>),
+}
+
+impl Sessions {
+    fn board(engine: Engine<MessageOf<BoardApp>>, app: BoardApp) -> Self {
+        Sessions::Board(web::Data::new(engine), web::Data::new(app))
+    }
+
+    fn echo(engine: Engine<MessageOf<EchoApp>>) -> Self {
+        Sessions::Echo(web::Data::new(engine), web::Data::new(EchoApp))
+    }
+
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
+        match self {
+            Sessions::Board(engine, app) => mount(cfg, engine, app),
+            Sessions::Echo(engine, app) => mount(cfg, engine, app),
+        }
+    }
+}
+
+fn mount<F: AppFactory>(
+    cfg: &mut web::ServiceConfig,
+    engine: &web::Data<Engine<MessageOf<F>>>,
+    app: &web::Data<F>,
+) {
+    cfg.app_data(engine.clone()).app_data(app.clone());
+    crate::transport::http::configure::<F>(cfg);
 }

@@ -2,22 +2,39 @@
 //! or `/custom`, emit `auth` with the handshake auth; echo `message` as `message-back`;
 //! acknowledge `message-with-ack` with its own arguments. For protocol testing only.
 
-use crate::protocol::socketio;
-use crate::session::{AppState, Cause, Refusal, Session};
+use crate::transport::{AppFactory, Application, Cause, Io, Refusal, SessionInfo};
+use serde_json::Value;
+use std::convert::Infallible;
+
+/// Makes one [`EchoSocket`] per session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EchoApp;
+
+impl AppFactory for EchoApp {
+    type App = EchoSocket;
+
+    fn create(&self, _session: &SessionInfo) -> EchoSocket {
+        EchoSocket::default()
+    }
+}
 
 /// The echo mode keeps the handshake auth per namespace.
 #[derive(Debug, Default)]
-pub struct EchoState {
-    auth: Vec<(String, serde_json::Value)>,
+pub struct EchoSocket {
+    auth: Vec<(String, Value)>,
 }
 
 const NAMESPACES: [&str; 2] = ["/", "/custom"];
 
-impl Session {
-    pub(crate) fn echo_connect(
+impl Application for EchoSocket {
+    /// Nothing is ever queued for an echo socket.
+    type Message = Infallible;
+
+    async fn connect(
         &mut self,
+        _io: &mut Io<'_, Infallible>,
         nsp: &str,
-        auth: Option<serde_json::Value>,
+        auth: Option<Value>,
     ) -> Result<(), Refusal> {
         if !NAMESPACES.contains(&nsp) {
             return Err(Refusal {
@@ -25,49 +42,49 @@ impl Session {
                 data: None,
             });
         }
-        if let AppState::Echo(state) = &mut self.app {
-            state.auth.push((
-                nsp.to_owned(),
-                auth.unwrap_or_else(|| serde_json::json!({})),
-            ));
-        }
+        self.auth.push((
+            nsp.to_owned(),
+            auth.unwrap_or_else(|| Value::Object(Default::default())),
+        ));
         Ok(())
     }
 
-    pub(crate) async fn echo_after_connect(&mut self, nsp: &str) -> Result<(), Cause> {
-        let auth = match &self.app {
-            AppState::Echo(state) => state
-                .auth
-                .iter()
-                .find(|(n, _)| n == nsp)
-                .map(|(_, a)| a.clone()),
-            AppState::Kanban(_) => None,
-        }
-        .unwrap_or_else(|| serde_json::json!({}));
+    async fn connected(&mut self, io: &mut Io<'_, Infallible>, nsp: &str) -> Result<(), Cause> {
+        let auth = self
+            .auth
+            .iter()
+            .find(|(n, _)| n == nsp)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| Value::Object(Default::default()));
         // The conformance suite reads the CONNECT reply and this event with two one-shot
         // listeners; frames that reach it in one TCP read fire both before the second
         // listener exists. Node's server happens to write them apart; so do we, here only.
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        self.send_packet(socketio::encode_event(nsp, "auth", &[auth], None))
-            .await
+        io.emit(nsp, "auth", &[auth]).await
     }
 
-    pub(crate) async fn echo_event(
+    async fn event(
         &mut self,
+        io: &mut Io<'_, Infallible>,
         nsp: &str,
         name: String,
-        args: Vec<serde_json::Value>,
+        args: Vec<Value>,
         ack: Option<u64>,
     ) -> Result<(), Cause> {
         match (name.as_str(), ack) {
-            ("message", _) => {
-                self.send_packet(socketio::encode_event(nsp, "message-back", &args, None))
-                    .await
-            }
-            ("message-with-ack", Some(id)) => {
-                self.send_packet(socketio::encode_ack(nsp, id, &args)).await
-            }
+            ("message", _) => io.emit(nsp, "message-back", &args).await,
+            ("message-with-ack", Some(id)) => io.ack(nsp, id, &args).await,
             _ => Ok(()),
         }
     }
+
+    async fn message(
+        &mut self,
+        _io: &mut Io<'_, Infallible>,
+        never: Infallible,
+    ) -> Result<(), Cause> {
+        match never {}
+    }
+
+    async fn disconnect(&mut self, _io: &mut Io<'_, Infallible>, _nsp: &str) {}
 }

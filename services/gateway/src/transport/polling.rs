@@ -5,7 +5,8 @@
 //! client's polling requests to one replica (affinity), or the client must use the
 //! WebSocket transport only (see docs/PROTOCOL.md).
 
-use super::{Cause, ToSession};
+use super::cause::Cause;
+use super::queue::ToSession;
 use crate::protocol::engineio::{decode_payload, encode_payload};
 use bytestring::ByteString;
 use prometheus::IntGauge;
@@ -151,16 +152,31 @@ impl PollBuffer {
 }
 
 /// The handle the HTTP handlers use to reach a polling session.
-#[derive(Clone)]
-pub struct PollHandle {
-    pub tx: mpsc::Sender<ToSession>,
+pub struct PollHandle<M> {
+    pub tx: mpsc::Sender<ToSession<M>>,
     pub buffer: std::sync::Arc<PollBuffer>,
 }
 
+impl<M> Clone for PollHandle<M> {
+    fn clone(&self) -> Self {
+        PollHandle {
+            tx: self.tx.clone(),
+            buffer: std::sync::Arc::clone(&self.buffer),
+        }
+    }
+}
+
 /// Polling sessions of this replica, by Engine.IO sid.
-#[derive(Default)]
-pub struct PollingRegistry {
-    sessions: Mutex<HashMap<String, PollHandle>>,
+pub struct PollingRegistry<M> {
+    sessions: Mutex<HashMap<String, PollHandle<M>>>,
+}
+
+impl<M> Default for PollingRegistry<M> {
+    fn default() -> Self {
+        PollingRegistry {
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 /// Why a polling request was refused: Engine.IO's `{"code", "message"}` errors.
@@ -211,14 +227,14 @@ impl PollError {
     }
 }
 
-impl PollingRegistry {
-    pub fn insert(&self, sid: &str, handle: PollHandle) {
+impl<M> PollingRegistry<M> {
+    pub fn insert(&self, sid: &str, handle: PollHandle<M>) {
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.insert(sid.to_owned(), handle);
         }
     }
 
-    pub fn get(&self, sid: &str) -> Option<PollHandle> {
+    pub fn get(&self, sid: &str) -> Option<PollHandle<M>> {
         self.sessions
             .lock()
             .ok()
@@ -330,7 +346,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn registry_with(sid: &str) -> (PollingRegistry, mpsc::Receiver<ToSession>) {
+    fn registry_with(sid: &str) -> (PollingRegistry<()>, mpsc::Receiver<ToSession<()>>) {
         let (tx, rx) = mpsc::channel(8);
         let registry = PollingRegistry::default();
         let buffer = Arc::new(PollBuffer::new(16));

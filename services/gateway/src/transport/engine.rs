@@ -1,60 +1,44 @@
-//! What every session of this replica shares: settings, the hub, the broker, the API
-//! client, the token verifier, metrics, the polling registry and the drain signal.
+//! What every session of this replica shares at the transport level: settings, metrics,
+//! the polling registry, session ids, the drain signal and admission (the connection
+//! limit). `M` is the application's message type.
 
-use crate::api_client::ApiClient;
-use crate::broker::Broker;
+use super::cause::Cause;
+use super::polling::PollingRegistry;
 use crate::config::Settings;
-use crate::hub::{Hub, SessionId};
 use crate::metrics::GatewayMetrics;
-use crate::presence::Presence;
-use crate::session::polling::PollingRegistry;
-use kanban_auth::TokenVerifier;
+use rand::Rng;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
-pub struct Context {
+pub struct Engine<M> {
     pub settings: Settings,
-    pub hub: Arc<Hub>,
-    /// `None` in echo mode (no board events).
-    pub broker: Option<Arc<Broker>>,
-    /// `None` in echo mode.
-    pub presence: Option<Arc<Presence>>,
-    pub api: ApiClient,
-    /// `None` when no token configuration is present (echo mode).
-    pub verifier: Option<TokenVerifier>,
     pub metrics: Arc<GatewayMetrics>,
-    pub polling: PollingRegistry,
+    pub polling: PollingRegistry<M>,
     /// Turns true on SIGTERM: readiness goes red, handshakes are refused, sessions close
     /// at random moments within the drain window.
     pub draining: watch::Receiver<bool>,
-    pub open_sessions: AtomicUsize,
+    /// Sessions open on this replica (shared with the drain, which waits for zero).
+    open_sessions: Arc<AtomicUsize>,
     next_id: AtomicU64,
 }
 
-/// The shared services a context is built from.
-pub struct Parts {
-    pub hub: Arc<Hub>,
-    pub broker: Option<Arc<Broker>>,
-    pub presence: Option<Arc<Presence>>,
-    pub api: ApiClient,
-    pub verifier: Option<TokenVerifier>,
-    pub metrics: Arc<GatewayMetrics>,
-}
-
-impl Context {
-    pub fn new(settings: Settings, parts: Parts, draining: watch::Receiver<bool>) -> Self {
-        Context {
+impl<M> Engine<M> {
+    pub fn new(
+        settings: Settings,
+        metrics: Arc<GatewayMetrics>,
+        draining: watch::Receiver<bool>,
+        open_sessions: Arc<AtomicUsize>,
+    ) -> Self {
+        for (reason, code) in Cause::LABELS {
+            metrics.closes_total.with_label_values(&[reason, code]);
+        }
+        Engine {
             settings,
-            hub: parts.hub,
-            broker: parts.broker,
-            presence: parts.presence,
-            api: parts.api,
-            verifier: parts.verifier,
-            metrics: parts.metrics,
+            metrics,
             polling: PollingRegistry::default(),
             draining,
-            open_sessions: AtomicUsize::new(0),
+            open_sessions,
             next_id: AtomicU64::new(1),
         }
     }
@@ -63,13 +47,13 @@ impl Context {
     pub fn new_sid(&self) -> String {
         let id = &self.settings.gateway.instance_id;
         if id.is_empty() {
-            crate::session::random_id()
+            random_id()
         } else {
-            format!("{id}~{}", crate::session::random_id())
+            format!("{id}~{}", random_id())
         }
     }
 
-    pub fn next_session_id(&self) -> SessionId {
+    pub fn next_session_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -93,4 +77,23 @@ impl Context {
         }
         admitted
     }
+
+    /// Gives back a slot taken by [`Engine::admit`].
+    pub fn release(&self) {
+        self.open_sessions.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Forgets a polling session's sid.
+    pub fn forget_polling(&self, sid: &str) {
+        self.polling.remove(sid);
+    }
+}
+
+/// A random id for sessions and sockets (URL-safe, 20 characters).
+pub fn random_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
 }

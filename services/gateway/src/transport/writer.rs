@@ -1,7 +1,7 @@
 //! The session's way to the client: a WebSocket, or a buffer that long-poll GETs drain.
 
+use super::cause::Cause;
 use super::polling::PollBuffer;
-use super::Cause;
 use bytestring::ByteString;
 use std::sync::Arc;
 use std::time::Duration;
