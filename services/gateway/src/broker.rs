@@ -5,28 +5,39 @@
 //! The subscription lives on one RESP3 connection that reconnects by itself and
 //! resubscribes, and carries nothing else: Redis applies its pub/sub output limit to
 //! every reply on it, so history reads, hints and pings go over a second connection.
-//! After a reconnect every room is sent its newest event from history; each session then
-//! fills the gap it sees from history itself, at its own socket's pace
-//! ([`crate::history`]).
+//! Which channels it holds is [`crate::subscriptions`]'s, one lock per board.
+//!
+//! Pushed messages reach the broker through a bounded queue ([`PUSH_QUEUE`]); one that
+//! finds it full is dropped and counted, and starts a catch-up, as a reconnect does: every
+//! room is sent its newest event from history, and each session then fills the gap it
+//! sees from history itself, at its own socket's pace ([`crate::history`]). At most one
+//! catch-up runs at a time; a request during one makes it run once more.
 
 use crate::history::{HistoryReader, Page};
 use crate::hub::{Hub, RoomEvent};
 use crate::metrics::GatewayMetrics;
 use crate::protocol::socketio;
+use crate::subscriptions::Subscriptions;
 use bytestring::ByteString;
 use kanban_protocol::events::{names, EventEnvelope};
 use kanban_protocol::redis_keys::{self, Channel};
 use kanban_protocol::socket::Hint;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value};
-use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, Notify};
+
+/// Pushed messages the subscription connection may queue for the broker before it drops
+/// them (and starts a catch-up from history instead).
+pub const PUSH_QUEUE: usize = 65_536;
 
 pub struct Broker {
-    /// The subscription connection: SUBSCRIBE and UNSUBSCRIBE only.
+    /// The subscription connection: PING only (SUBSCRIBE and UNSUBSCRIBE go through
+    /// `subscriptions`).
     conn: ConnectionManager,
+    subscriptions: Subscriptions,
     /// Every other command.
     commands: ConnectionManager,
     history: HistoryReader,
@@ -35,9 +46,48 @@ pub struct Broker {
     metrics: Arc<GatewayMetrics>,
     /// Told about presence changes made on other replicas.
     presence: std::sync::OnceLock<Arc<crate::presence::Presence>>,
-    /// Channels subscribed on the connection; changed only under this lock, after
-    /// re-reading whether the hub still has the room, so joins and leaves may race freely.
-    subscribed: Mutex<HashSet<String>>,
+    /// A catch-up task is running.
+    catching_up: AtomicBool,
+    /// A catch-up was asked for since the running one started.
+    catch_up_again: AtomicBool,
+}
+
+/// The receiving end of the push queue, and how an overflow is signalled.
+pub struct Pushes {
+    rx: mpsc::Receiver<PushInfo>,
+    overflow: Arc<Overflow>,
+}
+
+/// Set when a pushed message was dropped because the queue was full.
+#[derive(Default)]
+struct Overflow {
+    dropped: AtomicBool,
+    notify: Notify,
+}
+
+/// The push sender handed to the subscription connection: never blocks the connection,
+/// and turns a full queue into a dropped, counted message and an overflow signal.
+fn push_queue(
+    capacity: usize,
+    dropped: prometheus::IntCounter,
+) -> (
+    impl Fn(PushInfo) -> Result<(), ()> + Send + Sync + 'static,
+    Pushes,
+) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let overflow = Arc::new(Overflow::default());
+    let signal = Arc::clone(&overflow);
+    let send = move |push: PushInfo| match tx.try_send(push) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            dropped.inc();
+            signal.dropped.store(true, Ordering::SeqCst);
+            signal.notify.notify_one();
+            Ok(())
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+    };
+    (send, Pushes { rx, overflow })
 }
 
 impl Broker {
@@ -49,7 +99,7 @@ impl Broker {
         response_timeout: Duration,
         hub: Arc<Hub>,
         metrics: Arc<GatewayMetrics>,
-    ) -> Result<(Arc<Broker>, mpsc::UnboundedReceiver<PushInfo>), redis::RedisError> {
+    ) -> Result<(Arc<Broker>, Pushes), redis::RedisError> {
         let url = if url.contains("protocol=") {
             url.to_owned()
         } else if url.contains('?') {
@@ -57,7 +107,7 @@ impl Broker {
         } else {
             format!("{url}?protocol=resp3")
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, pushes) = push_queue(PUSH_QUEUE, metrics.redis_pushes_dropped_total.clone());
         let client = redis::Client::open(url)?;
         let commands = client.get_connection_manager_lazy(
             ConnectionManagerConfig::new()
@@ -73,17 +123,20 @@ impl Broker {
             .set_max_delay(Duration::from_secs(2));
         let conn = client.get_connection_manager_lazy(config)?;
         let history = HistoryReader::new(commands.clone(), prefix.clone(), Arc::clone(&metrics));
+        let subscriptions = Subscriptions::new(conn.clone(), metrics.poisoned_locks_total.clone());
         let broker = Arc::new(Broker {
             conn,
+            subscriptions,
             commands,
             history,
             prefix,
             hub,
             metrics,
             presence: std::sync::OnceLock::new(),
-            subscribed: Mutex::new(HashSet::new()),
+            catching_up: AtomicBool::new(false),
+            catch_up_again: AtomicBool::new(false),
         });
-        Ok((broker, rx))
+        Ok((broker, pushes))
     }
 
     pub fn set_presence(&self, presence: Arc<crate::presence::Presence>) {
@@ -98,17 +151,9 @@ impl Broker {
             redis_keys::presence(&self.prefix, project),
             redis_keys::hints_channel(&self.prefix, project),
         ];
-        let mut subscribed = self.subscribed.lock().await;
-        let wanted = self.hub.has_room(project);
-        let mut conn = self.conn.clone();
-        if wanted && !subscribed.contains(&channels[0]) {
-            conn.subscribe(&channels).await?;
-            subscribed.insert(channels[0].clone());
-        } else if !wanted && subscribed.contains(&channels[0]) {
-            subscribed.remove(&channels[0]);
-            conn.unsubscribe(&channels).await?;
-        }
-        Ok(())
+        self.subscriptions
+            .sync(project, &channels, || self.hub.has_room(project))
+            .await
     }
 
     /// One page of `project`'s history ([`crate::history`]) for a reader that receives
@@ -151,19 +196,57 @@ impl Broker {
     }
 
     /// Delivers pushed messages to the hub until the connection manager is dropped.
-    pub async fn run(self: Arc<Self>, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
-        while let Some(push) = pushes.recv().await {
+    pub async fn run(self: Arc<Self>, pushes: Pushes) {
+        let Pushes { mut rx, overflow } = pushes;
+        loop {
+            let push = tokio::select! {
+                push = rx.recv() => push,
+                _ = overflow.notify.notified() => {
+                    if overflow.dropped.swap(false, Ordering::SeqCst) {
+                        tracing::warn!("the Redis push queue overflowed; catching rooms up from history");
+                        self.request_catch_up();
+                    }
+                    continue;
+                }
+            };
+            let Some(push) = push else { return };
             match push.kind {
                 PushKind::Message => self.on_message(push.data),
                 PushKind::Disconnection => {
                     self.metrics.redis_reconnects_total.inc();
                     tracing::warn!("lost the Redis subscription connection; reconnecting");
-                    let broker = Arc::clone(&self);
-                    tokio::spawn(async move { broker.catch_up().await });
+                    self.request_catch_up();
                 }
                 _ => {}
             }
         }
+    }
+
+    /// Starts a catch-up, or makes the running one go once more: one task at most, however
+    /// many disconnections or overflows ask for it.
+    fn request_catch_up(self: &Arc<Self>) {
+        self.catch_up_again.store(true, Ordering::SeqCst);
+        if self.catching_up.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let broker = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                broker.catch_up_again.store(false, Ordering::SeqCst);
+                broker.catch_up().await;
+                if broker.catch_up_again.load(Ordering::SeqCst) {
+                    continue;
+                }
+                broker.catching_up.store(false, Ordering::SeqCst);
+                // A request between the check and the store saw `catching_up` still set.
+                if broker.catch_up_again.load(Ordering::SeqCst)
+                    && !broker.catching_up.swap(true, Ordering::SeqCst)
+                {
+                    continue;
+                }
+                return;
+            }
+        });
     }
 
     /// Publishes an ephemeral hint to every gateway with members in the room.
@@ -264,6 +347,33 @@ mod tests {
             mutation_id: None,
             traceparent: None,
         }
+    }
+
+    fn push(n: i64) -> PushInfo {
+        PushInfo {
+            kind: PushKind::Message,
+            data: vec![Value::Int(n)],
+        }
+    }
+
+    /// A burst larger than the queue is not buffered without bound: what does not fit is
+    /// dropped, counted and signalled (the broker then catches rooms up from history).
+    #[tokio::test]
+    async fn a_full_push_queue_drops_counts_and_signals_instead_of_growing() {
+        let dropped = prometheus::IntCounter::new("dropped", "test").unwrap();
+        let (send, mut pushes) = push_queue(2, dropped.clone());
+        for n in 0..5 {
+            assert!(send(push(n)).is_ok(), "the connection is never told to stop");
+        }
+        assert_eq!(dropped.get(), 3);
+        assert!(pushes.overflow.dropped.load(Ordering::SeqCst));
+        let mut kept = Vec::new();
+        while let Ok(push) = pushes.rx.try_recv() {
+            kept.push(push.data);
+        }
+        assert_eq!(kept, vec![vec![Value::Int(0)], vec![Value::Int(1)]]);
+        drop(pushes);
+        assert!(send(push(9)).is_err(), "a closed queue ends the push stream");
     }
 
     #[test]

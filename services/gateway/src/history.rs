@@ -115,9 +115,11 @@ impl HistoryReader {
                 result: OnceCell::new(),
             })
         };
-        let Ok(mut reads) = self.reads.lock() else {
-            return fresh();
-        };
+        let mut reads = crate::locks::lock(
+            &self.reads,
+            "history reads",
+            &self.metrics.poisoned_locks_total,
+        );
         let now = Instant::now();
         if reads.len() >= MAX_PAGES {
             reads.retain(|_, read| now.duration_since(read.issued) < KEEP);

@@ -6,6 +6,7 @@
 //! allocation per socket). A member whose queue is full is not waited for: it is flagged
 //! as a slow consumer and closes itself, and resumes by seq when it reconnects.
 
+use crate::locks;
 use crate::metrics::GatewayMetrics;
 use crate::protocol::socketio;
 use crate::transport::{SessionId, Signals, ToSession};
@@ -15,7 +16,7 @@ use kanban_protocol::socket::RemovalReason;
 use kanban_protocol::BoardEvent;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::mpsc;
 
 /// One board event, encoded once as a Socket.IO EVENT frame (`42["name",data,meta]`).
@@ -108,10 +109,41 @@ pub struct Member {
     pub signals: Arc<Signals>,
 }
 
+/// A room's local members: a list that broadcasts walk, and each session's place in it,
+/// so that a join or a leave costs O(1) instead of a scan of the room (quadratic over a
+/// join storm).
 struct Room {
     members: Vec<Member>,
+    index: HashMap<SessionId, usize>,
     /// Highest seq broadcast to this room (used to catch up after a Redis reconnect).
     last_seq: AtomicI64,
+}
+
+impl Room {
+    fn new(known_seq: i64) -> Self {
+        Room {
+            members: Vec::new(),
+            index: HashMap::new(),
+            last_seq: AtomicI64::new(known_seq),
+        }
+    }
+
+    fn insert(&mut self, member: Member) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.index.entry(member.id) {
+            slot.insert(self.members.len());
+            self.members.push(member);
+        }
+    }
+
+    fn remove(&mut self, id: SessionId) {
+        let Some(at) = self.index.remove(&id) else {
+            return;
+        };
+        self.members.swap_remove(at);
+        if let Some(moved) = self.members.get(at) {
+            self.index.insert(moved.id, at);
+        }
+    }
 }
 
 pub struct Hub {
@@ -127,20 +159,23 @@ impl Hub {
         }
     }
 
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Arc<str>, Room>> {
+        locks::read(&self.rooms, "hub rooms", &self.metrics.poisoned_locks_total)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, Room>> {
+        locks::write(&self.rooms, "hub rooms", &self.metrics.poisoned_locks_total)
+    }
+
     /// Adds `member` to the room (once); returns the local member count.
     pub fn join(&self, project: &str, member: Member, known_seq: i64) -> usize {
-        let Ok(mut rooms) = self.rooms.write() else {
-            return 0;
-        };
+        let mut rooms = self.write();
         let created = !rooms.contains_key(project);
-        let room = rooms.entry(Arc::from(project)).or_insert_with(|| Room {
-            members: Vec::new(),
-            last_seq: AtomicI64::new(known_seq),
-        });
+        let room = rooms
+            .entry(Arc::from(project))
+            .or_insert_with(|| Room::new(known_seq));
         room.last_seq.fetch_max(known_seq, Ordering::Relaxed);
-        if !room.members.iter().any(|m| m.id == member.id) {
-            room.members.push(member);
-        }
+        room.insert(member);
         if created {
             self.metrics.rooms.inc();
         }
@@ -149,13 +184,11 @@ impl Hub {
 
     /// Removes a session from a room; returns the remaining local count.
     pub fn leave(&self, project: &str, id: SessionId) -> usize {
-        let Ok(mut rooms) = self.rooms.write() else {
-            return 0;
-        };
+        let mut rooms = self.write();
         let Some(room) = rooms.get_mut(project) else {
             return 0;
         };
-        room.members.retain(|m| m.id != id);
+        room.remove(id);
         let left = room.members.len();
         if left == 0 {
             rooms.remove(project);
@@ -165,39 +198,25 @@ impl Hub {
     }
 
     pub fn has_room(&self, project: &str) -> bool {
-        self.rooms
-            .read()
-            .map(|rooms| rooms.contains_key(project))
-            .unwrap_or(false)
+        self.read().contains_key(project)
     }
 
     pub fn local_count(&self, project: &str) -> usize {
-        self.rooms
-            .read()
-            .ok()
-            .and_then(|rooms| rooms.get(project).map(|r| r.members.len()))
-            .unwrap_or(0)
+        self.read().get(project).map_or(0, |r| r.members.len())
     }
 
     /// Every room with the highest seq it has seen.
     pub fn cursors(&self) -> Vec<(Arc<str>, i64)> {
-        self.rooms
-            .read()
-            .map(|rooms| {
-                rooms
-                    .iter()
-                    .map(|(k, r)| (Arc::clone(k), r.last_seq.load(Ordering::Relaxed)))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.read()
+            .iter()
+            .map(|(k, r)| (Arc::clone(k), r.last_seq.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Queues an encoded frame outside the board's seq order (presence) for every local
     /// member of a room; returns how many got it.
     pub fn send_frame(&self, project: &str, frame: &ByteString) -> usize {
-        let Ok(rooms) = self.rooms.read() else {
-            return 0;
-        };
+        let rooms = self.read();
         let Some(room) = rooms.get(project) else {
             return 0;
         };
@@ -238,9 +257,7 @@ impl Hub {
 
     /// The room's local member count and how many of them `event` was queued for.
     fn queue_for_room(&self, event: &RoomEvent) -> (usize, usize) {
-        let Ok(rooms) = self.rooms.read() else {
-            return (0, 0);
-        };
+        let rooms = self.read();
         let Some(room) = rooms.get(&*event.project) else {
             return (0, 0);
         };
@@ -268,6 +285,91 @@ mod tests {
     use serde_json::json;
 
     const ID: &str = "6f1c2b9e-0d5e-4a57-9a3e-2d6c1f0b7a11";
+
+    fn member(id: SessionId) -> (Member, mpsc::Receiver<ToSession<RoomEvent>>) {
+        let (tx, rx) = mpsc::channel(8);
+        let member = Member {
+            id,
+            tx,
+            signals: Arc::new(Signals::default()),
+        };
+        (member, rx)
+    }
+
+    fn event(seq: i64) -> RoomEvent {
+        RoomEvent::from_envelope(EventEnvelope {
+            project_id: ID.into(),
+            seq,
+            event: "ticket:deleted".into(),
+            data: json!("t"),
+            ts: 1,
+            ts_us: None,
+            mutation_id: None,
+            traceparent: None,
+        })
+    }
+
+    fn received(rx: &mut mpsc::Receiver<ToSession<RoomEvent>>) -> Vec<i64> {
+        let mut seqs = Vec::new();
+        while let Ok(ToSession::App(event)) = rx.try_recv() {
+            seqs.push(event.seq);
+        }
+        seqs
+    }
+
+    /// Joins and leaves in any order keep every remaining member reachable exactly once
+    /// (the member list and its index agree after swap-removals).
+    #[test]
+    fn joins_and_leaves_keep_each_member_once() {
+        let hub = Hub::new(Arc::new(GatewayMetrics::new().unwrap()));
+        let mut receivers: Vec<_> = (1..=5)
+            .map(|id| {
+                let (m, rx) = member(id);
+                hub.join(ID, m.clone(), 0);
+                hub.join(ID, m, 0);
+                rx
+            })
+            .collect();
+        assert_eq!(
+            hub.local_count(ID),
+            5,
+            "a second join of a session is a no-op"
+        );
+        assert_eq!(hub.leave(ID, 1), 4);
+        assert_eq!(hub.leave(ID, 4), 3);
+        assert_eq!(
+            hub.leave(ID, 9),
+            3,
+            "leaving a room one is not in changes nothing"
+        );
+        assert_eq!(hub.broadcast(&event(1)), 3);
+        let got: Vec<Vec<i64>> = receivers.iter_mut().map(received).collect();
+        assert_eq!(got, vec![vec![], vec![1], vec![1], vec![], vec![1]]);
+        for id in [2, 3, 5] {
+            hub.leave(ID, id);
+        }
+        assert!(!hub.has_room(ID), "the last leave removes the room");
+    }
+
+    /// A panic while the rooms' lock was held does not turn the hub into an empty one:
+    /// the room is still there, its members still get events, and the poisoning is counted.
+    #[test]
+    fn a_poisoned_rooms_lock_is_recovered_and_counted() {
+        let metrics = Arc::new(GatewayMetrics::new().unwrap());
+        let hub = Arc::new(Hub::new(Arc::clone(&metrics)));
+        let (m, mut rx) = member(1);
+        hub.join(ID, m, 0);
+        let held = Arc::clone(&hub);
+        let _ = std::thread::spawn(move || {
+            let _guard = held.rooms.write();
+            panic!("poisoning the rooms lock on purpose");
+        })
+        .join();
+        assert!(hub.rooms.is_poisoned());
+        assert_eq!(hub.broadcast(&event(1)), 1);
+        assert_eq!(received(&mut rx), vec![1]);
+        assert_eq!(metrics.poisoned_locks_total.get(), 1);
+    }
 
     #[test]
     fn removals_deletions_and_unreadable_roles_revoke_access() {

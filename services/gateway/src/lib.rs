@@ -9,11 +9,12 @@
 //! - [`hub`]: local rooms and the encode-once broadcast; [`broker`]: the Redis
 //!   subscription per room, hints, the catch-up after a reconnect; [`history`]: shared,
 //!   paged reads of the history stream; [`presence`]: cluster-wide presence per board;
-//!   [`api_client`]: calls to the ticket API with the socket user's token.
+//!   [`subscriptions`]: which channels the subscription connection holds, one lock per
+//!   board; [`api_client`]: calls to the ticket API with the socket user's token.
 //! - [`transport`]: Engine.IO / Socket.IO sessions over WebSocket and long-polling; it
 //!   calls an application through [`transport::Application`] and knows nothing of boards.
 //! - [`protocol`]: Engine.IO and Socket.IO packet encoding (pure).
-//! - [`config`], [`metrics`]: leaves every layer may use; [`routes`] (health, readiness,
+//! - [`config`], [`metrics`], [`locks`]: leaves every layer may use; [`routes`] (health, readiness,
 //!   metrics endpoints) and [`startup`]: wiring.
 
 pub mod api_client;
@@ -22,11 +23,13 @@ pub mod broker;
 pub mod config;
 pub mod history;
 pub mod hub;
+pub mod locks;
 pub mod metrics;
 pub mod presence;
 pub mod protocol;
 pub mod routes;
 pub mod startup;
+pub mod subscriptions;
 pub mod transport;
 
 pub use config::Settings;

@@ -76,6 +76,10 @@ kanban_telemetry::metrics_struct! {
         pub history_pages_shared_total: IntCounter,
         /// Times the Redis subscription connection was lost.
         pub redis_reconnects_total: IntCounter,
+        /// Messages pushed on the Redis subscription connection that found the gateway's push queue full and were dropped (each starts a catch-up from history).
+        pub redis_pushes_dropped_total: IntCounter,
+        /// Times a lock was found poisoned (a task panicked while holding it); its data is kept and the lock cleared.
+        pub poisoned_locks_total: IntCounter,
         /// Client commands forwarded to the ticket API.
         pub commands_total: IntCounter,
         /// Calls to the ticket API by method and outcome (ok, client_error, server_error, unavailable).

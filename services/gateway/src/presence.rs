@@ -81,54 +81,52 @@ impl Presence {
         }
     }
 
-    pub fn replica_id(&self) -> &str {
-        &self.replica
+    /// The local rooms, locked ([`crate::locks`]: a poisoned lock is recovered and reported).
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, LocalRoom>> {
+        crate::locks::lock(
+            &self.rooms,
+            "presence rooms",
+            &self.metrics.poisoned_locks_total,
+        )
     }
 
     /// A socket of `user` entered the room.
     pub fn add(&self, project: &str, user: &str, name: &str) {
-        if let Ok(mut rooms) = self.rooms.lock() {
-            let room = rooms.entry(project.to_owned()).or_default();
-            let entry = room
-                .users
-                .entry(user.to_owned())
-                .or_insert_with(|| (name.to_owned(), 0));
-            entry.1 += 1;
+        let mut rooms = self.rooms();
+        let room = rooms.entry(project.to_owned()).or_default();
+        let entry = room
+            .users
+            .entry(user.to_owned())
+            .or_insert_with(|| (name.to_owned(), 0));
+        entry.1 += 1;
+        room.write = true;
+        room.recompute = true;
+    }
+
+    /// A socket of `user` left the room.
+    pub fn remove(&self, project: &str, user: &str) {
+        if let Some(room) = self.rooms().get_mut(project) {
+            if let Some(entry) = room.users.get_mut(user) {
+                entry.1 = entry.1.saturating_sub(1);
+                if entry.1 == 0 {
+                    room.users.remove(user);
+                }
+            }
             room.write = true;
             room.recompute = true;
         }
     }
 
-    /// A socket of `user` left the room.
-    pub fn remove(&self, project: &str, user: &str) {
-        if let Ok(mut rooms) = self.rooms.lock() {
-            if let Some(room) = rooms.get_mut(project) {
-                if let Some(entry) = room.users.get_mut(user) {
-                    entry.1 = entry.1.saturating_sub(1);
-                    if entry.1 == 0 {
-                        room.users.remove(user);
-                    }
-                }
-                room.write = true;
-                room.recompute = true;
-            }
-        }
-    }
-
     /// Another replica changed the room.
     pub fn changed_elsewhere(&self, project: &str) {
-        if let Ok(mut rooms) = self.rooms.lock() {
-            if let Some(room) = rooms.get_mut(project) {
-                room.recompute = true;
-            }
+        if let Some(room) = self.rooms().get_mut(project) {
+            room.recompute = true;
         }
     }
 
     /// The board's users as last computed, including this replica's (for join acks).
     pub fn users(&self, project: &str) -> Vec<PresentUser> {
-        let Ok(rooms) = self.rooms.lock() else {
-            return Vec::new();
-        };
+        let rooms = self.rooms();
         let Some(room) = rooms.get(project) else {
             return Vec::new();
         };
@@ -183,8 +181,8 @@ impl Presence {
         // Rewrite every local view at each heartbeat, not only on change: that renews the
         // hashes' expiry on boards whose viewers stay put, and restores a view that another
         // replica purged while this one missed a heartbeat.
-        if let Ok(mut rooms) = self.rooms.lock() {
-            for room in rooms.values_mut() {
+        {
+            for room in self.rooms().values_mut() {
                 room.write = true;
                 room.recompute = true;
             }
@@ -195,9 +193,7 @@ impl Presence {
     async fn flush(&self) -> Result<(), redis::RedisError> {
         // Take the work out under the lock; do the I/O without it.
         let work: Vec<(String, Option<String>, bool)> = {
-            let Ok(mut rooms) = self.rooms.lock() else {
-                return Ok(());
-            };
+            let mut rooms = self.rooms();
             rooms.retain(|project, room| {
                 !room.users.is_empty() || room.write || self.hub.has_room(project)
             });
@@ -302,9 +298,7 @@ impl Presence {
     /// Sends the local sockets of a room one presence event if the users changed.
     fn announce(&self, project: &str, users: Vec<PresentUser>) {
         let event = {
-            let Ok(mut rooms) = self.rooms.lock() else {
-                return;
-            };
+            let mut rooms = self.rooms();
             let Some(room) = rooms.get_mut(project) else {
                 return;
             };
@@ -345,11 +339,7 @@ impl Presence {
 
     /// On shutdown: remove this replica's views so that the others update at once.
     async fn leave_all(&self) {
-        let projects: Vec<String> = self
-            .rooms
-            .lock()
-            .map(|r| r.keys().cloned().collect())
-            .unwrap_or_default();
+        let projects: Vec<String> = self.rooms().keys().cloned().collect();
         let mut conn = self.conn.clone();
         for project in projects {
             let mut pipe = redis::pipe();

@@ -57,6 +57,8 @@ pub struct Shutdown {
     /// Tells the presence task to withdraw this replica's presence and stop.
     presence_stop: Arc<watch::Sender<bool>>,
     presence_task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Counts a poisoned `presence_task` lock.
+    poisoned: prometheus::IntCounter,
 }
 
 impl Shutdown {
@@ -71,17 +73,21 @@ impl Shutdown {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = self.presence_stop.send(true);
-        let task = self.presence_task.lock().ok().and_then(|mut t| t.take());
+        let task = self.take_presence_task();
         if let Some(task) = task {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
         self.server.stop(true).await;
     }
 
+    fn take_presence_task(&self) -> Option<tokio::task::JoinHandle<()>> {
+        crate::locks::lock(&self.presence_task, "presence task", &self.poisoned).take()
+    }
+
     /// Stops at once without any clean-up, as a killed process would (tests: a replica
     /// that vanishes; its presence must expire on its own).
     pub async fn stop_now(&self) {
-        if let Some(task) = self.presence_task.lock().ok().and_then(|mut t| t.take()) {
+        if let Some(task) = self.take_presence_task() {
             task.abort();
         }
         self.server.stop(false).await;
@@ -110,6 +116,7 @@ impl Application {
             ));
         }
         let metrics = Arc::new(GatewayMetrics::new()?);
+        let poisoned = metrics.poisoned_locks_total.clone();
         let hub = Arc::new(Hub::new(Arc::clone(&metrics)));
         let verifier = match TokenVerifier::from_settings(&settings.auth) {
             Ok(verifier) => Some(verifier),
@@ -221,6 +228,7 @@ impl Application {
             drain_window,
             presence_stop: Arc::new(presence_stop),
             presence_task: Arc::new(std::sync::Mutex::new(presence_task)),
+            poisoned,
         };
         Ok(Application {
             port,

@@ -171,16 +171,6 @@ impl SioPacket {
             SioPacket::Ack { nsp, id, args } => encode_ack(nsp, *id, args),
         }
     }
-
-    /// The namespace the packet is addressed to.
-    pub fn nsp(&self) -> &str {
-        match self {
-            SioPacket::Connect { nsp, .. }
-            | SioPacket::Disconnect { nsp }
-            | SioPacket::Event { nsp, .. }
-            | SioPacket::Ack { nsp, .. } => nsp,
-        }
-    }
 }
 
 /// Whether `name` is one of the [`RESERVED_EVENTS`].

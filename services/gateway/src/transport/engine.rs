@@ -35,8 +35,8 @@ impl<M> Engine<M> {
         }
         Engine {
             settings,
+            polling: PollingRegistry::new(metrics.poisoned_locks_total.clone()),
             metrics,
-            polling: PollingRegistry::default(),
             draining,
             open_sessions,
             next_id: AtomicU64::new(1),

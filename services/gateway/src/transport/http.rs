@@ -158,7 +158,10 @@ fn handshake_polling<F: AppFactory>(
     if !ctx.admit() {
         return error_response(PollError::Unavailable, origin);
     }
-    let buffer = Arc::new(PollBuffer::new(ctx.settings.limits.outbound_queue));
+    let buffer = Arc::new(PollBuffer::new(
+        ctx.settings.limits.outbound_queue,
+        ctx.metrics.poisoned_locks_total.clone(),
+    ));
     let session = Session::new(
         Arc::clone(&ctx),
         factory,

@@ -7,12 +7,13 @@
 
 use super::cause::Cause;
 use super::queue::ToSession;
+use crate::locks;
 use crate::protocol::engineio::{decode_payload, encode_payload};
 use bytestring::ByteString;
-use prometheus::IntGauge;
+use prometheus::{IntCounter, IntGauge};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
@@ -31,13 +32,16 @@ pub struct PollBuffer {
     get_busy: AtomicBool,
     post_busy: AtomicBool,
     limit: usize,
+    /// Counts a poisoned `frames` lock ([`crate::locks`]).
+    poisoned: IntCounter,
 }
 
 pub struct Full;
 
 impl PollBuffer {
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, poisoned: IntCounter) -> Self {
         PollBuffer {
+            poisoned,
             frames: Mutex::new(Vec::new()),
             notify: Notify::new(),
             drained: Notify::new(),
@@ -60,9 +64,7 @@ impl PollBuffer {
             // Registered before the check, so a GET between the two is not missed.
             drained.as_mut().enable();
             {
-                let Ok(mut frames) = self.frames.lock() else {
-                    return Err(Full);
-                };
+                let mut frames = self.frames();
                 // A closed buffer still takes frames while there is room: between the
                 // client's upgrade (`5`, which closes it) and the session's switch to the
                 // WebSocket, what is written here is carried over to the WebSocket.
@@ -83,11 +85,13 @@ impl PollBuffer {
         }
     }
 
+    fn frames(&self) -> MutexGuard<'_, Vec<ByteString>> {
+        locks::lock(&self.frames, "polling buffer", &self.poisoned)
+    }
+
     /// Control packets (noop) go in regardless of the limit.
     pub fn push_control(&self, frame: ByteString) {
-        if let Ok(mut frames) = self.frames.lock() {
-            frames.push(frame);
-        }
+        self.frames().push(frame);
         self.notify.notify_one();
     }
 
@@ -97,11 +101,7 @@ impl PollBuffer {
     }
 
     pub fn take(&self) -> Vec<ByteString> {
-        let frames = self
-            .frames
-            .lock()
-            .map(|mut frames| std::mem::take(&mut *frames))
-            .unwrap_or_default();
+        let frames = std::mem::take(&mut *self.frames());
         if !frames.is_empty() {
             self.drained.notify_waiters();
         }
@@ -169,14 +169,8 @@ impl<M> Clone for PollHandle<M> {
 /// Polling sessions of this replica, by Engine.IO sid.
 pub struct PollingRegistry<M> {
     sessions: Mutex<HashMap<String, PollHandle<M>>>,
-}
-
-impl<M> Default for PollingRegistry<M> {
-    fn default() -> Self {
-        PollingRegistry {
-            sessions: Mutex::new(HashMap::new()),
-        }
-    }
+    /// Counts a poisoned `sessions` lock ([`crate::locks`]).
+    poisoned: IntCounter,
 }
 
 /// Why a polling request was refused: Engine.IO's `{"code", "message"}` errors.
@@ -228,23 +222,27 @@ impl PollError {
 }
 
 impl<M> PollingRegistry<M> {
-    pub fn insert(&self, sid: &str, handle: PollHandle<M>) {
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.insert(sid.to_owned(), handle);
+    pub fn new(poisoned: IntCounter) -> Self {
+        PollingRegistry {
+            sessions: Mutex::new(HashMap::new()),
+            poisoned,
         }
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<String, PollHandle<M>>> {
+        locks::lock(&self.sessions, "polling sessions", &self.poisoned)
+    }
+
+    pub fn insert(&self, sid: &str, handle: PollHandle<M>) {
+        self.sessions().insert(sid.to_owned(), handle);
     }
 
     pub fn get(&self, sid: &str) -> Option<PollHandle<M>> {
-        self.sessions
-            .lock()
-            .ok()
-            .and_then(|sessions| sessions.get(sid).cloned())
+        self.sessions().get(sid).cloned()
     }
 
     pub fn remove(&self, sid: &str) {
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.remove(sid);
-        }
+        self.sessions().remove(sid);
     }
 
     /// One long-poll GET. Only one may be in flight per session: a second one is refused
@@ -346,10 +344,14 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    fn poisoned() -> IntCounter {
+        IntCounter::new("poisoned_locks_total", "test").unwrap()
+    }
+
     fn registry_with(sid: &str) -> (PollingRegistry<()>, mpsc::Receiver<ToSession<()>>) {
         let (tx, rx) = mpsc::channel(8);
-        let registry = PollingRegistry::default();
-        let buffer = Arc::new(PollBuffer::new(16));
+        let registry = PollingRegistry::new(poisoned());
+        let buffer = Arc::new(PollBuffer::new(16, poisoned()));
         registry.insert(sid, PollHandle { tx, buffer });
         (registry, rx)
     }
@@ -382,7 +384,7 @@ mod tests {
     /// failing as a slow consumer once the buffer is full.
     #[tokio::test]
     async fn a_writer_waits_for_a_get_to_make_room_and_gives_up_after_its_timeout() {
-        let buffer = Arc::new(PollBuffer::new(2));
+        let buffer = Arc::new(PollBuffer::new(2, poisoned()));
         for frame in ["a", "b"] {
             buffer
                 .push_within(ByteString::from(frame), Duration::ZERO)
