@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`startup`]: builds the application from [`config::Settings`] on a given listener.
+//! - [`state`]: what every request reaches ([`state::AppState`]) and the steps around a write.
+//! - [`headers`]: a write request's mutation id, idempotency key and trace context.
 //! - [`routes`]: HTTP request shapes and handlers; parse input into [`domain`] types.
 //! - [`service`]: one function per use case, each one transaction with access checks and
 //!   the events it commits to the outbox.
@@ -19,12 +21,14 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod headers;
 pub mod metrics;
 pub mod redis_client;
 pub mod relay;
 pub mod routes;
 pub mod service;
 pub mod startup;
+pub mod state;
 
 pub use config::Settings;
 pub use startup::{Application, StartupError};

@@ -1,6 +1,6 @@
 //! Liveness, readiness and metrics endpoints.
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use diesel_async::RunQueryDsl;
 use std::time::Duration;

@@ -4,7 +4,7 @@ use crate::auth::AuthUser;
 use crate::domain::{Description, ProjectName, UserId};
 use crate::error::ApiError;
 use crate::service::projects::{self as service, CreateProject, UpdateProject};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use kanban_protocol::rest::{AddMemberBody, CreateProjectBody, EventsQuery, UpdateProjectBody};
 use uuid::Uuid;

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::service::tickets::{
     self as service, CreateTicket, MoveTicket, TransitionTicket, UpdateTicket,
 };
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use kanban_protocol::rest::{
     CreateTicketBody, DeleteTicketQuery, MoveTicketBody, TransitionResult, TransitionTicketBody,
