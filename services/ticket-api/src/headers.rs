@@ -2,7 +2,7 @@
 //! the fingerprint of the request that binds the key) and its trace context.
 
 use crate::error::ApiError;
-use crate::service::outbox::MutationMeta;
+use crate::service::mutation::MutationMeta;
 use actix_web::HttpRequest;
 
 /// Reads one optional id header: 1 to 128 visible ASCII characters.

@@ -8,7 +8,7 @@ use crate::db::{PgConn, PgPool};
 use crate::error::ApiError;
 use crate::headers;
 use crate::metrics::ApiMetrics;
-use crate::service::outbox::MutationMeta;
+use crate::service::mutation::{Committed, MutationMeta};
 use kanban_auth::TokenVerifier;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -36,24 +36,21 @@ impl AppState {
     /// Runs after a mutation committed and before its response is sent: wakes the relay
     /// and raises the cache's committed seq, so the writer's next read sees its write.
     /// A Redis failure here is logged and counted; the write itself stands.
-    pub async fn after_commit(&self, meta: &MutationMeta) {
-        if meta.replayed.load(std::sync::atomic::Ordering::Relaxed) {
+    pub async fn after_commit<T>(&self, committed: &Committed<T>) {
+        if committed.replayed {
             self.metrics.idempotent_replays_total.inc();
         }
-        let committed = meta.take_committed();
-        if committed.is_empty() {
+        let Some((project_id, seq)) = committed.last_seq() else {
             return;
-        }
+        };
         self.relay_wake.notify_one();
         let Some(cache) = &self.cache else { return };
-        for (project_id, seq) in committed {
-            match cache.invalidate(&project_id.to_string(), seq).await {
-                Ok(()) => self.metrics.cache_invalidations_total.inc(),
-                Err(error) => {
-                    self.metrics.cache_errors_total.inc();
-                    self.metrics.redis_error("cache_invalidate");
-                    tracing::warn!(project.id = %project_id, %error, "board cache invalidation failed");
-                }
+        match cache.invalidate(&project_id.to_string(), seq).await {
+            Ok(()) => self.metrics.cache_invalidations_total.inc(),
+            Err(error) => {
+                self.metrics.cache_errors_total.inc();
+                self.metrics.redis_error("cache_invalidate");
+                tracing::warn!(project.id = %project_id, %error, "board cache invalidation failed");
             }
         }
     }
