@@ -1,5 +1,5 @@
-//! Builds the application from settings: pool, migrations, token verifier, metrics and the
-//! HTTP server bound to a given listener.
+//! Wires the application from settings: pool, migrations, token verifier, metrics, cache,
+//! relay and the HTTP server bound to a given listener; and runs it until told to stop.
 
 use crate::cache::BoardCache;
 use crate::config::Settings;
@@ -15,6 +15,7 @@ use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
 use kanban_auth::TokenVerifier;
 use secrecy::ExposeSecret;
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,7 +140,9 @@ impl Application {
                 .configure(|cfg| routes::configure(cfg, dev_tokens))
         })
         .listen(listener)?
-        .shutdown_timeout(shutdown_timeout);
+        .shutdown_timeout(shutdown_timeout)
+        // Stopping is the caller's: `run_until`'s future, or the handle.
+        .disable_signals();
         if let Some(workers) = workers {
             server = server.workers(workers);
         }
@@ -165,17 +168,34 @@ impl Application {
         self.faults.clone()
     }
 
-    /// Serves until stopped. actix-web handles SIGTERM/SIGINT itself: it stops accepting,
-    /// finishes in-flight requests within the shutdown timeout, then returns; the relay
-    /// stops after the last request (it may still publish what they committed).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// Serves until `shutdown` resolves (or the server is stopped through its
+    /// [`handle`](Self::handle)), then stops gracefully: the listener closes at once, and
+    /// in-flight requests get `http.shutdown_timeout_seconds` to finish. The relay stops
+    /// after the last request (it may still publish what they committed).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let (stop_relay, stopped) = watch::channel(false);
         let relay = self.relay.map(|relay| tokio::spawn(relay.run(stopped)));
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        let served = tokio::select! {
+            served = server.as_mut() => served,
+            () = shutdown => {
+                tracing::info!("stopping: finishing in-flight requests");
+                // The command is sent at once; the server future, polled below, carries
+                // it out and ends when the last worker has stopped.
+                drop(handle.stop(true));
+                server.await
+            }
+        };
         let _ = stop_relay.send(true);
         if let Some(relay) = relay {
             let _ = relay.await;
         }
         served
+    }
+
+    /// Serves until stopped through its [`handle`](Self::handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(std::future::pending()).await
     }
 }
