@@ -1,7 +1,7 @@
 //! The outbox relay: moves committed events from Postgres to Redis, in `seq` order per
 //! project, on exactly one replica at a time.
 //!
-//! Every replica runs [`run`]. The one that holds a session-level advisory lock on a
+//! Every replica runs [`Relay::run`]. The one that holds a session-level advisory lock on a
 //! dedicated connection is the relay; the others retry every `leader_retry_ms` and take
 //! over within that time after the relay's connection ends (crash, kill, network).
 //! The relay wakes on an in-process signal when its own replica commits, on

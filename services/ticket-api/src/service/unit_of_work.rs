@@ -74,7 +74,7 @@ where
 ///    one board are serialised and their events numbered in commit order;
 /// 3. `work` does the mutation's own reads and writes and queues its events;
 /// 4. the events are appended to the outbox with the board's next seqs;
-/// 5. the key is bound to a [`Answer::Changed`] answer, and the transaction commits.
+/// 5. the key is bound to an [`Answer::Changed`] answer, and the transaction commits.
 ///
 /// An error anywhere rolls everything back: no row, no event, no bound key.
 pub async fn run<T, W>(
