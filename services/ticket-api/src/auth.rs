@@ -1,7 +1,7 @@
 //! The authenticated caller, extracted from the `Authorization: Bearer` header.
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use std::future::{ready, Ready};

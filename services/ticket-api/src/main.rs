@@ -48,7 +48,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(port = application.port(), "ticket-api listening");
-    let served = application.run_until_stopped().await;
+    let served = application.run_until(terminate()).await;
     tracing.shutdown();
     match served {
         Ok(()) => {
@@ -59,6 +59,34 @@ async fn main() -> ExitCode {
             tracing::error!(%error, "ticket-api server error");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Resolves on SIGTERM (an orchestrator's stop) or SIGINT (Ctrl-C): both drain. A signal
+/// that cannot be listened for is logged and never resolves (rather than stopping at once).
+async fn terminate() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => drop(term.recv().await),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = term => {}
     }
 }
 

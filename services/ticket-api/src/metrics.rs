@@ -98,13 +98,14 @@ impl ApiMetrics {
 }
 
 /// Gives every request its id, records it under its route pattern and writes its
-/// access-log line (see [`kanban_telemetry::http::observe`]).
+/// access-log line (see [`kanban_telemetry::http::observe`]). The metrics are the
+/// application's `web::Data<ApiMetrics>` (the same instance as `AppState::metrics`).
 pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let metrics = req
-        .app_data::<web::Data<crate::startup::AppState>>()
-        .map(|s| s.metrics.http.clone());
+        .app_data::<web::Data<ApiMetrics>>()
+        .map(|metrics| metrics.http.clone());
     kanban_telemetry::http::observe(metrics, req, next).await
 }

@@ -1,84 +1,25 @@
-//! Builds the application from settings: pool, migrations, token verifier, metrics and the
-//! HTTP server bound to a given listener.
+//! Wires the application from settings: pool, migrations, token verifier, metrics, cache,
+//! relay and the HTTP server bound to a given listener; and runs it until told to stop.
 
 use crate::cache::BoardCache;
 use crate::config::Settings;
-use crate::db::{self, PgConn, PgPool};
-use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
+use crate::db;
+use crate::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::metrics::ApiMetrics;
 use crate::relay::publisher::Publisher;
 use crate::relay::{FaultHooks, Relay};
 use crate::routes;
-use crate::service::outbox::MutationMeta;
+use crate::state::AppState;
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
 use kanban_auth::TokenVerifier;
 use secrecy::ExposeSecret;
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
-
-/// What every request handler can reach.
-pub struct AppState {
-    pub pool: PgPool,
-    pub verifier: TokenVerifier,
-    pub metrics: Arc<ApiMetrics>,
-    pub settings: Settings,
-    /// `None` when the cache is disabled.
-    pub cache: Option<BoardCache>,
-    /// Wakes this replica's relay (if it is the relay) right after a commit.
-    pub relay_wake: Arc<Notify>,
-}
-
-impl AppState {
-    /// A pooled Postgres connection (503 when none comes within the acquire timeout).
-    pub async fn db(&self) -> Result<PgConn, ApiError> {
-        let conn = self.pool.get().await?;
-        self.metrics.db_connections_acquired_total.inc();
-        Ok(conn)
-    }
-
-    /// Runs after a mutation committed and before its response is sent: wakes the relay
-    /// and raises the cache's committed seq, so the writer's next read sees its write.
-    /// A Redis failure here is logged and counted; the write itself stands.
-    pub async fn after_commit(&self, meta: &MutationMeta) {
-        if meta.replayed.load(std::sync::atomic::Ordering::Relaxed) {
-            self.metrics.idempotent_replays_total.inc();
-        }
-        let committed = meta.take_committed();
-        if committed.is_empty() {
-            return;
-        }
-        self.relay_wake.notify_one();
-        let Some(cache) = &self.cache else { return };
-        for (project_id, seq) in committed {
-            match cache.invalidate(&project_id.to_string(), seq).await {
-                Ok(()) => self.metrics.cache_invalidations_total.inc(),
-                Err(error) => {
-                    self.metrics.cache_errors_total.inc();
-                    self.metrics.redis_error("cache_invalidate");
-                    tracing::warn!(project.id = %project_id, %error, "board cache invalidation failed");
-                }
-            }
-        }
-    }
-
-    /// The mutation metadata of a write request: ids from headers, TTL from settings.
-    /// `content` is the request's typed body (or query, or `()`), for the fingerprint that
-    /// binds an idempotency key to its request.
-    pub fn mutation_meta<C: serde::Serialize + ?Sized>(
-        &self,
-        req: &actix_web::HttpRequest,
-        content: &C,
-    ) -> Result<MutationMeta, ApiError> {
-        let mut meta = routes::mutation_meta(req, content)?;
-        meta.idempotency_ttl_seconds =
-            i64::try_from(self.settings.idempotency.ttl_seconds).unwrap_or(i64::MAX);
-        Ok(meta)
-    }
-}
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +113,7 @@ impl Application {
         let shutdown_timeout = settings.http.shutdown_timeout_seconds;
         let max_body = settings.http.max_body_bytes;
         let dev_tokens = settings.auth.dev_tokens;
+        let request_metrics = web::Data::from(Arc::clone(&metrics));
         let state = web::Data::new(AppState {
             pool,
             verifier,
@@ -187,6 +129,7 @@ impl Application {
                 // everything else, and every response gets its X-Request-Id.
                 .wrap(from_fn(crate::metrics::record))
                 .app_data(state.clone())
+                .app_data(request_metrics.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(max_body)
@@ -197,7 +140,9 @@ impl Application {
                 .configure(|cfg| routes::configure(cfg, dev_tokens))
         })
         .listen(listener)?
-        .shutdown_timeout(shutdown_timeout);
+        .shutdown_timeout(shutdown_timeout)
+        // Stopping is the caller's: `run_until`'s future, or the handle.
+        .disable_signals();
         if let Some(workers) = workers {
             server = server.workers(workers);
         }
@@ -223,17 +168,34 @@ impl Application {
         self.faults.clone()
     }
 
-    /// Serves until stopped. actix-web handles SIGTERM/SIGINT itself: it stops accepting,
-    /// finishes in-flight requests within the shutdown timeout, then returns; the relay
-    /// stops after the last request (it may still publish what they committed).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// Serves until `shutdown` resolves (or the server is stopped through its
+    /// [`handle`](Self::handle)), then stops gracefully: the listener closes at once, and
+    /// in-flight requests get `http.shutdown_timeout_seconds` to finish. The relay stops
+    /// after the last request (it may still publish what they committed).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let (stop_relay, stopped) = watch::channel(false);
         let relay = self.relay.map(|relay| tokio::spawn(relay.run(stopped)));
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        let served = tokio::select! {
+            served = server.as_mut() => served,
+            () = shutdown => {
+                tracing::info!("stopping: finishing in-flight requests");
+                // The command is sent at once; the server future, polled below, carries
+                // it out and ends when the last worker has stopped.
+                drop(handle.stop(true));
+                server.await
+            }
+        };
         let _ = stop_relay.send(true);
         if let Some(relay) = relay {
             let _ = relay.await;
         }
         served
+    }
+
+    /// Serves until stopped through its [`handle`](Self::handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(std::future::pending()).await
     }
 }

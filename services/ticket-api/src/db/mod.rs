@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod idempotency;
+pub mod leader;
 pub mod members;
 pub mod projects;
 pub mod schema;
@@ -12,7 +13,7 @@ pub mod transitions;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_async::AsyncPgConnection;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
@@ -62,6 +63,11 @@ pub async fn run_migrations(url: &str) -> Result<Vec<String>, String> {
     });
     task.await
         .map_err(|e| format!("migration task failed: {e}"))?
+}
+
+/// The readiness check's query: Postgres answers on this connection.
+pub async fn ping(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    diesel::sql_query("SELECT 1").execute(conn).await.map(drop)
 }
 
 pub(crate) fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {

@@ -147,22 +147,6 @@ pub async fn column(
         .await
 }
 
-/// The last rank of a column, if it has tickets.
-pub async fn last_rank(
-    conn: &mut AsyncPgConnection,
-    project_id: Uuid,
-    status: &str,
-) -> QueryResult<Option<String>> {
-    tickets::table
-        .filter(tickets::project_id.eq(project_id))
-        .filter(tickets::status.eq(status))
-        .select(tickets::rank)
-        .order((tickets::rank.desc(), tickets::id.desc()))
-        .first(conn)
-        .await
-        .optional()
-}
-
 /// The zero-based index of `row` in its column.
 pub async fn position_of(conn: &mut AsyncPgConnection, row: &TicketRow) -> QueryResult<i64> {
     tickets::table

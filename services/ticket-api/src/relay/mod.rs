@@ -1,7 +1,7 @@
 //! The outbox relay: moves committed events from Postgres to Redis, in `seq` order per
 //! project, on exactly one replica at a time.
 //!
-//! Every replica runs [`run`]. The one that holds a session-level advisory lock on a
+//! Every replica runs [`Relay::run`]. The one that holds a session-level advisory lock on a
 //! dedicated connection is the relay; the others retry every `leader_retry_ms` and take
 //! over within that time after the relay's connection ends (crash, kill, network).
 //! The relay wakes on an in-process signal when its own replica commits, on
@@ -14,7 +14,7 @@ pub mod publisher;
 use crate::config::RelaySettings;
 use crate::db;
 use crate::metrics::ApiMetrics;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use futures_util::{FutureExt, StreamExt};
 use publisher::Publisher;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,8 +23,6 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
-/// An arbitrary constant: the advisory lock whose holder is the relay.
-const LEADER_LOCK_KEY: i64 = 0x6b61_6e62_616e_0002;
 /// How often the relay prunes old events and idempotency keys.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Shortest wait between retries while Redis is unreachable.
@@ -73,7 +71,7 @@ impl Relay {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let retry = Duration::from_millis(self.settings.leader_retry_ms);
         while !*shutdown.borrow() {
-            match self.try_lead().await {
+            match db::leader::try_lead(&self.database_url).await {
                 Ok(Some(conn)) => {
                     tracing::info!("this replica is now the outbox relay");
                     self.metrics.relay_leader.set(1);
@@ -97,29 +95,6 @@ impl Relay {
                 _ = shutdown.changed() => {}
             }
         }
-    }
-
-    /// A dedicated connection holding the relay lock and listening for commits, or `None`
-    /// when another replica holds the lock.
-    async fn try_lead(&self) -> Result<Option<AsyncPgConnection>, diesel::result::Error> {
-        let mut conn = AsyncPgConnection::establish(&self.database_url)
-            .await
-            .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
-        let locked: bool = diesel::select(pg_try_advisory_lock(LEADER_LOCK_KEY))
-            .get_result(&mut conn)
-            .await?;
-        if !locked {
-            return Ok(None);
-        }
-        diesel::sql_query(format!("LISTEN {}", db::events::NOTIFY_CHANNEL))
-            .execute(&mut conn)
-            .await?;
-        // Marking rows published need not wait for the disk: a mark lost in a crash only
-        // makes the next relay re-send those events, which Redis drops as duplicates.
-        diesel::sql_query("SET synchronous_commit = off")
-            .execute(&mut conn)
-            .await?;
-        Ok(Some(conn))
     }
 
     async fn lead(
@@ -252,8 +227,4 @@ fn seconds_since(at: chrono::DateTime<chrono::Utc>) -> f64 {
         .num_microseconds()
         .map_or(0.0, |us| us as f64 / 1e6)
         .max(0.0)
-}
-
-diesel::define_sql_function! {
-    fn pg_try_advisory_lock(key: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
 }

@@ -2,7 +2,7 @@
 
 use crate::domain::UserId;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use kanban_protocol::rest::{DevTokenRequest, DevTokenResponse};
 

@@ -1,8 +1,8 @@
 //! Liveness, readiness and metrics endpoints.
 
-use crate::startup::AppState;
+use crate::db;
+use crate::state::AppState;
 use actix_web::{web, HttpResponse};
-use diesel_async::RunQueryDsl;
 use std::time::Duration;
 
 pub async fn healthz() -> HttpResponse {
@@ -13,13 +13,10 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let check = async {
         let mut conn = state.pool.get().await.map_err(|e| e.to_string())?;
-        diesel::sql_query("SELECT 1")
-            .execute(&mut conn)
-            .await
-            .map_err(|e| e.to_string())
+        db::ping(&mut conn).await.map_err(|e| e.to_string())
     };
     let postgres = match tokio::time::timeout(Duration::from_secs(3), check).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(error),
         Err(_) => Err("timed out".to_owned()),
     };

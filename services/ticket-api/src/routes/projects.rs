@@ -4,7 +4,7 @@ use crate::auth::AuthUser;
 use crate::domain::{Description, ProjectName, UserId};
 use crate::error::ApiError;
 use crate::service::projects::{self as service, CreateProject, UpdateProject};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use kanban_protocol::rest::{AddMemberBody, CreateProjectBody, EventsQuery, UpdateProjectBody};
 use uuid::Uuid;
@@ -30,9 +30,9 @@ pub async fn create(
         description: Description::parse(body.description.as_deref())?,
     };
     let mut conn = state.db().await?;
-    let project = service::create(&mut conn, &user, input, &meta).await?;
-    state.after_commit(&meta).await;
-    Ok(HttpResponse::Created().json(project))
+    let created = service::create(&mut conn, &user, input, &meta).await?;
+    state.after_commit(&created).await;
+    Ok(HttpResponse::Created().json(created.value))
 }
 
 /// The board snapshot, from the cache when it holds the latest committed board.
@@ -62,9 +62,9 @@ pub async fn update(
             .transpose()?,
     };
     let mut conn = state.db().await?;
-    let project = service::update(&mut conn, &user, path.into_inner(), input, &meta).await?;
-    state.after_commit(&meta).await;
-    Ok(HttpResponse::Ok().json(project))
+    let updated = service::update(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    state.after_commit(&updated).await;
+    Ok(HttpResponse::Ok().json(updated.value))
 }
 
 pub async fn delete(
@@ -75,8 +75,8 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let meta = state.mutation_meta(&req, &())?;
     let mut conn = state.db().await?;
-    service::delete(&mut conn, &user, path.into_inner(), &meta).await?;
-    state.after_commit(&meta).await;
+    let deleted = service::delete(&mut conn, &user, path.into_inner(), &meta).await?;
+    state.after_commit(&deleted).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -118,8 +118,8 @@ pub async fn put_member(
         &meta,
     )
     .await?;
-    state.after_commit(&meta).await;
-    Ok(HttpResponse::Ok().json(saved))
+    state.after_commit(&saved).await;
+    Ok(HttpResponse::Ok().json(saved.value))
 }
 
 pub async fn remove_member(
@@ -132,8 +132,8 @@ pub async fn remove_member(
     let (project_id, member) = path.into_inner();
     let member = UserId::parse(&member)?;
     let mut conn = state.db().await?;
-    service::remove_member(&mut conn, &user, project_id, member, &meta).await?;
-    state.after_commit(&meta).await;
+    let removed = service::remove_member(&mut conn, &user, project_id, member, &meta).await?;
+    state.after_commit(&removed).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

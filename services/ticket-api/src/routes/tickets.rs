@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::service::tickets::{
     self as service, CreateTicket, MoveTicket, TransitionTicket, UpdateTicket,
 };
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use kanban_protocol::rest::{
     CreateTicketBody, DeleteTicketQuery, MoveTicketBody, TransitionResult, TransitionTicketBody,
@@ -39,9 +39,9 @@ pub async fn create(
         status: body.status.unwrap_or_default(),
     };
     let mut conn = state.db().await?;
-    let ticket = service::create(&mut conn, &user, path.into_inner(), input, &meta).await?;
-    state.after_commit(&meta).await;
-    Ok(HttpResponse::Created().json(ticket))
+    let created = service::create(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    state.after_commit(&created).await;
+    Ok(HttpResponse::Created().json(created.value))
 }
 
 pub async fn get(
@@ -82,9 +82,9 @@ pub async fn update(
         expected_version: body.expected_version,
     };
     let mut conn = state.db().await?;
-    let ticket = service::update(&mut conn, &user, path.into_inner(), input, &meta).await?;
-    state.after_commit(&meta).await;
-    Ok(HttpResponse::Ok().json(ticket))
+    let updated = service::update(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    state.after_commit(&updated).await;
+    Ok(HttpResponse::Ok().json(updated.value))
 }
 
 pub async fn delete(
@@ -96,7 +96,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let meta = state.mutation_meta(&req, &*query)?;
     let mut conn = state.db().await?;
-    service::delete(
+    let deleted = service::delete(
         &mut conn,
         &user,
         path.into_inner(),
@@ -104,7 +104,7 @@ pub async fn delete(
         &meta,
     )
     .await?;
-    state.after_commit(&meta).await;
+    state.after_commit(&deleted).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -128,9 +128,9 @@ pub async fn transition(
         expected_version: body.expected_version,
     };
     let mut conn = state.db().await?;
-    let (ticket, transition) =
-        service::transition(&mut conn, &user, path.into_inner(), input, &meta).await?;
-    state.after_commit(&meta).await;
+    let moved = service::transition(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    state.after_commit(&moved).await;
+    let (ticket, transition) = moved.value;
     Ok(HttpResponse::Ok().json(TransitionResult { ticket, transition }))
 }
 
@@ -152,6 +152,6 @@ pub async fn move_ticket(
     };
     let mut conn = state.db().await?;
     let moved = service::move_ticket(&mut conn, &user, path.into_inner(), input, &meta).await?;
-    state.after_commit(&meta).await;
-    Ok(HttpResponse::Ok().json(moved))
+    state.after_commit(&moved).await;
+    Ok(HttpResponse::Ok().json(moved.value))
 }

@@ -42,3 +42,11 @@ pub async fn require(
         )))
     }
 }
+
+/// A ticket's board is hidden from non-members: say "ticket not found", not "project".
+pub fn hide_as_ticket(error: ApiError) -> ApiError {
+    match error {
+        ApiError::NotFound(_) => ApiError::not_found("ticket"),
+        other => other,
+    }
+}

@@ -7,7 +7,7 @@ use crate::auth::AuthUser;
 use crate::cache::{CachedBoard, Lookup};
 use crate::db::{self, PgConn};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use kanban_protocol::{BoardSnapshot, MemberRole, Ticket, TicketStatus};
 use std::collections::HashMap;
 use uuid::Uuid;

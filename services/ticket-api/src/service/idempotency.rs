@@ -4,18 +4,18 @@
 //! is refused with `IDEMPOTENCY_KEY_REUSED` (422) and changes nothing, as the IETF
 //! Idempotency-Key draft and Stripe do.
 //!
-//! Both calls run inside the mutation's transaction: [`replay`] first (it also locks the
-//! key so that a concurrent duplicate waits for the first to finish), [`remember`] last,
-//! so the key is bound to the result exactly when the result commits.
+//! Both calls run inside the mutation's transaction ([`super::unit_of_work::run`]):
+//! [`replay`] first (it also locks the key so that a concurrent duplicate waits for the
+//! first to finish), [`remember`] last, so the key is bound to the result exactly when the
+//! result commits.
 
-use super::outbox::MutationMeta;
+use super::mutation::MutationMeta;
 use crate::auth::AuthUser;
 use crate::db;
 use crate::error::ApiError;
 use diesel_async::AsyncPgConnection;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::sync::atomic::Ordering;
 
 /// The earlier result for this request's key, if there is one.
 pub async fn replay<T: DeserializeOwned>(
@@ -44,7 +44,6 @@ pub async fn replay<T: DeserializeOwned>(
         return Err(reused());
     }
     let value = serde_json::from_value(stored).map_err(|_| reused())?;
-    meta.replayed.store(true, Ordering::Relaxed);
     Ok(Some(value))
 }
 

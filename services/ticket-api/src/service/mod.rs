@@ -1,12 +1,15 @@
 //! Use cases: each public function is one request's work in one transaction, with access
-//! checks, domain rules and the outbox events it commits.
+//! checks, domain rules and the outbox events it commits (writes run in
+//! [`unit_of_work::run`]).
 
 pub mod access;
 pub mod board;
 pub mod idempotency;
+pub mod mutation;
 pub mod outbox;
 pub mod projects;
 pub mod tickets;
+pub mod unit_of_work;
 
 use crate::error::ApiError;
 

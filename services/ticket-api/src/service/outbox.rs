@@ -1,6 +1,7 @@
 //! Collects the events of one write transaction and commits them to the outbox with the
 //! project's next gap-free sequence numbers.
 
+use super::mutation::MutationMeta;
 use crate::db;
 use crate::db::events::{EventRow, NewEvent};
 use crate::error::ApiError;
@@ -8,38 +9,6 @@ use diesel_async::AsyncPgConnection;
 use kanban_protocol::BoardEvent;
 use tracing::Instrument;
 use uuid::Uuid;
-
-/// Request metadata that travels with every event a mutation produces, and what the
-/// mutation committed (read after the transaction to wake the relay and guard the cache).
-#[derive(Debug, Default)]
-pub struct MutationMeta {
-    /// From the `Idempotency-Key` or `X-Mutation-Id` header.
-    pub mutation_id: Option<String>,
-    /// From the `Idempotency-Key` header only: repeats return the first result.
-    pub idempotency_key: Option<String>,
-    /// What the request was (method, path, typed body), when it carries an idempotency
-    /// key: a key replays only for the same fingerprint.
-    pub fingerprint: String,
-    /// How long an idempotency key's first result is remembered.
-    pub idempotency_ttl_seconds: i64,
-    /// The request's well-formed `traceparent` header, normalised (stored with the events
-    /// when tracing is off).
-    pub traceparent: Option<String>,
-    /// `(project, last seq)` of every outbox commit made by this mutation.
-    pub committed: std::sync::Mutex<Vec<(Uuid, i64)>>,
-    /// Set when the result was replayed from an earlier request with the same key.
-    pub replayed: std::sync::atomic::AtomicBool,
-}
-
-impl MutationMeta {
-    /// What was committed, leaving the list empty.
-    pub fn take_committed(&self) -> Vec<(Uuid, i64)> {
-        self.committed
-            .lock()
-            .map(|mut list| std::mem::take(&mut *list))
-            .unwrap_or_default()
-    }
-}
 
 /// The open write transaction's view of one board: holds the project's row lock (taken in
 /// [`Outbox::lock`]) and the events to append.
@@ -63,6 +32,16 @@ impl Outbox {
                 last_seq,
                 pending: Vec::new(),
             }))
+    }
+
+    /// The outbox of a project this transaction creates: nothing to lock (no other
+    /// transaction sees the row before the commit), and its seqs start at 1.
+    pub fn for_new_project(project_id: Uuid) -> Outbox {
+        Outbox {
+            project_id,
+            last_seq: 0,
+            pending: Vec::new(),
+        }
     }
 
     /// Queues one event: its name and payload go into the row's `name` and `payload`.
@@ -125,9 +104,6 @@ impl Outbox {
         let inserted = db::events::insert_all(conn, &rows).await?;
         db::projects::set_event_seq(conn, self.project_id, last).await?;
         db::events::notify_relay(conn).await?;
-        if let Ok(mut committed) = meta.committed.lock() {
-            committed.push((self.project_id, last));
-        }
         Ok(inserted)
     }
 }

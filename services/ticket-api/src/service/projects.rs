@@ -1,18 +1,16 @@
 //! Project use cases: create, list, snapshot, update, delete, membership, event log.
 
 use super::access::{require, Need};
-use super::idempotency::{remember, replay};
-use super::outbox::{MutationMeta, Outbox};
-use super::{corrupt, transaction_span};
+use super::corrupt;
+use super::mutation::{Committed, MutationMeta};
+use super::unit_of_work::{self, Answer, Board};
 use crate::auth::AuthUser;
 use crate::db::{self, PgConn};
 use crate::domain::{Description, ProjectName, UserId};
 use crate::error::ApiError;
-use diesel_async::AsyncConnection;
 use kanban_protocol::events::MemberChangedPayload;
 use kanban_protocol::rest::{Access, EventsPage};
 use kanban_protocol::{BoardEvent, MemberRole, Project, ProjectMember};
-use tracing::Instrument;
 use uuid::Uuid;
 
 pub struct CreateProject {
@@ -31,27 +29,29 @@ pub async fn create(
     user: &AuthUser,
     input: CreateProject,
     meta: &MutationMeta,
-) -> Result<Project, ApiError> {
+) -> Result<Committed<Project>, ApiError> {
+    let id = Uuid::new_v4();
     let description = input.description.into_inner();
-    conn.transaction(async |conn| {
-        if let Some(done) = replay(conn, user, meta).await? {
-            return Ok(done);
-        }
-        let row = db::projects::insert(
-            conn,
-            &db::projects::NewProject {
-                id: Uuid::new_v4(),
-                name: input.name.as_str(),
-                description: description.as_deref(),
-            },
-        )
-        .await?;
-        db::members::upsert(conn, row.id, &user.id, MemberRole::Owner).await?;
-        let project = row.to_wire();
-        remember(conn, user, meta, &project).await?;
-        Ok(project)
-    })
-    .instrument(transaction_span("project.create"))
+    unit_of_work::run(
+        conn,
+        user,
+        meta,
+        "project.create",
+        Board::New(id),
+        async |conn, _outbox| {
+            let row = db::projects::insert(
+                conn,
+                &db::projects::NewProject {
+                    id,
+                    name: input.name.as_str(),
+                    description: description.as_deref(),
+                },
+            )
+            .await?;
+            db::members::upsert(conn, row.id, &user.id, MemberRole::Owner).await?;
+            Ok(Answer::Changed(row.to_wire()))
+        },
+    )
     .await
 }
 
@@ -66,35 +66,32 @@ pub async fn update(
     project_id: Uuid,
     input: UpdateProject,
     meta: &MutationMeta,
-) -> Result<Project, ApiError> {
-    conn.transaction(async |conn| {
-        if let Some(done) = replay(conn, user, meta).await? {
-            return Ok(done);
-        }
-        require(conn, project_id, user, Need::ManageProject).await?;
-        let mut outbox = Outbox::lock(conn, project_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("project"))?;
-        let changes = db::projects::ProjectChanges {
-            name: input.name.map(ProjectName::into_inner),
-            description: input.description.map(Description::into_inner),
-        };
-        if changes.name.is_none() && changes.description.is_none() {
-            // Nothing to change: no event.
-            let row = db::projects::find(conn, project_id)
+) -> Result<Committed<Project>, ApiError> {
+    unit_of_work::run(
+        conn,
+        user,
+        meta,
+        "project.update",
+        Board::Project(project_id, Need::ManageProject),
+        async |conn, outbox| {
+            let changes = db::projects::ProjectChanges {
+                name: input.name.map(ProjectName::into_inner),
+                description: input.description.map(Description::into_inner),
+            };
+            if changes.name.is_none() && changes.description.is_none() {
+                // Nothing to change: no event.
+                let row = db::projects::find(conn, project_id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("project"))?;
+                return Ok(Answer::Unchanged(row.to_wire()));
+            }
+            let project = db::projects::update(conn, project_id, &changes)
                 .await?
-                .ok_or_else(|| ApiError::not_found("project"))?;
-            return Ok(row.to_wire());
-        }
-        let project = db::projects::update(conn, project_id, &changes)
-            .await?
-            .to_wire();
-        outbox.push(BoardEvent::ProjectUpdated(project.clone()))?;
-        outbox.commit(conn, meta).await?;
-        remember(conn, user, meta, &project).await?;
-        Ok(project)
-    })
-    .instrument(transaction_span("project.update"))
+                .to_wire();
+            outbox.push(BoardEvent::ProjectUpdated(project.clone()))?;
+            Ok(Answer::Changed(project))
+        },
+    )
     .await
 }
 
@@ -103,22 +100,20 @@ pub async fn delete(
     user: &AuthUser,
     project_id: Uuid,
     meta: &MutationMeta,
-) -> Result<(), ApiError> {
-    conn.transaction(async |conn| {
-        if let Some(done) = replay(conn, user, meta).await? {
-            return Ok(done);
-        }
-        require(conn, project_id, user, Need::ManageProject).await?;
-        let mut outbox = Outbox::lock(conn, project_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("project"))?;
-        outbox.push(BoardEvent::ProjectDeleted(project_id.to_string()))?;
-        outbox.commit(conn, meta).await?;
-        db::projects::delete(conn, project_id).await?;
-        remember(conn, user, meta, &()).await?;
-        Ok(())
-    })
-    .instrument(transaction_span("project.delete"))
+) -> Result<Committed<()>, ApiError> {
+    unit_of_work::run(
+        conn,
+        user,
+        meta,
+        "project.delete",
+        Board::Project(project_id, Need::ManageProject),
+        async |conn, outbox| {
+            // The event outlives the project's rows (the outbox has no foreign key).
+            db::projects::delete(conn, project_id).await?;
+            outbox.push(BoardEvent::ProjectDeleted(project_id.to_string()))?;
+            Ok(Answer::Changed(()))
+        },
+    )
     .await
 }
 
@@ -161,36 +156,32 @@ pub async fn put_member(
     member: UserId,
     role: MemberRole,
     meta: &MutationMeta,
-) -> Result<ProjectMember, ApiError> {
-    conn.transaction(async |conn| {
-        if let Some(done) = replay(conn, user, meta).await? {
-            return Ok(done);
-        }
-        require(conn, project_id, user, Need::ManageProject).await?;
-        let mut outbox = Outbox::lock(conn, project_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("project"))?;
-        let previous = db::members::role_of(conn, project_id, member.as_str()).await?;
-        if previous.as_deref() == Some(MemberRole::Owner.as_str())
-            && role != MemberRole::Owner
-            && db::members::count_owners(conn, project_id).await? <= 1
-        {
-            return Err(ApiError::validation(
-                "a project must keep at least one owner",
-            ));
-        }
-        let row = db::members::upsert(conn, project_id, member.as_str(), role).await?;
-        outbox.push(BoardEvent::MemberAdded(MemberChangedPayload {
-            project_id: project_id.to_string(),
-            user_id: member.as_str().to_owned(),
-            role: Some(role),
-        }))?;
-        outbox.commit(conn, meta).await?;
-        let member = row.to_wire().map_err(corrupt)?;
-        remember(conn, user, meta, &member).await?;
-        Ok(member)
-    })
-    .instrument(transaction_span("project.put_member"))
+) -> Result<Committed<ProjectMember>, ApiError> {
+    unit_of_work::run(
+        conn,
+        user,
+        meta,
+        "project.put_member",
+        Board::Project(project_id, Need::ManageProject),
+        async |conn, outbox| {
+            let previous = db::members::role_of(conn, project_id, member.as_str()).await?;
+            if previous.as_deref() == Some(MemberRole::Owner.as_str())
+                && role != MemberRole::Owner
+                && db::members::count_owners(conn, project_id).await? <= 1
+            {
+                return Err(ApiError::validation(
+                    "a project must keep at least one owner",
+                ));
+            }
+            let row = db::members::upsert(conn, project_id, member.as_str(), role).await?;
+            outbox.push(BoardEvent::MemberAdded(MemberChangedPayload {
+                project_id: project_id.to_string(),
+                user_id: member.as_str().to_owned(),
+                role: Some(role),
+            }))?;
+            Ok(Answer::Changed(row.to_wire().map_err(corrupt)?))
+        },
+    )
     .await
 }
 
@@ -201,41 +192,38 @@ pub async fn remove_member(
     project_id: Uuid,
     member: UserId,
     meta: &MutationMeta,
-) -> Result<(), ApiError> {
-    conn.transaction(async |conn| {
-        if let Some(done) = replay(conn, user, meta).await? {
-            return Ok(done);
-        }
-        let need = if member.as_str() == user.id {
-            Need::Read
-        } else {
-            Need::ManageProject
-        };
-        require(conn, project_id, user, need).await?;
-        let mut outbox = Outbox::lock(conn, project_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("project"))?;
-        let role = db::members::role_of(conn, project_id, member.as_str())
-            .await?
-            .ok_or_else(|| ApiError::not_found("member"))?;
-        if role == MemberRole::Owner.as_str()
-            && db::members::count_owners(conn, project_id).await? <= 1
-        {
-            return Err(ApiError::validation(
-                "a project must keep at least one owner",
-            ));
-        }
-        db::members::delete(conn, project_id, member.as_str()).await?;
-        outbox.push(BoardEvent::MemberRemoved(MemberChangedPayload {
-            project_id: project_id.to_string(),
-            user_id: member.into_inner(),
-            role: None,
-        }))?;
-        outbox.commit(conn, meta).await?;
-        remember(conn, user, meta, &()).await?;
-        Ok(())
-    })
-    .instrument(transaction_span("project.remove_member"))
+) -> Result<Committed<()>, ApiError> {
+    let need = if member.as_str() == user.id {
+        Need::Read
+    } else {
+        Need::ManageProject
+    };
+    unit_of_work::run(
+        conn,
+        user,
+        meta,
+        "project.remove_member",
+        Board::Project(project_id, need),
+        async |conn, outbox| {
+            let role = db::members::role_of(conn, project_id, member.as_str())
+                .await?
+                .ok_or_else(|| ApiError::not_found("member"))?;
+            if role == MemberRole::Owner.as_str()
+                && db::members::count_owners(conn, project_id).await? <= 1
+            {
+                return Err(ApiError::validation(
+                    "a project must keep at least one owner",
+                ));
+            }
+            db::members::delete(conn, project_id, member.as_str()).await?;
+            outbox.push(BoardEvent::MemberRemoved(MemberChangedPayload {
+                project_id: project_id.to_string(),
+                user_id: member.into_inner(),
+                role: None,
+            }))?;
+            Ok(Answer::Changed(()))
+        },
+    )
     .await
 }
 

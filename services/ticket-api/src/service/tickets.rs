@@ -1,23 +1,23 @@
 //! Ticket use cases: create, read, update, delete, status transitions and moves with rank
 //! keys, each with optimistic concurrency on `expectedVersion`.
 
-use super::access::{require, Need};
-use super::idempotency::{remember, replay};
-use super::outbox::{MutationMeta, Outbox};
-use super::{corrupt, transaction_span};
+use super::access::{hide_as_ticket, require, Need};
+use super::corrupt;
+use super::mutation::{Committed, MutationMeta};
+use super::outbox::Outbox;
+use super::unit_of_work::{self, Answer, Board};
 use crate::auth::AuthUser;
 use crate::db::tickets::{TicketChanges, TicketRow};
 use crate::db::{self, PgConn};
 use crate::domain::rank::{spread, MAX_RANK_LEN};
 use crate::domain::{Description, Labels, Rank, Reason, Title, TriggeredBy};
 use crate::error::ApiError;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use kanban_protocol::events::{ColumnRebalancedPayload, RankEntry, TicketMovedPayload};
 use kanban_protocol::rest::MovedTicket;
 use kanban_protocol::{
     BoardEvent, Priority, Ticket, TicketStatus, TicketTransition, TransitionSummary,
 };
-use tracing::Instrument;
 use uuid::Uuid;
 
 pub struct CreateTicket {
@@ -63,48 +63,39 @@ pub async fn create(
     project_id: Uuid,
     input: CreateTicket,
     meta: &MutationMeta,
-) -> Result<Ticket, ApiError> {
-    conn.transaction(async move |conn| {
-        if let Some(done) = replay(conn, user, meta).await? {
-            return Ok(done);
-        }
-        require(conn, project_id, user, Need::WriteTickets).await?;
-        let mut outbox = lock(conn, project_id).await?;
-        let status = input.status.as_str();
-        let column = db::tickets::column(conn, project_id, status).await?;
-        let (rank, position) = place(
-            conn,
-            &mut outbox,
-            project_id,
-            input.status,
-            column,
-            None,
-            None,
-        )
-        .await?;
-        let description = input.description.into_inner();
-        let labels = input.labels.into_inner();
-        let row = db::tickets::insert(
-            conn,
-            &db::tickets::NewTicket {
-                id: Uuid::new_v4(),
-                project_id,
-                title: input.title.as_str(),
-                description: description.as_deref(),
-                status,
-                priority: input.priority.as_str(),
-                labels: &labels,
-                rank: rank.as_str(),
-            },
-        )
-        .await?;
-        let ticket = row.to_wire(position).map_err(corrupt)?;
-        outbox.push(BoardEvent::TicketCreated(ticket.clone()))?;
-        outbox.commit(conn, meta).await?;
-        remember(conn, user, meta, &ticket).await?;
-        Ok(ticket)
-    })
-    .instrument(transaction_span("ticket.create"))
+) -> Result<Committed<Ticket>, ApiError> {
+    unit_of_work::run(
+        conn,
+        user,
+        meta,
+        "ticket.create",
+        Board::Project(project_id, Need::WriteTickets),
+        async move |conn, outbox| {
+            let status = input.status.as_str();
+            let column = db::tickets::column(conn, project_id, status).await?;
+            let (rank, position) =
+                place(conn, outbox, project_id, input.status, column, None, None).await?;
+            let description = input.description.into_inner();
+            let labels = input.labels.into_inner();
+            let row = db::tickets::insert(
+                conn,
+                &db::tickets::NewTicket {
+                    id: Uuid::new_v4(),
+                    project_id,
+                    title: input.title.as_str(),
+                    description: description.as_deref(),
+                    status,
+                    priority: input.priority.as_str(),
+                    labels: &labels,
+                    rank: rank.as_str(),
+                },
+            )
+            .await?;
+            let ticket = row.to_wire(position).map_err(corrupt)?;
+            outbox.push(BoardEvent::TicketCreated(ticket.clone()))?;
+            Ok(Answer::Changed(ticket))
+        },
+    )
     .await
 }
 
@@ -140,38 +131,38 @@ pub async fn update(
     ticket_id: Uuid,
     input: UpdateTicket,
     meta: &MutationMeta,
-) -> Result<Ticket, ApiError> {
-    conn.transaction(async move |conn| {
-        if let Some(done) = replay(conn, user, meta).await? {
-            return Ok(done);
-        }
-        let (mut outbox, row) =
-            begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
-        let changes = TicketChanges {
-            title: input.title.map(Title::into_inner),
-            description: input.description.map(Description::into_inner),
-            priority: input.priority.map(|p| p.as_str().to_owned()),
-            labels: input.labels.map(Labels::into_inner),
-            ..Default::default()
-        };
-        if changes.title.is_none()
-            && changes.description.is_none()
-            && changes.priority.is_none()
-            && changes.labels.is_none()
-        {
-            // Nothing to change: no new version, no event.
+) -> Result<Committed<Ticket>, ApiError> {
+    unit_of_work::run(
+        conn,
+        user,
+        meta,
+        "ticket.update",
+        Board::OfTicket(ticket_id, Need::WriteTickets),
+        async move |conn, outbox| {
+            let row = locked_ticket(conn, ticket_id, input.expected_version).await?;
+            let changes = TicketChanges {
+                title: input.title.map(Title::into_inner),
+                description: input.description.map(Description::into_inner),
+                priority: input.priority.map(|p| p.as_str().to_owned()),
+                labels: input.labels.map(Labels::into_inner),
+                ..Default::default()
+            };
+            if changes.title.is_none()
+                && changes.description.is_none()
+                && changes.priority.is_none()
+                && changes.labels.is_none()
+            {
+                // Nothing to change: no new version, no event.
+                let position = db::tickets::position_of(conn, &row).await?;
+                return Ok(Answer::Unchanged(row.to_wire(position).map_err(corrupt)?));
+            }
+            let row = db::tickets::update(conn, row.id, &changes).await?;
             let position = db::tickets::position_of(conn, &row).await?;
-            return row.to_wire(position).map_err(corrupt);
-        }
-        let row = db::tickets::update(conn, row.id, &changes).await?;
-        let position = db::tickets::position_of(conn, &row).await?;
-        let ticket = row.to_wire(position).map_err(corrupt)?;
-        outbox.push(BoardEvent::TicketUpdated(ticket.clone()))?;
-        outbox.commit(conn, meta).await?;
-        remember(conn, user, meta, &ticket).await?;
-        Ok(ticket)
-    })
-    .instrument(transaction_span("ticket.update"))
+            let ticket = row.to_wire(position).map_err(corrupt)?;
+            outbox.push(BoardEvent::TicketUpdated(ticket.clone()))?;
+            Ok(Answer::Changed(ticket))
+        },
+    )
     .await
 }
 
@@ -181,19 +172,20 @@ pub async fn delete(
     ticket_id: Uuid,
     expected_version: Option<i64>,
     meta: &MutationMeta,
-) -> Result<(), ApiError> {
-    conn.transaction(async move |conn| {
-        if let Some(done) = replay(conn, user, meta).await? {
-            return Ok(done);
-        }
-        let (mut outbox, row) = begin_ticket_write(conn, user, ticket_id, expected_version).await?;
-        db::tickets::delete(conn, row.id).await?;
-        outbox.push(BoardEvent::TicketDeleted(row.id.to_string()))?;
-        outbox.commit(conn, meta).await?;
-        remember(conn, user, meta, &()).await?;
-        Ok(())
-    })
-    .instrument(transaction_span("ticket.delete"))
+) -> Result<Committed<()>, ApiError> {
+    unit_of_work::run(
+        conn,
+        user,
+        meta,
+        "ticket.delete",
+        Board::OfTicket(ticket_id, Need::WriteTickets),
+        async move |conn, outbox| {
+            let row = locked_ticket(conn, ticket_id, expected_version).await?;
+            db::tickets::delete(conn, row.id).await?;
+            outbox.push(BoardEvent::TicketDeleted(row.id.to_string()))?;
+            Ok(Answer::Changed(()))
+        },
+    )
     .await
 }
 
@@ -205,53 +197,45 @@ pub async fn transition(
     ticket_id: Uuid,
     input: TransitionTicket,
     meta: &MutationMeta,
-) -> Result<(Ticket, TransitionSummary), ApiError> {
-    conn.transaction(async move |conn| {
-        if let Some(done) = replay(conn, user, meta).await? {
-            return Ok(done);
-        }
-        let (mut outbox, row) =
-            begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
-        let from = status_of(&row)?;
-        let summary = TransitionSummary { from, to: input.to };
-        if from == input.to {
-            let position = db::tickets::position_of(conn, &row).await?;
-            return Ok((row.to_wire(position).map_err(corrupt)?, summary));
-        }
-        check_transition(from, input.to)?;
-        let triggered_by = input
-            .triggered_by
-            .map_or_else(|| user.id.clone(), TriggeredBy::into_inner);
-        let column = db::tickets::column(conn, row.project_id, input.to.as_str()).await?;
-        let (rank, position) = place(
-            conn,
-            &mut outbox,
-            row.project_id,
-            input.to,
-            column,
-            None,
-            None,
-        )
-        .await?;
-        let moved = apply_move(
-            conn,
-            &row,
-            input.to,
-            rank,
-            position,
-            &triggered_by,
-            input.reason.into_inner(),
-        )
-        .await?;
-        outbox.push(BoardEvent::TicketMoved(moved_payload(&moved, from)))?;
-        outbox.commit(conn, meta).await?;
-        // Remembered as a pair (`[ticket, summary]`), as it always was: another shape
-        // would make the keys stored before an upgrade unreadable on replay.
-        let result = (moved, summary);
-        remember(conn, user, meta, &result).await?;
-        Ok(result)
-    })
-    .instrument(transaction_span("ticket.transition"))
+) -> Result<Committed<(Ticket, TransitionSummary)>, ApiError> {
+    // Answered as a pair (`[ticket, summary]`) and so remembered, as it always was: another
+    // shape would make the keys stored before an upgrade unreadable on replay.
+    unit_of_work::run(
+        conn,
+        user,
+        meta,
+        "ticket.transition",
+        Board::OfTicket(ticket_id, Need::WriteTickets),
+        async move |conn, outbox| {
+            let row = locked_ticket(conn, ticket_id, input.expected_version).await?;
+            let from = status_of(&row)?;
+            let summary = TransitionSummary { from, to: input.to };
+            if from == input.to {
+                let position = db::tickets::position_of(conn, &row).await?;
+                let ticket = row.to_wire(position).map_err(corrupt)?;
+                return Ok(Answer::Unchanged((ticket, summary)));
+            }
+            check_transition(from, input.to)?;
+            let triggered_by = input
+                .triggered_by
+                .map_or_else(|| user.id.clone(), TriggeredBy::into_inner);
+            let column = db::tickets::column(conn, row.project_id, input.to.as_str()).await?;
+            let (rank, position) =
+                place(conn, outbox, row.project_id, input.to, column, None, None).await?;
+            let moved = apply_move(
+                conn,
+                &row,
+                input.to,
+                rank,
+                position,
+                &triggered_by,
+                input.reason.into_inner(),
+            )
+            .await?;
+            outbox.push(BoardEvent::TicketMoved(moved_payload(&moved, from)))?;
+            Ok(Answer::Changed((moved, summary)))
+        },
+    )
     .await
 }
 
@@ -265,39 +249,38 @@ pub async fn move_ticket(
     ticket_id: Uuid,
     input: MoveTicket,
     meta: &MutationMeta,
-) -> Result<MovedTicket, ApiError> {
-    conn.transaction(async move |conn| {
-        if let Some(done) = replay(conn, user, meta).await? {
-            return Ok(done);
-        }
-        let (mut outbox, row) =
-            begin_ticket_write(conn, user, ticket_id, input.expected_version).await?;
-        let from = status_of(&row)?;
-        check_transition(from, input.to)?;
-        let mut column = db::tickets::column(conn, row.project_id, input.to.as_str()).await?;
-        column.retain(|(id, _)| *id != row.id);
-        let index = target_index(&column, &input)?;
-        let (rank, position) = place(
-            conn,
-            &mut outbox,
-            row.project_id,
-            input.to,
-            column,
-            Some(index),
-            Some(row.id),
-        )
-        .await?;
-        let moved = apply_move(conn, &row, input.to, rank, position, &user.id, None).await?;
-        outbox.push(BoardEvent::TicketMoved(moved_payload(&moved, from)))?;
-        outbox.commit(conn, meta).await?;
-        let result = MovedTicket {
-            ticket: moved,
-            from_status: from,
-        };
-        remember(conn, user, meta, &result).await?;
-        Ok(result)
-    })
-    .instrument(transaction_span("ticket.move"))
+) -> Result<Committed<MovedTicket>, ApiError> {
+    unit_of_work::run(
+        conn,
+        user,
+        meta,
+        "ticket.move",
+        Board::OfTicket(ticket_id, Need::WriteTickets),
+        async move |conn, outbox| {
+            let row = locked_ticket(conn, ticket_id, input.expected_version).await?;
+            let from = status_of(&row)?;
+            check_transition(from, input.to)?;
+            let mut column = db::tickets::column(conn, row.project_id, input.to.as_str()).await?;
+            column.retain(|(id, _)| *id != row.id);
+            let index = target_index(&column, &input)?;
+            let (rank, position) = place(
+                conn,
+                outbox,
+                row.project_id,
+                input.to,
+                column,
+                Some(index),
+                Some(row.id),
+            )
+            .await?;
+            let moved = apply_move(conn, &row, input.to, rank, position, &user.id, None).await?;
+            outbox.push(BoardEvent::TicketMoved(moved_payload(&moved, from)))?;
+            Ok(Answer::Changed(MovedTicket {
+                ticket: moved,
+                from_status: from,
+            }))
+        },
+    )
     .await
 }
 
@@ -313,19 +296,13 @@ fn moved_payload(ticket: &Ticket, from: TicketStatus) -> TicketMovedPayload {
     }
 }
 
-/// Looks the ticket up, checks write access, locks its board and checks the version.
-async fn begin_ticket_write(
+/// The ticket as every writer sees it: read under the board lock (taken by the unit of
+/// work), and only at `expected_version` when one is given.
+async fn locked_ticket(
     conn: &mut AsyncPgConnection,
-    user: &AuthUser,
     ticket_id: Uuid,
     expected_version: Option<i64>,
-) -> Result<(Outbox, TicketRow), ApiError> {
-    let project_id = project_of(conn, ticket_id).await?;
-    require(conn, project_id, user, Need::WriteTickets)
-        .await
-        .map_err(hide_as_ticket)?;
-    let outbox = lock(conn, project_id).await?;
-    // Read again under the board lock: this is the version every writer sees.
+) -> Result<TicketRow, ApiError> {
     let row = db::tickets::find(conn, ticket_id)
         .await?
         .ok_or_else(|| ApiError::not_found("ticket"))?;
@@ -339,27 +316,13 @@ async fn begin_ticket_write(
             });
         }
     }
-    Ok((outbox, row))
-}
-
-async fn lock(conn: &mut AsyncPgConnection, project_id: Uuid) -> Result<Outbox, ApiError> {
-    Outbox::lock(conn, project_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))
+    Ok(row)
 }
 
 async fn project_of(conn: &mut AsyncPgConnection, ticket_id: Uuid) -> Result<Uuid, ApiError> {
     db::tickets::project_of(conn, ticket_id)
         .await?
         .ok_or_else(|| ApiError::not_found("ticket"))
-}
-
-/// A ticket's board is hidden from non-members: say "ticket not found", not "project".
-fn hide_as_ticket(error: ApiError) -> ApiError {
-    match error {
-        ApiError::NotFound(_) => ApiError::not_found("ticket"),
-        other => other,
-    }
 }
 
 fn status_of(row: &TicketRow) -> Result<TicketStatus, ApiError> {

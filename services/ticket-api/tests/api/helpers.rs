@@ -88,6 +88,17 @@ pub async fn spawn_with(settings: Settings, db: TestDatabase) -> TestApp {
 
 /// Starts an instance on a database that other instances may share.
 pub async fn spawn_shared(settings: Settings, db: Arc<TestDatabase>) -> TestApp {
+    let (app, _served) = spawn_until(settings, db, std::future::pending()).await;
+    app
+}
+
+/// Starts an instance that serves until `shutdown` resolves (as `main` passes it the
+/// SIGTERM/SIGINT future), and the task that ends when it has stopped.
+pub async fn spawn_until(
+    settings: Settings,
+    db: Arc<TestDatabase>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (TestApp, tokio::task::JoinHandle<std::io::Result<()>>) {
     let verifier = TokenVerifier::from_settings(&settings.auth).expect("verifier");
     let app = Application::build(settings.clone())
         .await
@@ -95,8 +106,8 @@ pub async fn spawn_shared(settings: Settings, db: Arc<TestDatabase>) -> TestApp 
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let faults = app.faults();
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
+    let served = tokio::spawn(app.run_until(shutdown));
+    let app = TestApp {
         address,
         client: kanban_test_support::http(),
         verifier,
@@ -104,7 +115,8 @@ pub async fn spawn_shared(settings: Settings, db: Arc<TestDatabase>) -> TestApp 
         settings,
         faults,
         handle,
-    }
+    };
+    (app, served)
 }
 
 /// A response: status and JSON body (`Value::Null` when empty or not JSON).
