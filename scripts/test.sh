@@ -30,6 +30,9 @@ else
   log "clippy is not installed; skipping lints"
 fi
 
+log "module layering: no import cycle between the modules of any crate (scripts/check_imports.py)"
+python3 scripts/check_imports.py
+
 log "observability: promtool rules and tests, dashboard, runbooks, k8s copies"
 bash scripts/check-observability.sh
 
