@@ -13,6 +13,7 @@
 //! sees from history itself, at its own socket's pace ([`crate::history`]). At most one
 //! catch-up runs at a time; a request during one makes it run once more.
 
+use crate::config::RedisSettings;
 use crate::history::{HistoryReader, Page};
 use crate::hub::{Hub, RoomEvent};
 use crate::metrics::GatewayMetrics;
@@ -24,6 +25,7 @@ use kanban_protocol::redis_keys::{self, Channel};
 use kanban_protocol::socket::Hint;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value};
+use secrecy::ExposeSecret;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,12 +96,14 @@ impl Broker {
     /// Connects lazily (the gateway starts while Redis is down) and returns the broker and
     /// the receiver of pushed messages for [`Broker::run`].
     pub fn connect(
-        url: &str,
-        prefix: String,
-        response_timeout: Duration,
+        settings: &RedisSettings,
         hub: Arc<Hub>,
         metrics: Arc<GatewayMetrics>,
     ) -> Result<(Arc<Broker>, Pushes), redis::RedisError> {
+        let url = settings.url.expose_secret();
+        let prefix = settings.key_prefix.clone();
+        let response_timeout = Duration::from_millis(settings.response_timeout_ms);
+        let connect_timeout = Duration::from_millis(settings.connect_timeout_ms);
         let url = if url.contains("protocol=") {
             url.to_owned()
         } else if url.contains('?') {
@@ -112,14 +116,14 @@ impl Broker {
         let commands = client.get_connection_manager_lazy(
             ConnectionManagerConfig::new()
                 .set_response_timeout(Some(response_timeout))
-                .set_connection_timeout(Some(response_timeout))
+                .set_connection_timeout(Some(connect_timeout))
                 .set_max_delay(Duration::from_secs(2)),
         )?;
         let config = ConnectionManagerConfig::new()
             .set_push_sender(tx)
             .set_automatic_resubscription()
             .set_response_timeout(Some(response_timeout))
-            .set_connection_timeout(Some(response_timeout))
+            .set_connection_timeout(Some(connect_timeout))
             .set_max_delay(Duration::from_secs(2));
         let conn = client.get_connection_manager_lazy(config)?;
         let history = HistoryReader::new(commands.clone(), prefix.clone(), Arc::clone(&metrics));
@@ -363,7 +367,10 @@ mod tests {
         let dropped = prometheus::IntCounter::new("dropped", "test").unwrap();
         let (send, mut pushes) = push_queue(2, dropped.clone());
         for n in 0..5 {
-            assert!(send(push(n)).is_ok(), "the connection is never told to stop");
+            assert!(
+                send(push(n)).is_ok(),
+                "the connection is never told to stop"
+            );
         }
         assert_eq!(dropped.get(), 3);
         assert!(pushes.overflow.dropped.load(Ordering::SeqCst));
@@ -373,7 +380,10 @@ mod tests {
         }
         assert_eq!(kept, vec![vec![Value::Int(0)], vec![Value::Int(1)]]);
         drop(pushes);
-        assert!(send(push(9)).is_err(), "a closed queue ends the push stream");
+        assert!(
+            send(push(9)).is_err(),
+            "a closed queue ends the push stream"
+        );
     }
 
     #[test]

@@ -3,8 +3,10 @@
 use kanban_auth::AuthSettings;
 use kanban_telemetry::trace::TraceSettings;
 use kanban_telemetry::LogSettings;
-use secrecy::SecretString;
 use serde::Deserialize;
+
+/// Shared with the ticket API, which must agree on `key_prefix`.
+pub use kanban_config::RedisSettings;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default)]
@@ -114,25 +116,6 @@ impl Default for ApiSettings {
         ApiSettings {
             base_url: "http://127.0.0.1:8080".into(),
             timeout_ms: 5_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct RedisSettings {
-    pub url: SecretString,
-    /// Must match the API's `redis.key_prefix`.
-    pub key_prefix: String,
-    pub response_timeout_ms: u64,
-}
-
-impl Default for RedisSettings {
-    fn default() -> Self {
-        RedisSettings {
-            url: SecretString::from("redis://127.0.0.1:6379".to_string()),
-            key_prefix: "kanban".into(),
-            response_timeout_ms: 1_000,
         }
     }
 }

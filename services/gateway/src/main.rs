@@ -8,7 +8,6 @@
 //! 1000, maxPayload 1e6).
 
 use gateway::{Application, Settings};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[actix_web::main]
@@ -19,7 +18,7 @@ async fn main() -> ExitCode {
         Ok(Settings::conformance())
     } else {
         kanban_config::load_with_lists::<Settings>(
-            config_file(&args).as_deref(),
+            kanban_config::process::config_file(&args).as_deref(),
             &["gateway.allowed_origins"],
         )
     };
@@ -64,13 +63,9 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(port = application.port(), "gateway listening");
-    let shutdown = application.shutdown();
-    actix_web::rt::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("draining: closing sockets over the drain window");
-        shutdown.drain().await;
-    });
-    let served = application.run_until_stopped().await;
+    let served = application
+        .run_until(kanban_config::process::terminate())
+        .await;
     tracing.shutdown();
     match served {
         Ok(()) => {
@@ -82,39 +77,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-fn config_file(args: &[String]) -> Option<PathBuf> {
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if arg == "--config" {
-            return iter.next().map(PathBuf::from);
-        }
-        if let Some(path) = arg.strip_prefix("--config=") {
-            return Some(PathBuf::from(path));
-        }
-    }
-    std::env::var_os("KANBAN_CONFIG_FILE").map(PathBuf::from)
 }

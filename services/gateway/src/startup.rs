@@ -16,6 +16,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use kanban_auth::TokenVerifier;
 use secrecy::ExposeSecret;
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -124,13 +125,8 @@ impl Application {
             Err(error) => return Err(error.into()),
         };
         let broker = if settings.gateway.mode == Mode::Kanban {
-            let (broker, pushes) = Broker::connect(
-                settings.redis.url.expose_secret(),
-                settings.redis.key_prefix.clone(),
-                Duration::from_millis(settings.redis.response_timeout_ms),
-                Arc::clone(&hub),
-                Arc::clone(&metrics),
-            )?;
+            let (broker, pushes) =
+                Broker::connect(&settings.redis, Arc::clone(&hub), Arc::clone(&metrics))?;
             tokio::spawn(Arc::clone(&broker).run(pushes));
             Some(broker)
         } else {
@@ -139,10 +135,13 @@ impl Application {
         let presence = match &broker {
             Some(broker) => {
                 let client = redis::Client::open(settings.redis.url.expose_secret())?;
-                let timeout = Some(Duration::from_millis(settings.redis.response_timeout_ms));
                 let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_response_timeout(timeout)
-                    .set_connection_timeout(timeout);
+                    .set_response_timeout(Some(Duration::from_millis(
+                        settings.redis.response_timeout_ms,
+                    )))
+                    .set_connection_timeout(Some(Duration::from_millis(
+                        settings.redis.connect_timeout_ms,
+                    )));
                 let presence = Arc::new(Presence::new(
                     client.get_connection_manager_lazy(config)?,
                     settings.redis.key_prefix.clone(),
@@ -247,6 +246,21 @@ impl Application {
 
     /// Serves until [`Shutdown::drain`] or [`Shutdown::stop_now`] stops it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Serves until `shutdown` resolves (`main` passes SIGTERM or SIGINT), then drains:
+    /// readiness goes red, sessions close over the drain window, the server stops.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + 'static,
+    ) -> std::io::Result<()> {
+        let drain = self.shutdown();
+        actix_web::rt::spawn(async move {
+            shutdown.await;
+            tracing::info!("draining: closing sockets over the drain window");
+            drain.drain().await;
+        });
         self.server.await
     }
 }

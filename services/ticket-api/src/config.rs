@@ -6,6 +6,9 @@ use kanban_telemetry::LogSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+/// Shared with the gateways, which must agree on `key_prefix`.
+pub use kanban_config::RedisSettings;
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default)]
 pub struct Settings {
@@ -66,28 +69,6 @@ impl Default for DatabaseSettings {
             pool_size: 16,
             acquire_timeout_ms: 2000,
             migrate_on_start: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct RedisSettings {
-    pub url: SecretString,
-    /// Prefix of every key and channel (see `kanban_protocol::redis_keys`).
-    pub key_prefix: String,
-    /// Per-command timeout; a slow Redis must not stall requests.
-    pub response_timeout_ms: u64,
-    pub connect_timeout_ms: u64,
-}
-
-impl Default for RedisSettings {
-    fn default() -> Self {
-        RedisSettings {
-            url: SecretString::from("redis://127.0.0.1:6379".to_string()),
-            key_prefix: "kanban".into(),
-            response_timeout_ms: 1000,
-            connect_timeout_ms: 1000,
         }
     }
 }

@@ -3,14 +3,14 @@
 //! `--healthcheck` starts nothing: it GETs the `/healthz` of the API that this
 //! configuration describes and exits 0 or 1 (the container image's `HEALTHCHECK`).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use ticket_api::{Application, Settings};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let config_file = config_file_from_args();
-    let healthcheck = std::env::args().skip(1).any(|arg| arg == "--healthcheck");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config_file = kanban_config::process::config_file(&args);
+    let healthcheck = args.iter().any(|arg| arg == "--healthcheck");
     let settings: Settings = match kanban_config::load(config_file.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
@@ -48,7 +48,9 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(port = application.port(), "ticket-api listening");
-    let served = application.run_until(terminate()).await;
+    let served = application
+        .run_until(kanban_config::process::terminate())
+        .await;
     tracing.shutdown();
     match served {
         Ok(()) => {
@@ -60,46 +62,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Resolves on SIGTERM (an orchestrator's stop) or SIGINT (Ctrl-C): both drain. A signal
-/// that cannot be listened for is logged and never resolves (rather than stopping at once).
-async fn terminate() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => drop(term.recv().await),
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = term => {}
-    }
-}
-
-/// `--config FILE` (or `KANBAN_CONFIG_FILE`).
-fn config_file_from_args() -> Option<PathBuf> {
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--config" {
-            return args.next().map(PathBuf::from);
-        }
-        if let Some(path) = arg.strip_prefix("--config=") {
-            return Some(PathBuf::from(path));
-        }
-    }
-    std::env::var_os("KANBAN_CONFIG_FILE").map(PathBuf::from)
 }

@@ -2,7 +2,14 @@
 //! `KANBAN_` environment variables (`KANBAN_DATABASE__URL` sets `database.url`).
 //!
 //! Each service owns its typed settings struct, marked `#[serde(default)]` so that every
-//! layer may leave any field out; this crate only stacks the layers.
+//! layer may leave any field out; this crate stacks the layers, and holds what both
+//! services share: the Redis settings ([`redis`]) and the config-file and signal plumbing
+//! of their `main` ([`process`]).
+
+pub mod process;
+pub mod redis;
+
+pub use redis::RedisSettings;
 
 use serde::de::DeserializeOwned;
 use std::path::Path;
