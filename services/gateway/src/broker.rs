@@ -20,6 +20,7 @@ use crate::metrics::GatewayMetrics;
 use crate::protocol::socketio;
 use crate::subscriptions::Subscriptions;
 use bytestring::ByteString;
+use futures_util::future::BoxFuture;
 use kanban_protocol::events::{names, EventEnvelope};
 use kanban_protocol::redis_keys::{self, Channel};
 use kanban_protocol::socket::Hint;
@@ -90,6 +91,49 @@ fn push_queue(
         Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
     };
     (send, Pushes { rx, overflow })
+}
+
+/// What the board application needs of the cross-replica side of its rooms: the
+/// subscriptions that follow the hub, a board's history, and hints. [`Broker`] is the
+/// Redis implementation; unit tests use an in-memory one ([`crate::memory::MemoryBus`]).
+pub trait RoomBus: Send + Sync + 'static {
+    /// Makes this replica's subscriptions to `project` match whether the hub has its room.
+    fn sync<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<(), String>>;
+
+    /// One page of `project`'s history for a reader that receives the board's events live
+    /// from `not_before` on ([`crate::history`]).
+    fn history_page<'a>(
+        &'a self,
+        project: &'a Arc<str>,
+        page: i64,
+        not_before: std::time::Instant,
+    ) -> BoxFuture<'a, Result<Page, String>>;
+
+    /// Relays an ephemeral hint to every replica with members in the room.
+    fn publish_hint<'a>(&'a self, hint: &'a Hint) -> BoxFuture<'a, Result<(), String>>;
+}
+
+impl RoomBus for Broker {
+    fn sync<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { Broker::sync(self, project).await.map_err(|e| e.to_string()) })
+    }
+
+    fn history_page<'a>(
+        &'a self,
+        project: &'a Arc<str>,
+        page: i64,
+        not_before: std::time::Instant,
+    ) -> BoxFuture<'a, Result<Page, String>> {
+        Box::pin(Broker::history_page(self, project, page, not_before))
+    }
+
+    fn publish_hint<'a>(&'a self, hint: &'a Hint) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            Broker::publish_hint(self, hint)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 impl Broker {

@@ -24,6 +24,8 @@ pub mod config;
 pub mod history;
 pub mod hub;
 pub mod locks;
+#[cfg(test)]
+pub mod memory;
 pub mod metrics;
 pub mod presence;
 pub mod protocol;

@@ -57,6 +57,32 @@ pub struct Presence {
 /// always the exact number of distinct users.
 pub const MAX_LISTED_USERS: usize = 50;
 
+/// What the board application tells presence and asks of it. [`Presence`] is the
+/// cluster-wide Redis implementation; unit tests use an in-memory one
+/// ([`crate::memory::MemoryPresence`]).
+pub trait PresenceTracker: Send + Sync + 'static {
+    /// A socket of `user` entered the room.
+    fn add(&self, project: &str, user: &str, name: &str);
+    /// A socket of `user` left the room.
+    fn remove(&self, project: &str, user: &str);
+    /// The board's users as last known (for join acks).
+    fn users(&self, project: &str) -> Vec<PresentUser>;
+}
+
+impl PresenceTracker for Presence {
+    fn add(&self, project: &str, user: &str, name: &str) {
+        Presence::add(self, project, user, name);
+    }
+
+    fn remove(&self, project: &str, user: &str) {
+        Presence::remove(self, project, user);
+    }
+
+    fn users(&self, project: &str) -> Vec<PresentUser> {
+        Presence::users(self, project)
+    }
+}
+
 impl Presence {
     pub fn new(
         conn: ConnectionManager,

@@ -4,6 +4,7 @@
 use crate::broker::Broker;
 use crate::metrics::GatewayMetrics;
 use actix_web::{web, HttpResponse};
+use kanban_protocol::ops::{CheckState, Health, HealthChecks};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -22,7 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health::OK)
 }
 
 /// Not ready while draining, or (in board mode) while Redis does not answer.
@@ -34,18 +35,19 @@ async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
 
 async fn readiness(ops: &Ops) -> HttpResponse {
     if *ops.draining.borrow() {
-        return HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({ "status": "draining" }));
+        return HttpResponse::ServiceUnavailable().json(Health::DRAINING);
     }
     if let Some(broker) = &ops.broker {
         if !broker.ping().await {
             tracing::warn!("readiness check failed: Redis does not answer");
-            return HttpResponse::ServiceUnavailable().json(
-                serde_json::json!({ "status": "not ready", "checks": { "redis": "unavailable" } }),
-            );
+            let checks = HealthChecks {
+                redis: Some(CheckState::Unavailable),
+                ..HealthChecks::default()
+            };
+            return HttpResponse::ServiceUnavailable().json(Health::readiness(false, Some(checks)));
         }
     }
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
+    HttpResponse::Ok().json(Health::readiness(true, None))
 }
 
 async fn metrics(ops: web::Data<Ops>) -> HttpResponse {

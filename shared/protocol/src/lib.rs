@@ -14,6 +14,7 @@
 //!   hints and resyncs.
 //! - [`error`]: error codes and the one error body shape used by HTTP and sockets.
 //! - [`redis_keys`]: the Redis keys and channels, and the one channel-name parser.
+//! - [`ops`]: health and readiness bodies, and Engine.IO's HTTP error body.
 //!
 //! This crate depends on serde only, so that the gateway can use it without a server
 //! stack. With the `ts` feature every wire type also derives `ts_rs::TS`, and
@@ -30,6 +31,7 @@ mod wire_enum;
 pub mod error;
 pub mod events;
 pub mod model;
+pub mod ops;
 pub mod redis_keys;
 pub mod rest;
 pub mod socket;

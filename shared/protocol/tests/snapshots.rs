@@ -342,3 +342,38 @@ fn rest_answers() {
         }
     );
 }
+
+#[test]
+fn health_readiness_and_engine_io_error_bodies() {
+    use kanban_protocol::ops::{CheckState, EngineIoError, Health, HealthChecks};
+    assert_json_snapshot!("ops_healthz", Health::OK);
+    assert_json_snapshot!("ops_draining", Health::DRAINING);
+    assert_json_snapshot!(
+        "ops_api_ready",
+        Health::readiness(
+            true,
+            Some(HealthChecks {
+                postgres: Some(CheckState::Ok),
+                ..HealthChecks::default()
+            })
+        )
+    );
+    assert_json_snapshot!(
+        "ops_gateway_not_ready",
+        Health::readiness(
+            false,
+            Some(HealthChecks {
+                redis: Some(CheckState::Unavailable),
+                ..HealthChecks::default()
+            })
+        )
+    );
+    assert_json_snapshot!("ops_gateway_ready", Health::readiness(true, None));
+    assert_json_snapshot!(
+        "ops_engine_io_error",
+        EngineIoError {
+            code: 1,
+            message: "Session ID unknown"
+        }
+    );
+}

@@ -14,6 +14,7 @@
 //! - [`http`]: the `/socket.io/` endpoint: handshakes, polling GETs and POSTs.
 //! - [`origin`]: the Origin check, CORS headers and Engine.IO's error bodies.
 //! - [`upgrade`]: the polling → WebSocket upgrade and the upgraded socket's read pump.
+//! - `testing` (tests only): a session without a connection, for applications' unit tests.
 //!
 //! This file only declares and re-exports: the modules import each other by path, so
 //! that none of them depends on this one.
@@ -28,6 +29,8 @@ pub mod polling;
 pub mod queue;
 pub mod session;
 pub mod tcp;
+#[cfg(test)]
+pub mod testing;
 pub mod upgrade;
 pub mod writer;
 

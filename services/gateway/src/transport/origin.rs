@@ -5,13 +5,17 @@ use super::engine::Engine;
 use super::polling::PollError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
+use kanban_protocol::ops::EngineIoError;
 
 pub(super) fn error_response(error: PollError, origin: Allowed<'_>) -> HttpResponse {
     let mut response = HttpResponse::build(
         StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
     );
     cors(&mut response, origin);
-    response.json(serde_json::json!({ "code": error.code(), "message": error.message() }))
+    response.json(EngineIoError {
+        code: error.code(),
+        message: error.message(),
+    })
 }
 
 /// How a request's Origin was allowed, which decides the CORS headers of the answer.

@@ -3,10 +3,11 @@
 use crate::db;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
+use kanban_protocol::ops::{CheckState, Health, HealthChecks};
 use std::time::Duration;
 
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health::OK)
 }
 
 /// Ready when Postgres answers a query within the pool's acquire timeout.
@@ -21,13 +22,18 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => Err("timed out".to_owned()),
     };
     state.metrics.readiness(postgres.is_ok());
+    let checks = |state| HealthChecks {
+        postgres: Some(state),
+        ..HealthChecks::default()
+    };
     match postgres {
-        Ok(()) => HttpResponse::Ok()
-            .json(serde_json::json!({ "status": "ready", "checks": { "postgres": "ok" } })),
+        Ok(()) => HttpResponse::Ok().json(Health::readiness(true, Some(checks(CheckState::Ok)))),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({ "status": "not ready", "checks": { "postgres": "unavailable" } }))
+            HttpResponse::ServiceUnavailable().json(Health::readiness(
+                false,
+                Some(checks(CheckState::Unavailable)),
+            ))
         }
     }
 }

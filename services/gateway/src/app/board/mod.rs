@@ -7,6 +7,8 @@ pub mod auth;
 pub mod commands;
 pub mod hints;
 pub mod rooms;
+#[cfg(test)]
+mod socket_tests;
 pub mod state;
 
 use crate::hub::RoomEvent;

@@ -3,11 +3,11 @@
 //! socket's user, rooms and cursors.
 
 use crate::api_client::ApiClient;
-use crate::broker::Broker;
+use crate::broker::RoomBus;
 use crate::config::Settings;
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
-use crate::presence::Presence;
+use crate::presence::PresenceTracker;
 use kanban_auth::TokenVerifier;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,8 +17,10 @@ use tokio::time::Instant;
 pub struct Board {
     pub settings: Settings,
     pub hub: Arc<Hub>,
-    pub broker: Arc<Broker>,
-    pub presence: Arc<Presence>,
+    /// Subscriptions, history and hints: Redis in production ([`crate::broker::Broker`]).
+    pub broker: Arc<dyn RoomBus>,
+    /// Cluster-wide presence in production ([`crate::presence::Presence`]).
+    pub presence: Arc<dyn PresenceTracker>,
     pub api: ApiClient,
     /// `None` when no token configuration is present (anonymous development setups).
     pub verifier: Option<TokenVerifier>,
