@@ -13,19 +13,11 @@
 //! published, never for the cache TTL.
 
 use kanban_protocol::redis_keys;
-use kanban_protocol::{BoardSnapshot, MemberRole};
 use redis::aio::ConnectionManager;
 use redis::Script;
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
-/// What is cached per project.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CachedBoard {
-    pub snapshot: BoardSnapshot,
-    /// user id → role.
-    pub members: HashMap<String, MemberRole>,
-}
+/// What is cached per project (its shape is the protocol crate's).
+pub use kanban_protocol::redis_keys::CachedBoard;
 
 /// Raises the committed-seq key to ARGV[1] (never lowers it).
 const BUMP: &str = r#"

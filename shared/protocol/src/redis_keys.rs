@@ -9,11 +9,20 @@
 //! | `<prefix>:{<id>}:events` | pub/sub channel | API relay | one JSON [`EventEnvelope`](crate::events::EventEnvelope) per committed event, in `seq` order |
 //! | `<prefix>:{<id>}:history` | stream | API relay | the same envelopes, entry id `<seq>-0`, field `e`; capped by count, expires when idle |
 //! | `<prefix>:{<id>}:seq` | string | API after commit | highest committed `seq` known to the cache (read-your-writes guard) |
-//! | `<prefix>:{<id>}:board` | string | API on cache miss | cached board snapshot and members (JSON), with TTL |
+//! | `<prefix>:{<id>}:board` | string | API on cache miss | one JSON [`CachedBoard`]: the board snapshot and its members' roles, with TTL |
 //! | `<prefix>:{<id>}:presence` | hash | gateways | field: replica id, value: JSON list of [`PresentUser`](crate::socket::PresentUser) |
 //! | `<prefix>:{<id>}:presence` | pub/sub channel | gateways | a replica's id, after it changed its field |
 //! | `<prefix>:{<id>}:hints` | pub/sub channel | gateways | one JSON [`Hint`](crate::socket::Hint) per message, never stored |
 //! | `<prefix>:presence:replica:<replica>` | string | each gateway | the replica's heartbeat, with a short TTL (no hash tag) |
+
+/// The value of a project's `board` key: its snapshot and who may read it, so that a
+/// cache hit can answer a read (and refuse a non-member) without Postgres.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CachedBoard {
+    pub snapshot: crate::BoardSnapshot,
+    /// user id → role.
+    pub members: std::collections::HashMap<String, crate::MemberRole>,
+}
 
 /// The pub/sub channel carrying a project's events.
 pub fn events_channel(prefix: &str, project_id: &str) -> String {

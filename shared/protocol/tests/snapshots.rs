@@ -377,3 +377,18 @@ fn health_readiness_and_engine_io_error_bodies() {
         }
     );
 }
+
+#[test]
+fn the_cached_board_in_redis() {
+    use kanban_protocol::redis_keys::CachedBoard;
+    use kanban_protocol::BoardSnapshot;
+    let cached = CachedBoard {
+        snapshot: BoardSnapshot {
+            project: project(),
+            tickets: vec![ticket()],
+            seq: 9,
+        },
+        members: [("alice".to_owned(), MemberRole::Owner)].into(),
+    };
+    assert_json_snapshot!("redis_cached_board", cached);
+}
