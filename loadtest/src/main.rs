@@ -1,7 +1,9 @@
 //! Benchmarks that need the real system:
 //! `kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]` and
 //! `kanban-loadtest presence [--sockets N]` (see `presence.rs`) and
-//! `kanban-loadtest resume-storm [--sockets N] [--history H] [--spread]` (see `resume.rs`).
+//! `kanban-loadtest resume-storm [--sockets N] [--history H] [--spread]` (see `resume.rs`) and
+//! `kanban-loadtest fanout [--clients N] [--rates K,…] [--seconds S] [--results FILE]`
+//! (see `fanout.rs`).
 //!
 //! `pipeline` starts the ticket API in-process against the local PostgreSQL (a scratch
 //! database, dropped afterwards) and Redis (a scratch key prefix), then has `writers`
@@ -13,8 +15,10 @@
 // A benchmark harness fails loudly on any error, as a test does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fanout;
 mod host;
 mod presence;
+mod procs;
 mod resume;
 
 use futures_util::StreamExt;
@@ -100,10 +104,35 @@ async fn main() {
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
             resume::run(options, redis_url).await;
         }
+        Some("fanout") => {
+            let argv: Vec<String> = std::env::args().skip(2).collect();
+            let value = |flag: &str| argv.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone());
+            let options = fanout::Options {
+                clients: value("--clients")
+                    .map_or(1000, |v| v.parse().expect("--clients needs a number")),
+                rates: value("--rates")
+                    .unwrap_or_else(|| "20,100,300".into())
+                    .split(',')
+                    .map(|r| {
+                        r.parse()
+                            .expect("--rates takes numbers (thousands of deliveries/s)")
+                    })
+                    .collect(),
+                seconds: value("--seconds")
+                    .map_or(10, |v| v.parse().expect("--seconds needs a number")),
+                results: value("--results")
+                    .unwrap_or_else(|| "loadtest-results.jsonl".into())
+                    .into(),
+            };
+            let redis_url = std::env::var("KANBAN_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            fanout::run(options, redis_url).await;
+        }
         _ => {
             eprintln!("usage: kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]");
             eprintln!("       kanban-loadtest presence [--sockets N]");
             eprintln!("       kanban-loadtest resume-storm [--sockets N] [--history H] [--spread]");
+            eprintln!("       kanban-loadtest fanout [--clients N] [--rates K,K,...] [--seconds S] [--results FILE]");
             std::process::exit(2);
         }
     }
