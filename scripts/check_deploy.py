@@ -61,6 +61,7 @@ STRUCT_SOURCES = {
 }
 SHARED_SOURCES = [
     "shared/auth/src/lib.rs",
+    "shared/config/src/redis.rs",
     "shared/telemetry/src/lib.rs",
     "shared/telemetry/src/trace.rs",
 ]
