@@ -164,7 +164,7 @@ pub async fn run(options: Options, redis_url: String) {
             redis_cpu_s,
             slow_closes: slow,
             rss_kib: gateways.iter().map(GatewayProcess::rss_kib).sum(),
-            host: host.report(),
+            host: host.report_with(&[("gateways", cpu), ("redis", redis_cpu_s)]),
         });
     }
     phases.done.store(true, Ordering::SeqCst);

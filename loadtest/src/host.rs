@@ -24,13 +24,24 @@ impl Sample {
 
     /// One line: cores busy, this process's share and the foreign rest since `self`.
     pub fn report(&self) -> String {
+        self.report_with(&[])
+    }
+
+    /// As [`Sample::report`], with the CPU seconds the benchmark's other processes (its
+    /// servers, Redis) used since `self`: they are named, and not counted as foreign.
+    pub fn report_with(&self, servers: &[(&str, f64)]) -> String {
         let end = Sample::now();
         let seconds = end.at.duration_since(self.at).as_secs_f64().max(1e-9);
         let busy = end.busy.saturating_sub(self.busy) as f64 / TICKS_PER_SECOND / seconds;
         let own = end.own.saturating_sub(self.own) as f64 / TICKS_PER_SECOND / seconds;
-        let foreign = (busy - own).max(0.0);
+        let named: String = servers
+            .iter()
+            .map(|(name, cpu)| format!(", {name} {:.2}", cpu / seconds))
+            .collect();
+        let servers_cores: f64 = servers.iter().map(|(_, cpu)| cpu / seconds).sum();
+        let foreign = (busy - own - servers_cores).max(0.0);
         format!(
-            "host CPU over {seconds:.1} s: {busy:.2} of {} cores busy, this process {own:.2}, \
+            "host CPU over {seconds:.1} s: {busy:.2} of {} cores busy, this process {own:.2}{named}, \
              foreign {foreign:.2}{}",
             cores(),
             if foreign > 0.1 {
