@@ -54,7 +54,7 @@ pub async fn get(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = state.db().await?;
-    Ok(HttpResponse::Ok().json(service::get(&mut conn, &user, *path).await?))
+    Ok(HttpResponse::Ok().json(service::get(&mut conn, &user, path.into_inner()).await?))
 }
 
 pub async fn history(
@@ -63,7 +63,7 @@ pub async fn history(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = state.db().await?;
-    Ok(HttpResponse::Ok().json(service::history(&mut conn, &user, *path).await?))
+    Ok(HttpResponse::Ok().json(service::history(&mut conn, &user, path.into_inner()).await?))
 }
 
 pub async fn update(
