@@ -18,6 +18,8 @@ pub struct Settings {
     pub relay: RelaySettings,
     pub cache: CacheSettings,
     pub idempotency: IdempotencySettings,
+    /// Load shedding of writes: the per-board write gate.
+    pub limits: LimitsSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
     /// OpenTelemetry trace export (off unless `trace.endpoint` is set).
@@ -140,6 +142,31 @@ impl Default for IdempotencySettings {
     fn default() -> Self {
         IdempotencySettings {
             ttl_seconds: 24 * 3600,
+        }
+    }
+}
+
+/// The per-board write gate: writes to one board wait for a permit in-process, holding no
+/// database connection, and are shed early when the board is too busy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsSettings {
+    /// Writes to one board that may hold a database connection at once (at least 1). Only
+    /// one of them holds the board's row lock; the others are ready to take it next.
+    pub writers_per_board: usize,
+    /// Writes to one board that may wait for a permit; one more is refused at once with
+    /// 429 RATE_LIMITED.
+    pub queued_writes_per_board: usize,
+    /// Longest wait for a permit; a write that waited longer gets 503 UNAVAILABLE.
+    pub write_queue_timeout_ms: u64,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        LimitsSettings {
+            writers_per_board: 2,
+            queued_writes_per_board: 32,
+            write_queue_timeout_ms: 1000,
         }
     }
 }

@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The idempotency key was bound to a different request (method, path or body).
     #[error("{0}")]
     IdempotencyKeyReused(String),
+    /// Shed before any work: too many writes are already waiting for the same board.
+    #[error("{0}")]
+    RateLimited(String),
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -55,6 +58,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::IdempotencyKeyReused(_) => ErrorCode::IdempotencyKeyReused,
+            ApiError::RateLimited(_) => ErrorCode::RateLimited,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -111,7 +115,7 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             response.insert_header(("Allow", allow.as_str()));
         }
-        if matches!(self, ApiError::Unavailable(_)) {
+        if matches!(self, ApiError::Unavailable(_) | ApiError::RateLimited(_)) {
             response.insert_header(("Retry-After", "1"));
         }
         response.json(self.body())
@@ -242,6 +246,20 @@ mod tests {
             assert_eq!(body.error.code, ErrorCode::Unavailable);
             assert!(!body.error.message.contains(message), "{message}");
         }
+    }
+
+    #[test]
+    fn a_shed_write_is_a_429_with_retry_after_and_its_message() {
+        let error = ApiError::RateLimited("too many writes".into());
+        assert_eq!(error.status_code(), StatusCode::TOO_MANY_REQUESTS);
+        let response = error.error_response();
+        assert_eq!(
+            response.headers().get("Retry-After").map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+        let body = error.body();
+        assert_eq!(body.error.code, ErrorCode::RateLimited);
+        assert_eq!(body.error.message, "too many writes");
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub const REDIS_OPERATIONS: &[&str] = &[
     "relay_publish",
 ];
 
+/// Why the write gate shed a write, as `writes_shed_total` labels it: its board's queue
+/// was full (429), or it waited longer than `limits.write_queue_timeout_ms` (503).
+pub const SHED_REASONS: &[&str] = &["queue_full", "queue_timeout"];
+
 kanban_telemetry::metrics_struct! {
     /// Metrics of one application instance, in its own registry (tests run several at once).
     pub struct ApiMetrics in "kanban_ticket_api" {
@@ -41,6 +45,12 @@ kanban_telemetry::metrics_struct! {
         pub cache_errors_total: IntCounter,
         /// Mutations answered from an earlier request with the same Idempotency-Key.
         pub idempotent_replays_total: IntCounter,
+        /// Writes refused by their board's write gate before taking a connection, by reason (queue_full: 429, queue_timeout: 503).
+        pub writes_shed_total: IntCounterVec ["reason"],
+        /// Writes waiting at their board's write gate for a permit, holding no connection.
+        pub write_gate_waiting: IntGauge,
+        /// Boards with a write gate entry: a write holds or waits for one of its permits.
+        pub write_gate_boards: IntGauge,
         /// Events published to Redis by the outbox relay.
         pub outbox_published_total: IntCounter,
         /// Events the relay re-sent after a crash and Redis dropped as already published.
@@ -65,6 +75,9 @@ impl ApiMetrics {
         let metrics = Self::build()?;
         for operation in REDIS_OPERATIONS {
             metrics.redis_errors_total.with_label_values(&[operation]);
+        }
+        for reason in SHED_REASONS {
+            metrics.writes_shed_total.with_label_values(&[reason]);
         }
         metrics.ready.set(1);
         Ok(metrics)

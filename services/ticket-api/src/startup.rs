@@ -1,5 +1,6 @@
 //! Wires the application from settings: pool, migrations, token verifier, metrics, cache,
-//! relay and the HTTP server bound to a given listener; and runs it until told to stop.
+//! write gate, relay and the HTTP server bound to a given listener; and runs it until told
+//! to stop.
 
 use crate::cache::BoardCache;
 use crate::config::Settings;
@@ -9,6 +10,7 @@ use crate::metrics::ApiMetrics;
 use crate::relay::publisher::Publisher;
 use crate::relay::{FaultHooks, Relay};
 use crate::routes;
+use crate::service::write_gate::WriteGate;
 use crate::state::AppState;
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
@@ -82,7 +84,13 @@ impl Application {
                 "auth.dev_tokens needs the HS256 algorithm (a public key cannot sign)".into(),
             ));
         }
+        if settings.limits.writers_per_board == 0 {
+            return Err(StartupError::Config(
+                "limits.writers_per_board must be at least 1 (0 would refuse every write)".into(),
+            ));
+        }
         let metrics = Arc::new(ApiMetrics::new()?);
+        let write_gate = WriteGate::new(&settings.limits, Arc::clone(&metrics));
         let redis = crate::redis_client::connect(&settings.redis)?;
         let cache = settings.cache.enabled.then(|| {
             BoardCache::new(
@@ -121,6 +129,7 @@ impl Application {
             settings,
             cache,
             relay_wake,
+            write_gate,
         });
         let mut server = HttpServer::new(move || {
             App::new()

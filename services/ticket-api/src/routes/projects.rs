@@ -3,6 +3,7 @@
 use crate::auth::AuthUser;
 use crate::domain::{Description, ProjectName, UserId};
 use crate::error::ApiError;
+use crate::service::admission::Target;
 use crate::service::projects::{self as service, CreateProject, UpdateProject};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -29,8 +30,11 @@ pub async fn create(
         name: ProjectName::parse(&body.name)?,
         description: Description::parse(body.description.as_deref())?,
     };
-    let mut conn = state.db().await?;
-    let created = service::create(&mut conn, &user, input, &meta).await?;
+    let created = state
+        .write(&user, &meta, Target::NewBoard, async |conn| {
+            service::create(conn, &user, input, &meta).await
+        })
+        .await?;
     state.after_commit(&created).await;
     Ok(HttpResponse::Created().json(created.value))
 }
@@ -61,8 +65,11 @@ pub async fn update(
             .map(|d| Description::parse(d.as_deref()))
             .transpose()?,
     };
-    let mut conn = state.db().await?;
-    let updated = service::update(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    let updated = state
+        .write(&user, &meta, Target::Project(*path), async |conn| {
+            service::update(conn, &user, *path, input, &meta).await
+        })
+        .await?;
     state.after_commit(&updated).await;
     Ok(HttpResponse::Ok().json(updated.value))
 }
@@ -74,8 +81,11 @@ pub async fn delete(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let meta = state.mutation_meta(&req, &())?;
-    let mut conn = state.db().await?;
-    let deleted = service::delete(&mut conn, &user, path.into_inner(), &meta).await?;
+    let deleted = state
+        .write(&user, &meta, Target::Project(*path), async |conn| {
+            service::delete(conn, &user, *path, &meta).await
+        })
+        .await?;
     state.after_commit(&deleted).await;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -108,16 +118,11 @@ pub async fn put_member(
 ) -> Result<HttpResponse, ApiError> {
     let meta = state.mutation_meta(&req, &*body)?;
     let member = UserId::parse(&body.user_id)?;
-    let mut conn = state.db().await?;
-    let saved = service::put_member(
-        &mut conn,
-        &user,
-        path.into_inner(),
-        member,
-        body.role,
-        &meta,
-    )
-    .await?;
+    let saved = state
+        .write(&user, &meta, Target::Project(*path), async |conn| {
+            service::put_member(conn, &user, *path, member, body.role, &meta).await
+        })
+        .await?;
     state.after_commit(&saved).await;
     Ok(HttpResponse::Ok().json(saved.value))
 }
@@ -131,8 +136,11 @@ pub async fn remove_member(
     let meta = state.mutation_meta(&req, &())?;
     let (project_id, member) = path.into_inner();
     let member = UserId::parse(&member)?;
-    let mut conn = state.db().await?;
-    let removed = service::remove_member(&mut conn, &user, project_id, member, &meta).await?;
+    let removed = state
+        .write(&user, &meta, Target::Project(project_id), async |conn| {
+            service::remove_member(conn, &user, project_id, member, &meta).await
+        })
+        .await?;
     state.after_commit(&removed).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,6 +3,7 @@
 use crate::auth::AuthUser;
 use crate::domain::{Description, Labels, Reason, Title, TriggeredBy};
 use crate::error::ApiError;
+use crate::service::admission::Target;
 use crate::service::tickets::{
     self as service, CreateTicket, MoveTicket, TransitionTicket, UpdateTicket,
 };
@@ -38,8 +39,11 @@ pub async fn create(
         labels: Labels::parse(&body.labels.unwrap_or_default())?,
         status: body.status.unwrap_or_default(),
     };
-    let mut conn = state.db().await?;
-    let created = service::create(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    let created = state
+        .write(&user, &meta, Target::Project(*path), async |conn| {
+            service::create(conn, &user, *path, input, &meta).await
+        })
+        .await?;
     state.after_commit(&created).await;
     Ok(HttpResponse::Created().json(created.value))
 }
@@ -81,8 +85,11 @@ pub async fn update(
         labels: body.labels.as_deref().map(Labels::parse).transpose()?,
         expected_version: body.expected_version,
     };
-    let mut conn = state.db().await?;
-    let updated = service::update(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    let updated = state
+        .write(&user, &meta, Target::Ticket(*path), async |conn| {
+            service::update(conn, &user, *path, input, &meta).await
+        })
+        .await?;
     state.after_commit(&updated).await;
     Ok(HttpResponse::Ok().json(updated.value))
 }
@@ -95,15 +102,11 @@ pub async fn delete(
     query: web::Query<DeleteTicketQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let meta = state.mutation_meta(&req, &*query)?;
-    let mut conn = state.db().await?;
-    let deleted = service::delete(
-        &mut conn,
-        &user,
-        path.into_inner(),
-        query.expected_version,
-        &meta,
-    )
-    .await?;
+    let deleted = state
+        .write(&user, &meta, Target::Ticket(*path), async |conn| {
+            service::delete(conn, &user, *path, query.expected_version, &meta).await
+        })
+        .await?;
     state.after_commit(&deleted).await;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -127,8 +130,11 @@ pub async fn transition(
         reason: Reason::parse(body.reason.as_deref())?,
         expected_version: body.expected_version,
     };
-    let mut conn = state.db().await?;
-    let moved = service::transition(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    let moved = state
+        .write(&user, &meta, Target::Ticket(*path), async |conn| {
+            service::transition(conn, &user, *path, input, &meta).await
+        })
+        .await?;
     state.after_commit(&moved).await;
     let (ticket, transition) = moved.value;
     Ok(HttpResponse::Ok().json(TransitionResult { ticket, transition }))
@@ -150,8 +156,11 @@ pub async fn move_ticket(
         position: body.position,
         expected_version: body.expected_version,
     };
-    let mut conn = state.db().await?;
-    let moved = service::move_ticket(&mut conn, &user, path.into_inner(), input, &meta).await?;
+    let moved = state
+        .write(&user, &meta, Target::Ticket(*path), async |conn| {
+            service::move_ticket(conn, &user, *path, input, &meta).await
+        })
+        .await?;
     state.after_commit(&moved).await;
     Ok(HttpResponse::Ok().json(moved.value))
 }

@@ -3,6 +3,7 @@
 //! [`unit_of_work::run`]).
 
 pub mod access;
+pub mod admission;
 pub mod board;
 pub mod idempotency;
 pub mod mutation;
@@ -10,6 +11,7 @@ pub mod outbox;
 pub mod projects;
 pub mod tickets;
 pub mod unit_of_work;
+pub mod write_gate;
 
 use crate::error::ApiError;
 

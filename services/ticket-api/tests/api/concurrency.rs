@@ -5,14 +5,15 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
 
-/// An API whose requests wait for a pool connection as long as it takes. Concurrent
-/// writes to one board queue on its row lock while holding connections; on a busy machine
-/// the last ones wait longer than the default 2 s and would be shed with 503. Shedding is
-/// not what these tests are about.
+/// An API whose requests wait for a board's write gate and a pool connection as long as
+/// it takes. Concurrent writes to one board queue at its gate and on its row lock; on a
+/// busy machine the last ones wait longer than the default bounds and would be shed with
+/// 503. Shedding is not what these tests are about (see `shedding.rs`).
 async fn patient_app() -> crate::helpers::TestApp {
     let db = test_database().await;
     let mut settings = test_settings(&db.url);
     settings.database.acquire_timeout_ms = 60_000;
+    settings.limits.write_queue_timeout_ms = 60_000;
     spawn_with(settings, db).await
 }
 

@@ -17,5 +17,6 @@ mod moves;
 mod openapi;
 mod pipeline;
 mod projects;
+mod shedding;
 mod tickets;
 mod transitions;
