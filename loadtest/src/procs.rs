@@ -36,7 +36,7 @@ impl GatewayProcess {
             .env("KANBAN_GATEWAY__ALLOW_ANONYMOUS", "true")
             .env("KANBAN_GATEWAY__INSTANCE_ID", id)
             .env("KANBAN_LIMITS__MAX_CONNECTIONS", (max + 100).to_string())
-            .env("KANBAN_LOG__LEVEL", "warn")
+            .env("KANBAN_LOG__FILTER", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,9 +1,9 @@
 //! The authenticated caller, extracted from the `Authorization: Bearer` header.
 
 use crate::error::ApiError;
-use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
+use kanban_auth::TokenVerifier;
 use std::future::{ready, Ready};
 
 /// A user whose token passed validation.
@@ -23,9 +23,9 @@ impl FromRequest for AuthUser {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+    let verifier = req
+        .app_data::<web::Data<TokenVerifier>>()
+        .ok_or_else(|| ApiError::Internal("token verifier missing".into()))?;
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -43,7 +43,7 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         .ok_or_else(|| {
             ApiError::Unauthorized("Authorization header must be 'Bearer <token>'".into())
         })?;
-    let claims = state.verifier.verify(token).map_err(|error| {
+    let claims = verifier.verify(token).map_err(|error| {
         tracing::debug!(%error, "token refused");
         ApiError::Unauthorized("invalid or expired token".into())
     })?;

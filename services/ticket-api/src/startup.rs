@@ -122,6 +122,9 @@ impl Application {
         let max_body = settings.http.max_body_bytes;
         let dev_tokens = settings.auth.dev_tokens;
         let request_metrics = web::Data::from(Arc::clone(&metrics));
+        // The bearer-token extractor reads the verifier alone (auth depends on nothing
+        // request-time).
+        let tokens = web::Data::new(verifier.clone());
         let state = web::Data::new(AppState {
             pool,
             verifier,
@@ -138,6 +141,7 @@ impl Application {
                 // everything else, and every response gets its X-Request-Id.
                 .wrap(from_fn(crate::metrics::record))
                 .app_data(state.clone())
+                .app_data(tokens.clone())
                 .app_data(request_metrics.clone())
                 .app_data(
                     web::JsonConfig::default()
