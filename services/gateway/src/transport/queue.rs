@@ -26,7 +26,9 @@ pub enum ToSession<M> {
     /// The upgrade completed: write to this WebSocket from now on. (Its frames are read by
     /// the upgrade's own task on the worker that accepted it and arrive as `Inbound`.)
     /// With the upgrade connection's socket, which the session ends when it ends.
-    Upgrade(actix_ws::Session, Option<tcp::ConnSocket>),
+    /// (Boxed: it happens once per session, and every queue slot is as large as the
+    /// largest item.)
+    Upgrade(Box<(actix_ws::Session, Option<tcp::ConnSocket>)>),
     /// The transport failed or broke a rule (e.g. two concurrent long-polls).
     Close(Cause),
 }

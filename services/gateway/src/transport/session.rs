@@ -216,7 +216,10 @@ impl<A: Application> Session<A> {
                 }
                 Ok(())
             }
-            ToSession::Upgrade(ws, socket) => self.core.upgrade(ws, socket).await,
+            ToSession::Upgrade(upgrade) => {
+                let (ws, socket) = *upgrade;
+                self.core.upgrade(ws, socket).await
+            }
             ToSession::Close(cause) => Err(cause),
         }
     }

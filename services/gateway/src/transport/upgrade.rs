@@ -69,7 +69,7 @@ pub(super) fn upgrade<M: Send + 'static>(
         }
         if handle
             .tx
-            .send(ToSession::Upgrade(ws.clone(), socket))
+            .send(ToSession::Upgrade(Box::new((ws.clone(), socket))))
             .await
             .is_err()
         {

@@ -297,7 +297,7 @@ impl BoardSocket {
             _ => None,
         };
         let latency = (chrono::Utc::now().timestamp_micros() - event.ts_us).max(0) as f64 / 1e6;
-        io.send_frame(event.frame).await?;
+        io.send_frame(event.frame.clone()).await?;
         self.board.metrics.deliveries_total.inc();
         self.board.metrics.delivery_latency_seconds.observe(latency);
         self.board
