@@ -88,7 +88,11 @@ impl<A: Application> Session<A> {
         } else {
             self.event_loop().await
         };
-        self.finish(cause).await;
+        // Boxed, like every rare path below: a session's future stays resident for the
+        // connection's whole life and is as large as its largest state, so the close,
+        // the client's Socket.IO packets and the upgrade take heap memory only while they
+        // run (docs/benchmarks.md: the per-connection RSS).
+        Box::pin(self.finish(cause)).await;
     }
 
     fn io(&mut self) -> (&mut A, Io<'_, A::Message>) {
@@ -218,7 +222,7 @@ impl<A: Application> Session<A> {
             }
             ToSession::Upgrade(upgrade) => {
                 let (ws, socket) = *upgrade;
-                self.core.upgrade(ws, socket).await
+                Box::pin(self.core.upgrade(ws, socket)).await
             }
             ToSession::Close(cause) => Err(cause),
         }
@@ -234,7 +238,7 @@ impl<A: Application> Session<A> {
                 Ok(())
             }
             EioPacket::Message(text) => match SioPacket::decode(&text) {
-                Ok(packet) => self.on_socketio(packet).await,
+                Ok(packet) => Box::pin(self.on_socketio(packet)).await,
                 Err(error) => Err(Cause::ProtocolError(error.to_string())),
             },
             EioPacket::Close => Err(Cause::ClientClosed),

@@ -41,7 +41,7 @@ impl Application for BoardSocket {
         nsp: &str,
         auth: Option<Value>,
     ) -> Result<(), Refusal> {
-        BoardSocket::connect(self, io, nsp, auth).await
+        Box::pin(BoardSocket::connect(self, io, nsp, auth)).await
     }
 
     async fn event(
@@ -52,14 +52,17 @@ impl Application for BoardSocket {
         args: Vec<Value>,
         ack: Option<u64>,
     ) -> Result<(), Cause> {
+        // The client's events are rare next to deliveries, and their futures are large (a
+        // join holds an API call and a replay): boxed, they take memory only while they
+        // run, instead of making every session's resident future as large as the largest.
         match name.as_str() {
-            names::PROJECT_JOIN => self.join(io, nsp, &args, ack).await,
-            names::PROJECT_LEAVE => self.leave(io, nsp, &args, ack).await,
+            names::PROJECT_JOIN => Box::pin(self.join(io, nsp, &args, ack)).await,
+            names::PROJECT_LEAVE => Box::pin(self.leave(io, nsp, &args, ack)).await,
             names::TICKET_MOVE
             | names::TICKET_CREATE
             | names::TICKET_UPDATE
-            | names::TICKET_DELETE => self.command(io, nsp, &name, args, ack).await,
-            names::TICKET_HINT => self.hint(io, nsp, &args, ack).await,
+            | names::TICKET_DELETE => Box::pin(self.command(io, nsp, &name, args, ack)).await,
+            names::TICKET_HINT => Box::pin(self.hint(io, nsp, &args, ack)).await,
             _ => {
                 let message = format!("unknown event '{name}'");
                 io.refuse_event(nsp, ack, ErrorCode::Validation, &message)
@@ -85,13 +88,13 @@ impl Application for BoardSocket {
             return self.token_expired(io).await;
         }
         if self.relay_lag_check.is_some_and(|at| at <= now) {
-            self.check_relay_lag(io).await?;
+            Box::pin(self.check_relay_lag(io)).await?;
         }
         Ok(())
     }
 
     async fn disconnect(&mut self, io: &mut Io<'_, RoomEvent>, _nsp: &str) {
-        BoardSocket::disconnect(self, io).await;
+        Box::pin(BoardSocket::disconnect(self, io)).await;
     }
 }
 

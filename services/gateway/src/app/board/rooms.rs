@@ -305,7 +305,7 @@ impl BoardSocket {
             .fanout_latency_seconds
             .observe(event.received.elapsed().as_secs_f64());
         if let Some(reason) = revoked {
-            self.revoke(io, &event.project, reason, event.seq).await?;
+            Box::pin(self.revoke(io, &event.project, reason, event.seq)).await?;
         }
         Ok(())
     }
@@ -385,9 +385,10 @@ impl BoardSocket {
             let project = Arc::clone(&event.project);
             let to = event.seq - 1;
             // Everything before `event` was published before the gateway received it.
-            let filled = self
-                .replay(io, &project, Some(to), Some(to), event.received, true)
-                .await?;
+            // A gap is rare: its replay is boxed, out of the hot path's future.
+            let filled =
+                Box::pin(self.replay(io, &project, Some(to), Some(to), event.received, true))
+                    .await?;
             if filled != Replayed::Complete {
                 self.resync(io, &project, ResyncReason::Gap, to).await?
             }

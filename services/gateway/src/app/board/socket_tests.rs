@@ -200,3 +200,37 @@ async fn hints_need_the_room_and_are_relayed_with_the_user() {
     assert_eq!(relayed.len(), 1);
     assert_eq!(relayed[0].user_id, "anonymous-sid");
 }
+
+/// A session's future lives as long as its connection and is as large as its largest
+/// state, so rare paths (the close, the client's packets, joins, commands, replays,
+/// revocations) are boxed. It was 4 264 bytes for a board socket before; the bound leaves
+/// room for the build's own layout (docs/benchmarks.md has the RSS it saves).
+#[tokio::test]
+async fn a_board_session_keeps_a_small_resident_future() {
+    use crate::transport::engine::Engine;
+    use crate::transport::polling::PollBuffer;
+    use crate::transport::session::Session;
+    use crate::transport::writer::Writer;
+    let f = fixture();
+    let board = Arc::clone(&f.socket.board);
+    let (_tx, draining) = tokio::sync::watch::channel(false);
+    let engine = Arc::new(Engine::new(
+        board.settings.clone(),
+        Arc::clone(&board.metrics),
+        draining,
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    ));
+    let buffer = Arc::new(PollBuffer::new(
+        8,
+        board.metrics.poisoned_locks_total.clone(),
+    ));
+    let session = Session::new(
+        engine,
+        &super::BoardApp(board),
+        Writer::Polling(buffer),
+        None,
+    );
+    let run = session.run(false);
+    let size = std::mem::size_of_val(&run);
+    assert!(size <= 3_500, "a board session's future is {size} bytes");
+}
