@@ -165,7 +165,7 @@ async fn a_rolling_restart_with_sigterm_drain_shows_no_client_an_error_and_loses
 /// A resume whose `sinceSeq` is one behind a seq that is committed but not yet published
 /// (the relay a few hundred ms behind, as under load) gets the replay once the relay
 /// catches up, not `project:resync`: the gateway looks at history again for about 2 s
-/// before it sends the client to a snapshot (`catch_up` in `src/app/kanban.rs`).
+/// before it sends the client to a snapshot (`catch_up` in `src/app/board/rooms.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_just_ahead_of_the_relay_gets_the_replay_not_a_resync() {
     use crate::client::{is_board_event, is_event, Client};
