@@ -7,6 +7,7 @@
 //! gateway process's CPU per delivery and RSS (from /proc), Redis's CPU (from INFO), and
 //! the host's foreign CPU; and appends one JSON line per rate to the results file.
 
+use crate::presence::Frame;
 use crate::procs::{gateway_bin, GatewayProcess};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -332,18 +333,15 @@ async fn client(
                 break;
             }
         };
-        let Message::Text(text) = message else {
-            if let Message::Close(_) = message {
+        let text = match crate::presence::frame(&mut sink, message).await {
+            Frame::Text(text) => text,
+            Frame::Skip => continue,
+            Frame::Closed => {
                 seen.closed = true;
                 break;
             }
-            continue;
         };
         let text = text.as_str();
-        if text == "2" {
-            let _ = sink.send(Message::Text("3".into())).await;
-            continue;
-        }
         if !text.starts_with("42[\"ticket:deleted\"") {
             continue;
         }

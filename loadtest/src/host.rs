@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 /// Linux reports CPU time in ticks of 1/100 s (`getconf CLK_TCK`).
-const TICKS_PER_SECOND: f64 = 100.0;
+pub const TICKS_PER_SECOND: f64 = 100.0;
 
 pub struct Sample {
     at: Instant,
@@ -71,7 +71,12 @@ fn host_busy_ticks() -> u64 {
 }
 
 fn own_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    process_ticks("self")
+}
+
+/// CPU ticks (user + system) of process `pid` ("self" for this one), from /proc.
+pub fn process_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The command name may hold spaces: fields are counted after its closing ')'.
     let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
         return 0;

@@ -105,22 +105,7 @@ pub async fn run(sockets: usize, redis_url: String) {
 
 /// A WebSocket client that has read the Engine.IO open packet, CONNECTed to `/` and sent
 /// `join` (a `["project:join", …]` array) with ack id 0.
-pub async fn connect_and_join(
-    url: &str,
-    join: serde_json::Value,
-) -> (
-    futures_util::stream::SplitSink<
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        Message,
-    >,
-    futures_util::stream::SplitStream<
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-    >,
-) {
+pub async fn connect_and_join(url: &str, join: serde_json::Value) -> (Sink, Stream) {
     let (ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("connect");
@@ -131,6 +116,34 @@ pub async fn connect_and_join(
         .await
         .expect("send");
     (sink, stream)
+}
+
+/// A load-tool client's WebSocket, split.
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Sink = futures_util::stream::SplitSink<Socket, Message>;
+pub type Stream = futures_util::stream::SplitStream<Socket>;
+
+/// What a client makes of one WebSocket message.
+pub enum Frame {
+    /// A text frame for the scenario to read.
+    Text(tokio_tungstenite::tungstenite::Utf8Bytes),
+    /// Nothing to read: a control frame, or an Engine.IO ping (answered here).
+    Skip,
+    /// The server closed the connection.
+    Closed,
+}
+
+pub async fn frame(sink: &mut Sink, message: Message) -> Frame {
+    match message {
+        Message::Text(text) if text.as_str() == "2" => {
+            let _ = sink.send(Message::Text("3".into())).await;
+            Frame::Skip
+        }
+        Message::Text(text) => Frame::Text(text),
+        Message::Close(_) => Frame::Closed,
+        _ => Frame::Skip,
+    }
 }
 
 pub fn uuid_like() -> String {

@@ -4,9 +4,6 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Linux reports CPU time in ticks of 1/100 s (`getconf CLK_TCK`).
-const TICKS_PER_SECOND: f64 = 100.0;
-
 pub struct GatewayProcess {
     child: Child,
     pub address: String,
@@ -96,18 +93,7 @@ impl Drop for GatewayProcess {
 
 /// CPU seconds (user + system) of process `pid`.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (field(11) + field(12)) as f64 / TICKS_PER_SECOND
+    crate::host::process_ticks(&pid.to_string()) as f64 / crate::host::TICKS_PER_SECOND
 }
 
 /// The gateway binary beside this one (`cargo build --release -p gateway -p kanban-loadtest`).

@@ -7,13 +7,13 @@
 //! and the gateways' own counts: slow-consumer closes, Redis subscription drops, resyncs,
 //! history reads and shared pages.
 
+use crate::presence::Frame;
 use futures_util::{SinkExt, StreamExt};
 use kanban_protocol::redis_keys;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 pub struct Options {
     pub sockets: usize,
@@ -220,18 +220,15 @@ async fn client(
             seen.closed = true;
             break;
         };
-        let Message::Text(text) = message else {
-            if let Message::Close(_) = message {
+        let text = match crate::presence::frame(&mut sink, message).await {
+            Frame::Text(text) => text,
+            Frame::Skip => continue,
+            Frame::Closed => {
                 seen.closed = true;
                 break;
             }
-            continue;
         };
         let text = text.as_str();
-        if text == "2" {
-            let _ = sink.send(Message::Text("3".into())).await;
-            continue;
-        }
         let Some(body) = text.strip_prefix("42") else {
             continue;
         };
