@@ -311,16 +311,7 @@ mod tests {
     }
 
     fn event(seq: i64) -> RoomEvent {
-        RoomEvent::from_envelope(EventEnvelope {
-            project_id: ID.into(),
-            seq,
-            event: "ticket:deleted".into(),
-            data: json!("t"),
-            ts: 1,
-            ts_us: None,
-            mutation_id: None,
-            traceparent: None,
-        })
+        crate::memory::MemoryBus::event(ID, seq)
     }
 
     fn received(rx: &mut mpsc::Receiver<ToSession<RoomEvent>>) -> Vec<i64> {

@@ -207,28 +207,12 @@ async fn hints_need_the_room_and_are_relayed_with_the_user() {
 /// room for the build's own layout (docs/benchmarks.md has the RSS it saves).
 #[tokio::test]
 async fn a_board_session_keeps_a_small_resident_future() {
-    use crate::transport::engine::Engine;
-    use crate::transport::polling::PollBuffer;
-    use crate::transport::session::Session;
-    use crate::transport::writer::Writer;
     let f = fixture();
     let board = Arc::clone(&f.socket.board);
-    let (_tx, draining) = tokio::sync::watch::channel(false);
-    let engine = Arc::new(Engine::new(
+    let session = crate::transport::testing::polling_session(
         board.settings.clone(),
         Arc::clone(&board.metrics),
-        draining,
-        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-    ));
-    let buffer = Arc::new(PollBuffer::new(
-        8,
-        board.metrics.poisoned_locks_total.clone(),
-    ));
-    let session = Session::new(
-        engine,
         &super::BoardApp(board),
-        Writer::Polling(buffer),
-        None,
     );
     let run = session.run(false);
     let size = std::mem::size_of_val(&run);
