@@ -1,17 +1,19 @@
-//! `kanban-loadtest fanout [--clients N] [--rates K,K,…] [--seconds S] [--results FILE]`:
-//! one board, N WebSocket clients spread over two gateway processes, events published into
-//! Redis by the relay's own script at each rate in turn (K thousand deliveries per second:
-//! K × 1000 / N events per second). Per rate it reports the deliveries per second reached,
-//! the latency from publish to receipt (HdrHistogram: p50, p90, p99, p99.9, max), lost,
-//! duplicated and out-of-order deliveries by seq (must be 0), slow-consumer closes, each
-//! gateway process's CPU per delivery and RSS (from /proc), Redis's CPU (from INFO), and
-//! the host's foreign CPU; and appends one JSON line per rate to the results file.
+//! `kanban-loadtest fanout [--clients N] [--rates K,K,…] [--seconds S] [--results FILE]
+//! [--server kanban|node|both]`: one board, N WebSocket clients spread over two server
+//! processes (our gateways, or the Node reference's instances), events published at each
+//! rate in turn (K thousand deliveries per second: K × 1000 / N events per second): into
+//! Redis by the relay's own script for our gateways, through `POST /publish` for Node.
+//! Per rate it reports the deliveries per second reached, the latency from publish to
+//! receipt (HdrHistogram: p50, p90, p99, p99.9, max), lost, duplicated and out-of-order
+//! deliveries by seq (must be 0), slow-consumer closes, the servers' CPU per delivery and
+//! RSS (from /proc), Redis's CPU (from INFO), and the host's foreign CPU; appends one JSON
+//! line per rate to the results file; and with `both`, the two side by side as ratios.
 
 use crate::presence::Frame;
-use crate::procs::{gateway_bin, GatewayProcess};
+use crate::procs::Kind;
+use crate::servers::Pair;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use kanban_protocol::events::EventEnvelope;
 use serde_json::json;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -25,6 +27,8 @@ pub struct Options {
     pub rates: Vec<f64>,
     pub seconds: u64,
     pub results: std::path::PathBuf,
+    pub servers: Vec<Kind>,
+    pub node_reference: Option<std::path::PathBuf>,
 }
 
 /// Where the phases are, shared by the publisher and the clients.
@@ -61,20 +65,58 @@ fn now_us() -> i64 {
 }
 
 pub async fn run(options: Options, redis_url: String) {
+    let mut summaries = Vec::new();
+    for &kind in &options.servers {
+        summaries.push((kind, run_one(kind, &options, &redis_url).await));
+    }
+    if let [(_, ours), (_, node)] = summaries.as_slice() {
+        println!("fanout side by side (kanban-gateway / node-reference):");
+        for (a, b) in ours.iter().zip(node) {
+            println!(
+                "  {:>5.0}k/s offered: deliveries/s {:.0} / {:.0} ({:.2}×), p99 {:.1} / {:.1} ms, \
+                 server CPU per delivery {:.2} / {:.2} µs ({:.2}×)",
+                a.rate,
+                a.delivered_per_s,
+                b.delivered_per_s,
+                a.delivered_per_s / b.delivered_per_s.max(1.0),
+                a.p99_ms,
+                b.p99_ms,
+                a.cpu_us_per_delivery,
+                b.cpu_us_per_delivery,
+                a.cpu_us_per_delivery / b.cpu_us_per_delivery.max(1e-9),
+            );
+        }
+    }
+}
+
+/// One phase's figures, for the side-by-side lines.
+struct Summary {
+    rate: f64,
+    delivered_per_s: f64,
+    p99_ms: f64,
+    cpu_us_per_delivery: f64,
+}
+
+async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary> {
     let Options {
         clients,
-        rates,
+        ref rates,
         seconds,
-        results,
-    } = options;
+        ref results,
+        ..
+    } = *options;
     let prefix = kanban_test_support::redis_prefix();
     let project = crate::presence::uuid_like();
-    let bin = gateway_bin();
-    let gateways = vec![
-        GatewayProcess::start(&bin, "gw1", &redis_url, &prefix, clients).await,
-        GatewayProcess::start(&bin, "gw2", &redis_url, &prefix, clients).await,
-    ];
-    let rss_before: Vec<u64> = gateways.iter().map(GatewayProcess::rss_kib).collect();
+    let pair = Pair::start(
+        kind,
+        redis_url,
+        &prefix,
+        clients,
+        options.node_reference.as_deref(),
+    )
+    .await;
+    let name = kind.name();
+    let rss_before = pair.rss_kib();
 
     let phases = Arc::new(Phases {
         starts: (0..=rates.len()).map(|_| AtomicI64::new(0)).collect(),
@@ -82,9 +124,10 @@ pub async fn run(options: Options, redis_url: String) {
     });
     let joined = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(200));
+    let addresses = pair.addresses();
     let mut tasks = Vec::with_capacity(clients);
     for i in 0..clients {
-        let address = gateways[i % gateways.len()].address.clone();
+        let address = addresses[i % addresses.len()].clone();
         let (project, phases, joined, gate) = (
             project.clone(),
             Arc::clone(&phases),
@@ -99,31 +142,22 @@ pub async fn run(options: Options, redis_url: String) {
     while joined.load(Ordering::SeqCst) < clients {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let rss_idle: Vec<u64> = gateways.iter().map(GatewayProcess::rss_kib).collect();
+    let rss_idle = pair.rss_kib();
     println!(
-        "fanout: {clients} clients over 2 gateway processes joined one board; gateway RSS {} → {} KiB \
-         ({:.1} KiB per connection)",
-        rss_before.iter().sum::<u64>(),
-        rss_idle.iter().sum::<u64>(),
-        (rss_idle.iter().sum::<u64>() as f64 - rss_before.iter().sum::<u64>() as f64) / clients as f64
+        "fanout ({name}): {clients} clients over 2 server processes joined one board; RSS {rss_before} → \
+         {rss_idle} KiB ({:.1} KiB per connection)",
+        (rss_idle as f64 - rss_before as f64) / clients as f64
     );
 
-    let mut redis = redis::Client::open(redis_url.as_str())
-        .expect("redis url")
-        .get_connection_manager()
-        .await
-        .expect("connect to Redis");
-    let publisher =
-        ticket_api::relay::publisher::Publisher::new(redis.clone(), prefix.clone(), 1000, 600, 600);
     let mut seq = 0i64;
     let mut rows = Vec::new();
     for (phase, &rate) in rates.iter().enumerate() {
         let events_per_second = rate * 1000.0 / clients as f64;
         phases.starts[phase].store(seq + 1, Ordering::SeqCst);
         let host = crate::host::Sample::now();
-        let cpu_before: Vec<f64> = gateways.iter().map(GatewayProcess::cpu_seconds).collect();
-        let redis_before = redis_cpu(&mut redis).await;
-        let slow_before = slow_closes(&gateways).await;
+        let cpu_before = pair.cpu_seconds();
+        let redis_before = pair.redis_cpu().await;
+        let slow_before = pair.slow_closes().await;
         let started = Instant::now();
         let end = started + Duration::from_secs(seconds);
         let mut published = 0u64;
@@ -132,17 +166,7 @@ pub async fn run(options: Options, redis_url: String) {
             while published < due {
                 seq += 1;
                 published += 1;
-                let envelope = EventEnvelope {
-                    project_id: project.clone(),
-                    seq,
-                    event: "ticket:deleted".into(),
-                    data: json!({ "ticketId": "t", "sentUs": now_us() }),
-                    ts: now_us() / 1000,
-                    ts_us: Some(now_us()),
-                    mutation_id: None,
-                    traceparent: None,
-                };
-                publisher.publish(&envelope).await.expect("publish");
+                pair.publish(&project, seq, now_us()).await;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -150,13 +174,13 @@ pub async fn run(options: Options, redis_url: String) {
         phases.starts[phase + 1].store(seq + 1, Ordering::SeqCst);
         // Let what is in flight arrive before the phase's CPU is read.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let cpu: f64 = gateways
-            .iter()
-            .zip(&cpu_before)
-            .map(|(g, before)| g.cpu_seconds() - before)
-            .sum();
-        let redis_cpu_s = redis_cpu(&mut redis).await - redis_before;
-        let slow = slow_closes(&gateways).await - slow_before;
+        let cpu = pair.cpu_seconds() - cpu_before;
+        let redis_cpu_s = pair.redis_cpu().await - redis_before;
+        let slow = pair
+            .slow_closes()
+            .await
+            .zip(slow_before)
+            .map(|(after, before)| after - before);
         rows.push(Row {
             rate,
             events: published,
@@ -164,8 +188,8 @@ pub async fn run(options: Options, redis_url: String) {
             gateway_cpu_s: cpu,
             redis_cpu_s,
             slow_closes: slow,
-            rss_kib: gateways.iter().map(GatewayProcess::rss_kib).sum(),
-            host: host.report_with(&[("gateways", cpu), ("redis", redis_cpu_s)]),
+            rss_kib: pair.rss_kib(),
+            host: host.report_with(&[("servers", cpu), ("redis", redis_cpu_s)]),
         });
     }
     phases.done.store(true, Ordering::SeqCst);
@@ -173,6 +197,7 @@ pub async fn run(options: Options, redis_url: String) {
     for task in tasks {
         seen.push(task.await.expect("client task"));
     }
+    pair.forget(&project).await;
     let lost: u64 = seen.iter().map(|s| s.lost).sum();
     let duplicated: u64 = seen.iter().map(|s| s.duplicated).sum();
     let out_of_order: u64 = seen.iter().map(|s| s.out_of_order).sum();
@@ -184,8 +209,9 @@ pub async fn run(options: Options, redis_url: String) {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&results)
+        .open(results)
         .unwrap_or_else(|e| panic!("open {}: {e}", results.display()));
+    let mut summaries = Vec::new();
     for (phase, row) in rows.iter().enumerate() {
         let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
         let mut delivered = 0u64;
@@ -197,10 +223,13 @@ pub async fn run(options: Options, redis_url: String) {
         let offered = row.events as f64 * clients as f64 / row.seconds;
         let rate = delivered as f64 / row.seconds;
         let per_delivery_us = row.gateway_cpu_s * 1e6 / delivered.max(1) as f64;
+        let slow = row
+            .slow_closes
+            .map_or_else(|| "n/a".to_owned(), |s| format!("{s}"));
         println!(
             "  {:>5.0}k/s offered: {:>8.0} deliveries/s ({} events × {clients}), latency ms p50 {:.2} \
-             p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}; gateway CPU {:.2} µs/delivery ({:.2} cores), \
-             Redis CPU {:.1} µs/event; slow closes {}; gateway RSS {} KiB",
+             p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}; server CPU {:.2} µs/delivery ({:.2} cores), \
+             Redis CPU {:.1} µs/event; slow closes {slow}; server RSS {} KiB",
             row.rate,
             rate,
             row.events,
@@ -212,13 +241,12 @@ pub async fn run(options: Options, redis_url: String) {
             per_delivery_us,
             row.gateway_cpu_s / row.seconds,
             row.redis_cpu_s * 1e6 / row.events.max(1) as f64,
-            row.slow_closes,
             row.rss_kib,
         );
         println!("    {}", row.host);
         let line = json!({
             "scenario": "fanout",
-            "server": "kanban-gateway",
+            "server": name,
             "clients": clients,
             "offered_deliveries_per_s": offered,
             "deliveries_per_s": rate,
@@ -232,8 +260,15 @@ pub async fn run(options: Options, redis_url: String) {
             "host": row.host,
         });
         writeln!(file, "{line}").expect("write results");
+        summaries.push(Summary {
+            rate: row.rate,
+            delivered_per_s: rate,
+            p99_ms: q(0.99),
+            cpu_us_per_delivery: per_delivery_us,
+        });
     }
     println!("  results appended to {}", results.display());
+    summaries
 }
 
 struct Row {
@@ -242,33 +277,9 @@ struct Row {
     seconds: f64,
     gateway_cpu_s: f64,
     redis_cpu_s: f64,
-    slow_closes: f64,
+    slow_closes: Option<f64>,
     rss_kib: u64,
     host: String,
-}
-
-async fn slow_closes(gateways: &[GatewayProcess]) -> f64 {
-    let mut total = 0.0;
-    for g in gateways {
-        total += g.metric("kanban_gateway_slow_consumer_closes_total").await;
-    }
-    total
-}
-
-/// Redis's own CPU seconds so far (user + system, from INFO cpu).
-async fn redis_cpu(redis: &mut redis::aio::ConnectionManager) -> f64 {
-    let info: String = redis::cmd("INFO")
-        .arg("cpu")
-        .query_async(redis)
-        .await
-        .unwrap_or_default();
-    info.lines()
-        .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
-        .filter_map(|l| {
-            l.split_once(':')
-                .and_then(|(_, v)| v.trim().parse::<f64>().ok())
-        })
-        .sum()
 }
 
 /// The number after `"<field>":` in `text`, without parsing the whole frame.

@@ -2,8 +2,11 @@
 //! `kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]` and
 //! `kanban-loadtest presence [--sockets N]` (see `presence.rs`) and
 //! `kanban-loadtest resume-storm [--sockets N] [--history H] [--spread]` (see `resume.rs`) and
-//! `kanban-loadtest fanout [--clients N] [--rates K,…] [--seconds S] [--results FILE]`
-//! (see `fanout.rs`).
+//! `kanban-loadtest fanout [--clients N] [--rates K,…] [--seconds S] [--server S]`
+//! (see `fanout.rs`), `kanban-loadtest idle [--sockets N] [--rooms R] [--server S]` (see
+//! `idle.rs`) and `kanban-loadtest join-storm [--sockets N] [--server S]` (see
+//! `join_storm.rs`); `--server kanban|node|both` runs a scenario against our gateways, the
+//! Node reference, or both side by side.
 //!
 //! `pipeline` starts the ticket API in-process against the local PostgreSQL (a scratch
 //! database, dropped afterwards) and Redis (a scratch key prefix), then has `writers`
@@ -17,9 +20,12 @@
 
 mod fanout;
 mod host;
+mod idle;
+mod join_storm;
 mod presence;
 mod procs;
 mod resume;
+mod servers;
 
 use futures_util::StreamExt;
 use kanban_protocol::redis_keys;
@@ -37,29 +43,6 @@ struct Args {
     tickets: usize,
 }
 
-fn args() -> Args {
-    let mut args = Args {
-        writers: 8,
-        seconds: 20,
-        tickets: 50,
-    };
-    let argv: Vec<String> = std::env::args().skip(2).collect();
-    let mut i = 0;
-    while i + 1 < argv.len() {
-        let value = argv[i + 1]
-            .parse()
-            .unwrap_or_else(|_| panic!("{} needs a number", argv[i]));
-        match argv[i].as_str() {
-            "--writers" => args.writers = value,
-            "--seconds" => args.seconds = value as u64,
-            "--tickets" => args.tickets = value,
-            other => panic!("unknown option {other}"),
-        }
-        i += 2;
-    }
-    args
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -68,49 +51,88 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[index]
 }
 
+/// The command line after the scenario's name: `--flag value` pairs and bare flags.
+struct Argv(Vec<String>);
+
+impl Argv {
+    fn value(&self, flag: &str) -> Option<String> {
+        self.0
+            .windows(2)
+            .find(|w| w[0] == flag)
+            .map(|w| w[1].clone())
+    }
+
+    fn number<T: std::str::FromStr>(&self, flag: &str, default: T) -> T {
+        self.value(flag).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{flag} needs a number, not {v}"))
+        })
+    }
+
+    fn flag(&self, flag: &str) -> bool {
+        self.0.iter().any(|a| a == flag)
+    }
+
+    fn servers(&self) -> Vec<procs::Kind> {
+        procs::Kind::parse_list(&self.value("--server").unwrap_or_else(|| "kanban".into()))
+    }
+
+    fn node_reference(&self) -> Option<std::path::PathBuf> {
+        self.value("--node-reference").map(Into::into)
+    }
+
+    fn results(&self) -> std::path::PathBuf {
+        self.value("--results")
+            .unwrap_or_else(|| "loadtest-results.jsonl".into())
+            .into()
+    }
+}
+
+const USAGE: &str = "\
+usage: kanban-loadtest SCENARIO [options]   (or: kanban-loadtest --scenario SCENARIO [options])
+  pipeline      [--writers N] [--seconds S] [--tickets T]
+  presence      [--sockets N]
+  resume-storm  [--sockets N] [--history H] [--spread]
+  fanout        [--clients N] [--rates K,K,...] [--seconds S] [--server S] [--results FILE]
+  idle          [--sockets N] [--rooms R] [--burst E] [--server S] [--results FILE]
+  join-storm    [--sockets N] [--limit-seconds T] [--server S] [--results FILE]
+--server is kanban (default), node (the Node reference, ../shared/bench/node-reference or
+--node-reference DIR) or both, side by side.";
+
 #[tokio::main]
 async fn main() {
-    match std::env::args().nth(1).as_deref() {
-        Some("pipeline") => pipeline(args()).await,
-        Some("presence") => {
-            let sockets = std::env::args()
-                .skip(2)
-                .collect::<Vec<_>>()
-                .windows(2)
-                .find(|w| w[0] == "--sockets")
-                .and_then(|w| w[1].parse().ok())
-                .unwrap_or(5000);
-            let redis_url = std::env::var("KANBAN_TEST_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-            presence::run(sockets, redis_url).await;
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let (scenario, rest) = match all.first().map(String::as_str) {
+        Some("--scenario") => (all.get(1).cloned(), all.iter().skip(2).cloned().collect()),
+        Some(_) => (all.first().cloned(), all.iter().skip(1).cloned().collect()),
+        None => (None, Vec::new()),
+    };
+    let argv = Argv(rest);
+    let redis_url =
+        std::env::var("KANBAN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    match scenario.as_deref() {
+        Some("pipeline") => {
+            pipeline(Args {
+                writers: argv.number("--writers", 8),
+                seconds: argv.number("--seconds", 20),
+                tickets: argv.number("--tickets", 50),
+            })
+            .await
         }
+        Some("presence") => presence::run(argv.number("--sockets", 5000), redis_url).await,
         Some("resume-storm") => {
-            let argv: Vec<String> = std::env::args().skip(2).collect();
-            let number = |flag: &str, default: i64| {
-                argv.windows(2)
-                    .find(|w| w[0] == flag)
-                    .map(|w| {
-                        w[1].parse()
-                            .unwrap_or_else(|_| panic!("{flag} needs a number"))
-                    })
-                    .unwrap_or(default)
-            };
             let options = resume::Options {
-                sockets: number("--sockets", 5000) as usize,
-                history: number("--history", 1000),
-                spread: argv.iter().any(|a| a == "--spread"),
+                sockets: argv.number("--sockets", 5000),
+                history: argv.number("--history", 1000),
+                spread: argv.flag("--spread"),
             };
-            let redis_url = std::env::var("KANBAN_TEST_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
             resume::run(options, redis_url).await;
         }
         Some("fanout") => {
-            let argv: Vec<String> = std::env::args().skip(2).collect();
-            let value = |flag: &str| argv.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone());
             let options = fanout::Options {
-                clients: value("--clients")
-                    .map_or(1000, |v| v.parse().expect("--clients needs a number")),
-                rates: value("--rates")
+                clients: argv.number("--clients", 1000),
+                rates: argv
+                    .value("--rates")
                     .unwrap_or_else(|| "20,100,300".into())
                     .split(',')
                     .map(|r| {
@@ -118,21 +140,36 @@ async fn main() {
                             .expect("--rates takes numbers (thousands of deliveries/s)")
                     })
                     .collect(),
-                seconds: value("--seconds")
-                    .map_or(10, |v| v.parse().expect("--seconds needs a number")),
-                results: value("--results")
-                    .unwrap_or_else(|| "loadtest-results.jsonl".into())
-                    .into(),
+                seconds: argv.number("--seconds", 10),
+                results: argv.results(),
+                servers: argv.servers(),
+                node_reference: argv.node_reference(),
             };
-            let redis_url = std::env::var("KANBAN_TEST_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
             fanout::run(options, redis_url).await;
         }
+        Some("idle") => {
+            let options = idle::Options {
+                sockets: argv.number("--sockets", 20_000),
+                rooms: argv.number("--rooms", 200),
+                burst: argv.number("--burst", 20),
+                results: argv.results(),
+                servers: argv.servers(),
+                node_reference: argv.node_reference(),
+            };
+            idle::run(options, redis_url).await;
+        }
+        Some("join-storm") => {
+            let options = join_storm::Options {
+                sockets: argv.number("--sockets", 5000),
+                results: argv.results(),
+                servers: argv.servers(),
+                node_reference: argv.node_reference(),
+                limit: Duration::from_secs(argv.number("--limit-seconds", 180)),
+            };
+            join_storm::run(options, redis_url).await;
+        }
         _ => {
-            eprintln!("usage: kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]");
-            eprintln!("       kanban-loadtest presence [--sockets N]");
-            eprintln!("       kanban-loadtest resume-storm [--sockets N] [--history H] [--spread]");
-            eprintln!("       kanban-loadtest fanout [--clients N] [--rates K,K,...] [--seconds S] [--results FILE]");
+            eprintln!("{USAGE}");
             std::process::exit(2);
         }
     }

@@ -1,31 +1,54 @@
-//! Gateways as processes of their own (the `gateway` binary beside this one), so that
-//! their CPU and memory can be read from /proc apart from the load tool's.
+//! The servers under test as processes of their own, so that their CPU and memory can be
+//! read from /proc apart from the load tool's: our `gateway` binary (beside this one) or
+//! an instance of the original Node design (`../shared/bench/node-reference`, run with
+//! `node`, never copied into the project).
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub struct GatewayProcess {
+/// Which server a scenario measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Our gateway (release build beside the load tool).
+    Kanban,
+    /// The original Node design: Socket.IO 4.8 with the Redis adapter.
+    Node,
+}
+
+impl Kind {
+    /// `kanban`, `node` or `both` (kanban first).
+    pub fn parse_list(text: &str) -> Vec<Kind> {
+        match text {
+            "kanban" => vec![Kind::Kanban],
+            "node" => vec![Kind::Node],
+            "both" => vec![Kind::Kanban, Kind::Node],
+            other => panic!("--server takes kanban, node or both, not {other}"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Kanban => "kanban-gateway",
+            Kind::Node => "node-reference",
+        }
+    }
+}
+
+pub struct ServerProcess {
     child: Child,
+    pub kind: Kind,
     pub address: String,
 }
 
-impl GatewayProcess {
-    /// Starts `bin` on a free loopback port against `redis_url` with key `prefix`,
-    /// anonymous sockets allowed (the benchmark measures the gateway, not the API).
-    pub async fn start(
-        bin: &std::path::Path,
-        id: &str,
-        redis_url: &str,
-        prefix: &str,
-        max: usize,
-    ) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        // Reaped in `Drop` (clippy does not see that far).
-        #[allow(clippy::zombie_processes)]
-        let child = Command::new(bin)
+impl ServerProcess {
+    /// Starts our gateway `bin` on a free loopback port against `redis_url` with key
+    /// `prefix`, anonymous sockets allowed (the benchmark measures the gateway, not the
+    /// API), at most `max` connections.
+    pub async fn gateway(bin: &Path, id: &str, redis_url: &str, prefix: &str, max: usize) -> Self {
+        let port = free_port();
+        let mut command = Command::new(bin);
+        command
             .env("KANBAN_HTTP__HOST", "127.0.0.1")
             .env("KANBAN_HTTP__PORT", port.to_string())
             .env("KANBAN_REDIS__URL", redis_url)
@@ -33,23 +56,48 @@ impl GatewayProcess {
             .env("KANBAN_GATEWAY__ALLOW_ANONYMOUS", "true")
             .env("KANBAN_GATEWAY__INSTANCE_ID", id)
             .env("KANBAN_LIMITS__MAX_CONNECTIONS", (max + 100).to_string())
-            .env("KANBAN_LOG__FILTER", "warn")
+            .env("KANBAN_LOG__FILTER", "warn");
+        Self::spawn(command, Kind::Kanban, port, "/readyz").await
+    }
+
+    /// Starts one instance of the Node reference from `dir` (prepared by
+    /// [`node_reference`]) on a free loopback port against `redis_url`.
+    pub async fn node(dir: &Path, redis_url: &str) -> Self {
+        let port = free_port();
+        let mut command = Command::new("node");
+        command
+            .arg("server.mjs")
+            .current_dir(dir)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("REDIS_URL", redis_url);
+        Self::spawn(command, Kind::Node, port, "/healthz").await
+    }
+
+    async fn spawn(mut command: Command, kind: Kind, port: u16, ready: &str) -> Self {
+        // Reaped in `Drop` (clippy does not see that far).
+        #[allow(clippy::zombie_processes)]
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        let address = format!("127.0.0.1:{port}");
-        let health = format!("http://{address}/readyz");
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        let server = ServerProcess {
+            child,
+            kind,
+            address: format!("127.0.0.1:{port}"),
+        };
+        let health = format!("http://{}{ready}", server.address);
         for _ in 0..200 {
             if reqwest::get(&health)
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return GatewayProcess { child, address };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("gateway {id} did not become ready at {address}");
+        panic!("{} did not become ready at {}", kind.name(), server.address);
     }
 
     pub fn pid(&self) -> u32 {
@@ -73,6 +121,7 @@ impl GatewayProcess {
             .unwrap_or(0)
     }
 
+    /// A metric of our gateway's (0 when it is absent).
     pub async fn metric(&self, name: &str) -> f64 {
         let text = reqwest::get(format!("http://{}/metrics", self.address))
             .await
@@ -82,13 +131,37 @@ impl GatewayProcess {
             .expect("metrics body");
         kanban_test_support::metric_value(&text, name)
     }
+
+    /// Bytes the process has allocated on its heap and not freed, where it says: our
+    /// gateway built with `--features heap-stats`. `None` otherwise.
+    pub async fn heap_bytes(&self) -> Option<f64> {
+        if self.kind != Kind::Kanban {
+            return None;
+        }
+        let text = reqwest::get(format!("http://{}/metrics", self.address))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("kanban_gateway_heap_allocated_bytes "))
+            .and_then(|v| v.trim().parse().ok())
+    }
 }
 
-impl Drop for GatewayProcess {
+impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// CPU seconds (user + system) of process `pid`.
@@ -97,7 +170,7 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// The gateway binary beside this one (`cargo build --release -p gateway -p kanban-loadtest`).
-pub fn gateway_bin() -> std::path::PathBuf {
+pub fn gateway_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("own path");
     let bin = exe.with_file_name("gateway");
     assert!(
@@ -106,4 +179,55 @@ pub fn gateway_bin() -> std::path::PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The files of the Node reference that are copied to run it.
+const NODE_FILES: [&str; 3] = ["server.mjs", "package.json", "package-lock.json"];
+
+/// A runnable copy of the Node reference server: `source` (default: the brief's
+/// `shared/bench/node-reference` beside the repository, or `KANBAN_NODE_REFERENCE`) is
+/// copied into the user's cache directory, outside the project, and `npm ci` is run there
+/// when its lockfile changed. Returns the copy's directory.
+pub fn node_reference(source: Option<&Path>) -> PathBuf {
+    let source = source.map(Path::to_path_buf).unwrap_or_else(|| {
+        std::env::var_os("KANBAN_NODE_REFERENCE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/node-reference")
+            })
+    });
+    assert!(
+        source.join("server.mjs").exists(),
+        "the Node reference is not at {} (pass --node-reference DIR)",
+        source.display()
+    );
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .expect("HOME or XDG_CACHE_HOME")
+        .join("kanban-node-reference");
+    std::fs::create_dir_all(&cache).expect("create the Node reference's cache directory");
+    let lock_before = std::fs::read(cache.join("package-lock.json")).ok();
+    for file in NODE_FILES {
+        std::fs::copy(source.join(file), cache.join(file))
+            .unwrap_or_else(|e| panic!("copy {file} of the Node reference: {e}"));
+        // The source is read-only; the copy must stay replaceable on the next run.
+        let mut permissions = std::fs::metadata(cache.join(file))
+            .expect("copied file")
+            .permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        permissions.set_readonly(false);
+        let _ = std::fs::set_permissions(cache.join(file), permissions);
+    }
+    let lock_after = std::fs::read(cache.join("package-lock.json")).ok();
+    if lock_before != lock_after || !cache.join("node_modules").exists() {
+        eprintln!("node reference: npm ci in {}", cache.display());
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&cache)
+            .status()
+            .expect("run npm (Node.js and npm are needed for --server node)");
+        assert!(status.success(), "npm ci of the Node reference failed");
+    }
+    cache
 }

@@ -14,13 +14,16 @@
 //! - [`transport`]: Engine.IO / Socket.IO sessions over WebSocket and long-polling; it
 //!   calls an application through [`transport::Application`] and knows nothing of boards.
 //! - [`protocol`]: Engine.IO and Socket.IO packet encoding (pure).
-//! - [`config`], [`metrics`], [`locks`]: leaves every layer may use; [`routes`] (health, readiness,
+//! - [`config`], [`metrics`], [`locks`]: leaves every layer may use; `heap` (benchmark
+//!   builds with the `heap-stats` feature) counts the live heap; [`routes`] (health, readiness,
 //!   metrics endpoints) and [`startup`]: wiring.
 
 pub mod api_client;
 pub mod app;
 pub mod broker;
 pub mod config;
+#[cfg(feature = "heap-stats")]
+pub mod heap;
 pub mod history;
 pub mod hub;
 pub mod locks;

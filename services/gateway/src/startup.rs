@@ -117,6 +117,8 @@ impl Application {
             ));
         }
         let metrics = Arc::new(GatewayMetrics::new()?);
+        #[cfg(feature = "heap-stats")]
+        crate::heap::register(&metrics.registry)?;
         let poisoned = metrics.poisoned_locks_total.clone();
         let hub = Arc::new(Hub::new(Arc::clone(&metrics)));
         let verifier = match TokenVerifier::from_settings(&settings.auth) {

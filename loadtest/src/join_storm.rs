@@ -1,0 +1,155 @@
+//! `kanban-loadtest join-storm [--sockets N] [--server kanban|node|both] [--results FILE]`:
+//! N WebSocket clients over two server processes join one board as fast as they can (at
+//! most 200 handshakes in flight). Reports the ramp (first connect → last join ack), the
+//! presence messages the storm cost (in all and to the busiest socket), the servers' CPU
+//! and RSS, and the host's foreign CPU.
+
+use crate::procs::Kind;
+use crate::servers::Pair;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+pub struct Options {
+    pub sockets: usize,
+    pub results: std::path::PathBuf,
+    pub servers: Vec<Kind>,
+    pub node_reference: Option<std::path::PathBuf>,
+    /// How long the storm may take before the run gives up.
+    pub limit: Duration,
+}
+
+pub async fn run(options: Options, redis_url: String) {
+    crate::idle::raise_file_limit(options.sockets);
+    let mut ramps = Vec::new();
+    for &kind in &options.servers {
+        ramps.push(run_one(kind, &options, &redis_url).await);
+    }
+    if let [ours, node] = ramps.as_slice() {
+        println!(
+            "join-storm side by side (kanban-gateway / node-reference): ramp {ours:.2} / {node:.2} s \
+             ({:.2}×)",
+            ours / node.max(1e-9)
+        );
+    }
+}
+
+/// Runs the storm against `kind`; returns the ramp in seconds.
+async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> f64 {
+    let sockets = options.sockets;
+    let prefix = kanban_test_support::redis_prefix();
+    let pair = Pair::start(
+        kind,
+        redis_url,
+        &prefix,
+        sockets,
+        options.node_reference.as_deref(),
+    )
+    .await;
+    let name = kind.name();
+    let project = crate::presence::uuid_like();
+    let rss_before = pair.rss_kib();
+    let cpu_before = pair.cpu_seconds();
+    let host = crate::host::Sample::now();
+
+    let presence_messages = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let joined = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(200));
+    let addresses = pair.addresses();
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + options.limit + Duration::from_secs(5);
+    let mut tasks = Vec::with_capacity(sockets);
+    for i in 0..sockets {
+        let address = addresses[i % addresses.len()].clone();
+        let project = project.clone();
+        let (presence_messages, most, joined, gate) = (
+            Arc::clone(&presence_messages),
+            Arc::clone(&most),
+            Arc::clone(&joined),
+            Arc::clone(&gate),
+        );
+        tasks.push(tokio::spawn(async move {
+            // The permit bounds connections being set up at once; it is released at the ack.
+            let mut permit = Some(gate.acquire_owned().await.expect("semaphore"));
+            let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
+            let (mut sink, mut stream) =
+                crate::presence::connect_and_join(&url, json!(["project:join", project])).await;
+            let mut mine = 0usize;
+            loop {
+                let next = tokio::time::timeout_at(deadline, stream.next()).await;
+                let Ok(Some(Ok(Message::Text(text)))) = next else {
+                    break;
+                };
+                let text = text.as_str();
+                if text == "2" {
+                    let _ = sink.send(Message::Text("3".into())).await;
+                } else if text.starts_with("430") && permit.is_some() {
+                    joined.fetch_add(1, Ordering::SeqCst);
+                    permit.take();
+                } else if text.starts_with("42[\"room:user") {
+                    mine += 1;
+                    presence_messages.fetch_add(1, Ordering::SeqCst);
+                    most.fetch_max(mine, Ordering::SeqCst);
+                }
+            }
+            let _ = sink.close().await;
+        }));
+    }
+    while joined.load(Ordering::SeqCst) < sockets {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            started.elapsed() < options.limit,
+            "{name}: only {} of {sockets} sockets joined in {} s",
+            joined.load(Ordering::SeqCst),
+            options.limit.as_secs()
+        );
+    }
+    let ramp = started.elapsed().as_secs_f64();
+    let cpu_ramp = pair.cpu_seconds() - cpu_before;
+    let rss_joined = pair.rss_kib();
+    // The presence messages still on their way when the last ack arrived.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let host = host.report_with(&[("servers", pair.cpu_seconds() - cpu_before)]);
+    let total = presence_messages.load(Ordering::SeqCst);
+    let busiest = most.load(Ordering::SeqCst);
+    for task in tasks {
+        task.abort();
+    }
+    pair.forget(&project).await;
+    println!("join-storm ({name}): {sockets} sockets over 2 server processes join one board");
+    println!("  ramp (first connect → last join ack): {ramp:.2} s; servers' CPU during it {cpu_ramp:.2} s");
+    println!(
+        "  presence messages received: {total} in all, at most {busiest} by one socket \
+         (an announce-every-join design sends {})",
+        sockets * (sockets + 1) / 2
+    );
+    println!(
+        "  servers' RSS {rss_before} → {rss_joined} KiB ({:.1} KiB per connection)",
+        (rss_joined as f64 - rss_before as f64) / sockets as f64
+    );
+    println!("  {host}");
+    let line = json!({
+        "scenario": "join-storm",
+        "server": name,
+        "sockets": sockets,
+        "ramp_s": ramp,
+        "server_cpu_s": cpu_ramp,
+        "presence_messages": total,
+        "presence_messages_busiest_socket": busiest,
+        "rss_kib_before": rss_before,
+        "rss_kib_joined": rss_joined,
+        "host": host,
+    });
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&options.results)
+        .unwrap_or_else(|e| panic!("open {}: {e}", options.results.display()));
+    writeln!(file, "{line}").expect("write results");
+    ramp
+}
