@@ -26,6 +26,8 @@ fi
 log "cargo clippy (warnings are errors)"
 if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  # The benchmark build's counting allocator (kanban-loadtest idle) is compiled only here.
+  cargo clippy -p gateway --features heap-stats --locked -- -D warnings
 else
   log "clippy is not installed; skipping lints"
 fi

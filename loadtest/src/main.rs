@@ -18,6 +18,8 @@
 // A benchmark harness fails loudly on any error, as a test does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod board_read;
+mod e2e;
 mod fanout;
 mod host;
 mod idle;
@@ -25,6 +27,7 @@ mod join_storm;
 mod presence;
 mod procs;
 mod resume;
+mod seed;
 mod servers;
 
 use futures_util::StreamExt;
@@ -96,6 +99,9 @@ usage: kanban-loadtest SCENARIO [options]   (or: kanban-loadtest --scenario SCEN
   fanout        [--clients N] [--rates K,K,...] [--seconds S] [--server S] [--results FILE]
   idle          [--sockets N] [--rooms R] [--burst E] [--server S] [--results FILE]
   join-storm    [--sockets N] [--limit-seconds T] [--server S] [--results FILE]
+  e2e           [--watchers N] [--boards B] [--rates R,R,...] [--seconds S] [--results FILE]
+  board-read    [--seconds S] [--readers C] [--tickets T] [--results FILE]
+  seed          [--clients N] [--moves M] [--rate R] [--results FILE]
 --server is kanban (default), node (the Node reference, ../shared/bench/node-reference or
 --node-reference DIR) or both, side by side.";
 
@@ -167,6 +173,39 @@ async fn main() {
                 limit: Duration::from_secs(argv.number("--limit-seconds", 180)),
             };
             join_storm::run(options, redis_url).await;
+        }
+        Some("e2e") => {
+            let options = e2e::Options {
+                watchers: argv.number("--watchers", 1000),
+                boards: argv.number("--boards", 10),
+                rates: argv
+                    .value("--rates")
+                    .unwrap_or_else(|| "50,200,500".into())
+                    .split(',')
+                    .map(|r| r.parse().expect("--rates takes numbers (moves/s)"))
+                    .collect(),
+                seconds: argv.number("--seconds", 10),
+                results: argv.results(),
+            };
+            e2e::run(options, redis_url).await;
+        }
+        Some("board-read") => {
+            let options = board_read::Options {
+                seconds: argv.number("--seconds", 10),
+                readers: argv.number("--readers", 32),
+                tickets: argv.number("--tickets", 200),
+                results: argv.results(),
+            };
+            board_read::run(options, redis_url).await;
+        }
+        Some("seed") => {
+            let options = seed::Options {
+                clients: argv.number("--clients", 50),
+                moves: argv.number("--moves", 200),
+                rate: argv.number("--rate", 10.0),
+                results: argv.results(),
+            };
+            seed::run(options, redis_url).await;
         }
         _ => {
             eprintln!("{USAGE}");

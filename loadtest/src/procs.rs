@@ -46,6 +46,36 @@ impl ServerProcess {
     /// `prefix`, anonymous sockets allowed (the benchmark measures the gateway, not the
     /// API), at most `max` connections.
     pub async fn gateway(bin: &Path, id: &str, redis_url: &str, prefix: &str, max: usize) -> Self {
+        let settings = [("KANBAN_GATEWAY__ALLOW_ANONYMOUS", "true")];
+        Self::gateway_with(bin, id, redis_url, prefix, max, &settings).await
+    }
+
+    /// Starts our gateway that checks tokens signed with `jwt_secret` and asks the ticket
+    /// API at `api` before each join (the full path).
+    pub async fn authenticated_gateway(
+        id: &str,
+        api: &str,
+        jwt_secret: &str,
+        redis_url: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Self {
+        let settings = [
+            ("KANBAN_GATEWAY__ALLOW_ANONYMOUS", "false"),
+            ("KANBAN_API__BASE_URL", api),
+            ("KANBAN_AUTH__JWT_SECRET", jwt_secret),
+        ];
+        Self::gateway_with(&gateway_bin(), id, redis_url, prefix, max, &settings).await
+    }
+
+    async fn gateway_with(
+        bin: &Path,
+        id: &str,
+        redis_url: &str,
+        prefix: &str,
+        max: usize,
+        settings: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let mut command = Command::new(bin);
         command
@@ -53,10 +83,10 @@ impl ServerProcess {
             .env("KANBAN_HTTP__PORT", port.to_string())
             .env("KANBAN_REDIS__URL", redis_url)
             .env("KANBAN_REDIS__KEY_PREFIX", prefix)
-            .env("KANBAN_GATEWAY__ALLOW_ANONYMOUS", "true")
             .env("KANBAN_GATEWAY__INSTANCE_ID", id)
             .env("KANBAN_LIMITS__MAX_CONNECTIONS", (max + 100).to_string())
-            .env("KANBAN_LOG__FILTER", "warn");
+            .env("KANBAN_LOG__FILTER", "warn")
+            .envs(settings.iter().copied());
         Self::spawn(command, Kind::Kanban, port, "/readyz").await
     }
 

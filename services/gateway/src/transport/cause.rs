@@ -1,6 +1,6 @@
 //! Why a session ends: the close causes, their metric labels and WebSocket close frames.
 
-use actix_ws::{CloseCode, CloseReason};
+use super::ws::{CloseCode, CloseReason};
 
 /// Why a session ended. The WebSocket close codes are part of the documented protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]

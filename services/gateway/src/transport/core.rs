@@ -6,8 +6,8 @@ use super::engine::Engine;
 use super::queue::{SessionId, Signals, ToSession};
 use super::tcp;
 use super::writer::Writer;
+use super::ws::{Incoming, WsReader, WsWriter};
 use crate::protocol::socketio;
-use actix_ws::{Message, MessageStream};
 use bytestring::ByteString;
 use rand::Rng;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ pub struct Core<M> {
     pub(super) sid: String,
     pub(super) engine: Arc<Engine<M>>,
     pub(super) writer: Writer,
-    pub(super) ws_stream: Option<MessageStream>,
+    pub(super) ws_stream: Option<WsReader>,
     pub(super) rx: mpsc::Receiver<ToSession<M>>,
     /// A sender into this session's own queue (for rooms and spawned command tasks).
     pub(super) tx: mpsc::Sender<ToSession<M>>,
@@ -101,7 +101,7 @@ impl<M: Send + 'static> Core<M> {
     pub(super) fn new(
         engine: Arc<Engine<M>>,
         writer: Writer,
-        ws_stream: Option<MessageStream>,
+        ws_stream: Option<WsReader>,
     ) -> Core<M> {
         let (tx, rx) = mpsc::channel(engine.settings.limits.outbound_queue.max(1));
         let settings = &engine.settings;
@@ -155,7 +155,7 @@ impl<M: Send + 'static> Core<M> {
 
     pub(super) async fn upgrade(
         &mut self,
-        ws: actix_ws::Session,
+        ws: WsWriter,
         socket: Option<tcp::ConnSocket>,
     ) -> Result<(), Cause> {
         self.tcp = socket;
@@ -247,10 +247,10 @@ impl<M: Send + 'static> Core<M> {
 /// Waits up to `grace` for the peer's close frame after ours, and says how to end the
 /// connection: gracefully when the peer is known to have sent its close frame (so it
 /// reads, and has had `grace` to get ours), abortively when it never answered (it
-/// stopped reading or is gone) — also when the message stream ends first: actix-web
-/// ends it once the response is over, while the connection lives on.
+/// stopped reading or is gone) — also when the message stream ends first: it ends once
+/// the response is over, while the connection lives on.
 async fn closing_handshake<M>(
-    stream: &mut Option<MessageStream>,
+    stream: &mut Option<WsReader>,
     rx: &mut mpsc::Receiver<ToSession<M>>,
     cause: &Cause,
     grace: Duration,
@@ -262,7 +262,7 @@ async fn closing_handshake<M>(
             match stream {
                 Some(stream) => match stream.recv().await {
                     None | Some(Err(_)) => None,
-                    Some(Ok(Message::Close(_))) => Some(true),
+                    Some(Ok(Incoming::Close)) => Some(true),
                     Some(Ok(_)) => Some(false),
                 },
                 // An upgraded session's frames are read by the upgrade's task, which

@@ -12,6 +12,7 @@ use super::session::Session;
 use super::tcp::ConnSocket;
 use super::upgrade::upgrade;
 use super::writer::Writer;
+use super::ws;
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -135,15 +136,19 @@ fn websocket<F: AppFactory>(
     if !ctx.admit() {
         return error_response(PollError::Unavailable, Allowed::NoOrigin);
     }
-    let (response, session, stream) = match actix_ws::handle(req, body) {
+    let (response, writer, reader) = match ws::handle(
+        req,
+        body,
+        ctx.settings.engine.max_payload,
+        ctx.metrics.poisoned_locks_total.clone(),
+    ) {
         Ok(parts) => parts,
         Err(_) => {
             ctx.release();
             return error_response(PollError::BadRequest, Allowed::NoOrigin);
         }
     };
-    let stream = stream.max_frame_size(ctx.settings.engine.max_payload);
-    let mut session = Session::new(Arc::clone(&ctx), factory, Writer::Ws(session), Some(stream));
+    let mut session = Session::new(Arc::clone(&ctx), factory, Writer::Ws(writer), Some(reader));
     session.set_tcp(req.conn_data::<ConnSocket>().cloned());
     actix_web::rt::spawn(session.run(true));
     response

@@ -9,6 +9,8 @@
 //! - [`cause`]: why a session ends, and the close codes.
 //! - [`polling`]: the long-polling buffer, registry and GET/POST exchanges.
 //! - [`writer`]: the session's way to the client.
+//! - [`ws`]: the WebSocket itself: frames encoded straight into the connection's outbox,
+//!   and the client's frames decoded from the request payload.
 //! - [`tcp`]: the accepted TCP connection, and how a session ends it.
 //! - [`engine`]: what every session of this replica shares (limits, ids, drain, admission).
 //! - [`http`]: the `/socket.io/` endpoint: handshakes, polling GETs and POSTs.
@@ -33,6 +35,7 @@ pub mod tcp;
 pub mod testing;
 pub mod upgrade;
 pub mod writer;
+pub mod ws;
 
 pub use application::{AppFactory, Application, Io, MessageOf, Refusal, SessionInfo};
 pub use cause::Cause;

@@ -2,6 +2,7 @@
 
 use super::cause::Cause;
 use super::tcp;
+use super::ws::WsWriter;
 use crate::protocol::engineio::EioPacket;
 use bytestring::ByteString;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +29,7 @@ pub enum ToSession<M> {
     /// With the upgrade connection's socket, which the session ends when it ends.
     /// (Boxed: it happens once per session, and every queue slot is as large as the
     /// largest item.)
-    Upgrade(Box<(actix_ws::Session, Option<tcp::ConnSocket>)>),
+    Upgrade(Box<(WsWriter, Option<tcp::ConnSocket>)>),
     /// The transport failed or broke a rule (e.g. two concurrent long-polls).
     Close(Cause),
 }

@@ -10,9 +10,10 @@ use super::engine::{random_id, Engine};
 use super::queue::ToSession;
 use super::tcp;
 use super::writer::Writer;
+use super::ws::{Incoming, WsReader};
 use crate::protocol::engineio::{EioPacket, Handshake};
 use crate::protocol::socketio::{self, SioPacket};
-use actix_ws::{Message, MessageStream};
+use actix_http::ws::ProtocolError;
 use bytestring::ByteString;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,7 @@ impl<A: Application> Session<A> {
         engine: Arc<Engine<A::Message>>,
         factory: &F,
         writer: Writer,
-        ws_stream: Option<MessageStream>,
+        ws_stream: Option<WsReader>,
     ) -> Session<A> {
         let core = Core::new(engine, writer, ws_stream);
         let app = factory.create(&SessionInfo {
@@ -176,27 +177,27 @@ impl<A: Application> Session<A> {
 
     async fn on_ws_message(
         &mut self,
-        message: Option<Result<Message, actix_ws::ProtocolError>>,
+        message: Option<Result<Incoming, ProtocolError>>,
     ) -> Result<(), Cause> {
         match message {
             None => Err(Cause::ClientClosed),
-            Some(Err(actix_ws::ProtocolError::Overflow)) => Err(Cause::TooBig),
+            Some(Err(ProtocolError::Overflow)) => Err(Cause::TooBig),
             Some(Err(error)) => Err(Cause::ProtocolError(error.to_string())),
-            Some(Ok(Message::Text(text))) => match EioPacket::decode(&text) {
+            Some(Ok(Incoming::Text(text))) => match EioPacket::decode(&text) {
                 Ok(packet) => self.on_packet(packet).await,
                 Err(error) => Err(Cause::ProtocolError(error.to_string())),
             },
-            Some(Ok(Message::Binary(_))) | Some(Ok(Message::Continuation(_))) => Err(
-                Cause::ProtocolError("binary messages are not supported".into()),
-            ),
-            Some(Ok(Message::Ping(bytes))) => {
-                if let Writer::Ws(ws) = &mut self.core.writer {
+            Some(Ok(Incoming::Binary)) => Err(Cause::ProtocolError(
+                "binary messages are not supported".into(),
+            )),
+            Some(Ok(Incoming::Ping(bytes))) => {
+                if let Writer::Ws(ws) = &self.core.writer {
                     ws.pong(&bytes).await.map_err(|_| Cause::TransportError)?;
                 }
                 Ok(())
             }
-            Some(Ok(Message::Close(_))) => Err(Cause::ClientClosed),
-            Some(Ok(Message::Pong(_))) | Some(Ok(Message::Nop)) => Ok(()),
+            Some(Ok(Incoming::Close)) => Err(Cause::ClientClosed),
+            Some(Ok(Incoming::Pong)) => Ok(()),
         }
     }
 
@@ -358,9 +359,7 @@ impl<A: Application> Session<A> {
 }
 
 /// The next WebSocket message, or never when the session has no WebSocket (polling).
-async fn next_ws(
-    stream: &mut Option<MessageStream>,
-) -> Option<Result<Message, actix_ws::ProtocolError>> {
+async fn next_ws(stream: &mut Option<WsReader>) -> Option<Result<Incoming, ProtocolError>> {
     match stream {
         Some(stream) => stream.recv().await,
         None => std::future::pending().await,

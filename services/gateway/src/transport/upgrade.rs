@@ -7,9 +7,10 @@ use super::origin::{error_response, Allowed};
 use super::polling::PollError;
 use super::queue::ToSession;
 use super::tcp::ConnSocket;
+use super::ws::{self, Incoming};
 use crate::protocol::engineio::EioPacket;
+use actix_http::ws::ProtocolError;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::Message;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,12 @@ pub(super) fn upgrade<M: Send + 'static>(
     let Some(handle) = ctx.polling.get(sid) else {
         return error_response(PollError::SessionUnknown, Allowed::NoOrigin);
     };
-    let (response, mut ws, stream) = match actix_ws::handle(req, body) {
+    let (response, ws, mut stream) = match ws::handle(
+        req,
+        body,
+        ctx.settings.engine.max_payload,
+        ctx.metrics.poisoned_locks_total.clone(),
+    ) {
         Ok(parts) => parts,
         Err(_) => return error_response(PollError::BadRequest, Allowed::NoOrigin),
     };
@@ -34,13 +40,12 @@ pub(super) fn upgrade<M: Send + 'static>(
         });
         return response;
     }
-    let mut stream = stream.max_frame_size(ctx.settings.engine.max_payload);
     let socket = req.conn_data::<ConnSocket>().cloned();
     let timeout = Duration::from_millis(ctx.settings.engine.upgrade_timeout_ms);
     actix_web::rt::spawn(async move {
         let probe = async {
             match stream.recv().await {
-                Some(Ok(Message::Text(text))) if &*text == "2probe" => {}
+                Some(Ok(Incoming::Text(text))) if &*text == "2probe" => {}
                 _ => return false,
             }
             if ws.text("3probe").await.is_err() || handle.tx.send(ToSession::Probing).await.is_err()
@@ -49,11 +54,11 @@ pub(super) fn upgrade<M: Send + 'static>(
             }
             loop {
                 match stream.recv().await {
-                    Some(Ok(Message::Text(text))) if &*text == "5" => {
+                    Some(Ok(Incoming::Text(text))) if &*text == "5" => {
                         handle.buffer.mark_upgraded();
                         return true;
                     }
-                    Some(Ok(Message::Ping(bytes))) => {
+                    Some(Ok(Incoming::Ping(bytes))) => {
                         if ws.pong(&bytes).await.is_err() {
                             return false;
                         }
@@ -79,21 +84,21 @@ pub(super) fn upgrade<M: Send + 'static>(
         // move between threads) and hands the session what the client sends.
         let cause = loop {
             let packet = match stream.recv().await {
-                Some(Ok(Message::Text(text))) => match EioPacket::decode(&text) {
+                Some(Ok(Incoming::Text(text))) => match EioPacket::decode(&text) {
                     Ok(packet) => packet,
                     Err(error) => break Cause::ProtocolError(error.to_string()),
                 },
-                Some(Ok(Message::Ping(bytes))) => {
+                Some(Ok(Incoming::Ping(bytes))) => {
                     let _ = ws.pong(&bytes).await;
                     continue;
                 }
-                Some(Ok(Message::Pong(_))) | Some(Ok(Message::Nop)) => continue,
-                Some(Ok(Message::Binary(_))) | Some(Ok(Message::Continuation(_))) => {
+                Some(Ok(Incoming::Pong)) => continue,
+                Some(Ok(Incoming::Binary)) => {
                     break Cause::ProtocolError("binary messages are not supported".into())
                 }
-                Some(Err(actix_ws::ProtocolError::Overflow)) => break Cause::TooBig,
+                Some(Err(ProtocolError::Overflow)) => break Cause::TooBig,
                 Some(Err(error)) => break Cause::ProtocolError(error.to_string()),
-                Some(Ok(Message::Close(_))) | None => break Cause::ClientClosed,
+                Some(Ok(Incoming::Close)) | None => break Cause::ClientClosed,
             };
             if handle
                 .tx

@@ -2,12 +2,13 @@
 
 use super::cause::Cause;
 use super::polling::PollBuffer;
+use super::ws::WsWriter;
 use bytestring::ByteString;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub enum Writer {
-    Ws(actix_ws::Session),
+    Ws(WsWriter),
     Polling(Arc<PollBuffer>),
 }
 
@@ -33,9 +34,9 @@ impl Writer {
     /// handed over within `timeout` (a client that stopped reading may never take it).
     pub async fn close(self, cause: &Cause, timeout: Duration) -> bool {
         match self {
-            // Dropping the session ends the response stream; the session then ends the
-            // TCP connection itself (`tcp::end`), which actix-web alone would not do for
-            // a peer that does not read.
+            // The close frame ends the response once the connection takes it; the
+            // session then ends the TCP connection itself (`tcp::end`), which actix-web
+            // alone would not do for a peer that does not read.
             Writer::Ws(ws) => matches!(
                 tokio::time::timeout(timeout, ws.close(cause.close_reason())).await,
                 Ok(Ok(()))
