@@ -1,12 +1,9 @@
-//! Benchmarks that need the real system:
-//! `kanban-loadtest pipeline [--writers N] [--seconds S] [--tickets T]` and
-//! `kanban-loadtest presence [--sockets N]` (see `presence.rs`) and
-//! `kanban-loadtest resume-storm [--sockets N] [--history H] [--spread]` (see `resume.rs`) and
-//! `kanban-loadtest fanout [--clients N] [--rates K,…] [--seconds S] [--server S]`
-//! (see `fanout.rs`), `kanban-loadtest idle [--sockets N] [--rooms R] [--server S]` (see
-//! `idle.rs`) and `kanban-loadtest join-storm [--sockets N] [--server S]` (see
-//! `join_storm.rs`); `--server kanban|node|both` runs a scenario against our gateways, the
-//! Node reference, or both side by side.
+//! Benchmarks that need the real system, one scenario per run (`kanban-loadtest SCENARIO`
+//! or `--scenario SCENARIO`; `USAGE` below lists their options): `pipeline` (here),
+//! `presence` (`presence.rs`), `resume-storm` (`resume.rs`), `fanout` (`fanout.rs`), `idle`
+//! (`idle.rs`), `join-storm` (`join_storm.rs`), `e2e` (`e2e.rs`), `board-read`
+//! (`board_read.rs`) and `seed` (`seed.rs`). `--server kanban|node|both` runs `fanout`,
+//! `idle` and `join-storm` against our gateways, the Node reference, or both side by side.
 //!
 //! `pipeline` starts the ticket API in-process against the local PostgreSQL (a scratch
 //! database, dropped afterwards) and Redis (a scratch key prefix), then has `writers`
@@ -155,8 +152,9 @@ async fn main() {
         }
         Some("idle") => {
             let options = idle::Options {
-                sockets: argv.number("--sockets", 20_000),
-                rooms: argv.number("--rooms", 200),
+                // The 20 000 needs an open-file limit above 20 000 for the tool.
+                sockets: argv.number("--sockets", 10_000),
+                rooms: argv.number("--rooms", 100),
                 burst: argv.number("--burst", 20),
                 results: argv.results(),
                 servers: argv.servers(),

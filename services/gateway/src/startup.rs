@@ -215,6 +215,11 @@ impl Application {
         .on_connect(move |connection, extensions| {
             crate::transport::tcp::on_accept(connection, extensions, send_buffer)
         })
+        // A connection's response buffer starts at 8 KiB; filled only up to 4 KiB before
+        // it is flushed, with chunks of at most 4 KiB from a WebSocket's outbox
+        // (`transport::ws`), it never grows, so a burst leaves no larger buffer behind on
+        // an idle connection.
+        .h1_write_buffer_size(crate::transport::ws::OUTBOX_CHUNK)
         .listen(listener)?
         .disable_signals()
         .shutdown_timeout(2);

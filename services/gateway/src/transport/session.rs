@@ -106,15 +106,19 @@ impl<A: Application> Session<A> {
     }
 
     async fn event_loop(&mut self) -> Cause {
-        let mut draining = self.core.engine.draining.clone();
-        if *draining.borrow() {
-            self.core.schedule_drain();
-        }
         // One timer for every deadline of the session, kept across iterations and moved
         // only when the earliest deadline changes: a delivery costs no timer
-        // registration.
+        // registration. The slow-consumer signal and the drain are waited for by futures
+        // kept across iterations too: a fresh one each time would register and
+        // unregister a waiter (two lock round trips) for every delivery.
         let timer = tokio::time::sleep_until(self.next_deadline());
         tokio::pin!(timer);
+        let signals = Arc::clone(&self.core.signals);
+        let slow = signals.notify.notified();
+        tokio::pin!(slow);
+        let drain = drain_started(self.core.engine.draining.clone());
+        tokio::pin!(drain);
+        let mut drain_seen = false;
         loop {
             let deadline = self.next_deadline();
             if timer.deadline() != deadline {
@@ -123,8 +127,9 @@ impl<A: Application> Session<A> {
             let core = &mut self.core;
             let step = tokio::select! {
                 biased;
-                _ = core.signals.notify.notified() => {
-                    if core.signals.is_slow() { Err(Cause::SlowConsumer) } else { Ok(()) }
+                () = &mut slow => {
+                    slow.set(signals.notify.notified());
+                    if signals.is_slow() { Err(Cause::SlowConsumer) } else { Ok(()) }
                 }
                 message = next_ws(&mut core.ws_stream) => self.on_ws_message(message).await,
                 queued = core.rx.recv() => match queued {
@@ -132,10 +137,9 @@ impl<A: Application> Session<A> {
                     None => Err(Cause::TransportError),
                 },
                 _ = &mut timer => self.on_deadline().await,
-                changed = draining.changed() => {
-                    if changed.is_ok() && *draining.borrow() {
-                        self.core.schedule_drain();
-                    }
+                () = &mut drain, if !drain_seen => {
+                    drain_seen = true;
+                    self.core.schedule_drain();
                     Ok(())
                 }
             };
@@ -355,6 +359,14 @@ impl<A: Application> Session<A> {
             app.disconnect(&mut io, nsp).await;
         }
         self.core.close(cause).await;
+    }
+}
+
+/// Resolves once the replica drains (at once if it already does); never if the drain
+/// signal's sender is gone.
+async fn drain_started(mut draining: tokio::sync::watch::Receiver<bool>) {
+    if draining.wait_for(|draining| *draining).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -26,6 +26,11 @@ pub use actix_http::ws::{CloseCode, CloseReason};
 /// timeout) rather than growing its outbox without bound.
 const OUTBOX_LIMIT: usize = 64 * 1024;
 
+/// The most the response body hands the connection at once: the connection copies each
+/// chunk into its own write buffer (8 KiB to start with), which keeps any capacity a
+/// larger chunk made it grow to for as long as the connection lives.
+pub const OUTBOX_CHUNK: usize = 4 * 1024;
+
 /// The WebSocket is closed (by us, or the connection is gone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Closed;
@@ -97,6 +102,8 @@ struct State {
     closed: bool,
     /// The response body was dropped: the connection is over.
     gone: bool,
+    /// A writer waits for room (so the body wakes it when it takes bytes).
+    writer_waiting: bool,
 }
 
 impl Outbox {
@@ -147,30 +154,49 @@ impl WsWriter {
         let outbox = &self.shared.outbox;
         let mut message = Some(message);
         loop {
+            if outbox.try_write(&mut message, closing, false)? {
+                return Ok(());
+            }
+            // Full: wait for the connection to take what is there. Registered before the
+            // second look, so that a drain between the two still wakes this writer.
             let space = outbox.space.notified();
             tokio::pin!(space);
-            // Registered before the check, so that a drain between the two wakes it.
             space.as_mut().enable();
-            {
-                let mut state = outbox.state();
-                if state.closed || state.gone {
-                    return Err(Closed);
-                }
-                if state.buf.len() < OUTBOX_LIMIT {
-                    let State { buf, codec, .. } = &mut *state;
-                    if let Some(message) = message.take() {
-                        // Encoding a server frame into a buffer cannot fail.
-                        codec.encode(message, buf).map_err(|_| Closed)?;
-                    }
-                    state.closed = closing;
-                    if let Some(waker) = state.waker.take() {
-                        waker.wake();
-                    }
-                    return Ok(());
-                }
+            if outbox.try_write(&mut message, closing, true)? {
+                return Ok(());
             }
             space.await;
         }
+    }
+}
+
+impl Outbox {
+    /// Encodes `message` into the outbox if it has room (true), else leaves it (false)
+    /// and, when the writer is about to `wait`, asks the body to wake it.
+    fn try_write(
+        &self,
+        message: &mut Option<Message>,
+        closing: bool,
+        wait: bool,
+    ) -> Result<bool, Closed> {
+        let mut state = self.state();
+        if state.closed || state.gone {
+            return Err(Closed);
+        }
+        if state.buf.len() >= OUTBOX_LIMIT {
+            state.writer_waiting |= wait;
+            return Ok(false);
+        }
+        let State { buf, codec, .. } = &mut *state;
+        if let Some(message) = message.take() {
+            // Encoding a server frame into a buffer cannot fail.
+            codec.encode(message, buf).map_err(|_| Closed)?;
+        }
+        state.closed = closing;
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+        Ok(true)
     }
 }
 
@@ -192,7 +218,7 @@ impl MessageBody for OutboxBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        let chunk = {
+        let (chunk, wake_writer) = {
             let mut state = self.outbox.state();
             if state.buf.is_empty() {
                 if state.closed {
@@ -207,10 +233,18 @@ impl MessageBody for OutboxBody {
                 }
                 return Poll::Pending;
             }
-            // Taken whole, so the outbox keeps no capacity while the connection is idle.
-            std::mem::take(&mut state.buf).freeze()
+            let chunk = if state.buf.len() > OUTBOX_CHUNK {
+                state.buf.split_to(OUTBOX_CHUNK).freeze()
+            } else {
+                // The rest, taken whole, so the outbox keeps no capacity while the
+                // connection is idle.
+                std::mem::take(&mut state.buf).freeze()
+            };
+            (chunk, std::mem::take(&mut state.writer_waiting))
         };
-        self.outbox.space.notify_waiters();
+        if wake_writer {
+            self.outbox.space.notify_waiters();
+        }
         Poll::Ready(Some(Ok(chunk)))
     }
 }

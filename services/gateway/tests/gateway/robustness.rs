@@ -183,7 +183,7 @@ fn server_end_held(server_port: u16, client_port: u16) -> bool {
 
 /// A client that stops reading while its room is busy has its TCP connection reset by
 /// the gateway within the documented bound (docs/PROTOCOL.md, "Close reasons"): once
-/// its buffers are full (queue 8 frames, actix-ws 32, a 64 KiB SO_SNDBUF: a few dozen
+/// its buffers are full (queue 8 frames, a 64 KiB outbox, a 64 KiB SO_SNDBUF: a few dozen
 /// 64 KiB events here) it is detected after `write_timeout_ms`, and released at most
 /// `2 × min(write_timeout_ms, 1 s)` later (close frame, then reset). The client reads
 /// nothing at all; the kernel's own table shows the gateway's end gone.
