@@ -331,3 +331,111 @@ fn incoming(frame: Frame) -> Result<Incoming, ProtocolError> {
         Frame::Close(_) => Incoming::Close,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+    use actix_web::test::TestRequest;
+    use actix_web::FromRequest;
+    use std::time::Duration;
+
+    async fn websocket() -> (HttpResponse, WsWriter, WsReader) {
+        let (req, mut payload) = TestRequest::get()
+            .insert_header(("upgrade", "websocket"))
+            .insert_header(("connection", "upgrade"))
+            .insert_header(("sec-websocket-version", "13"))
+            .insert_header(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="))
+            .to_http_parts();
+        let payload = web::Payload::from_request(&req, &mut payload)
+            .await
+            .unwrap();
+        handle(
+            &req,
+            payload,
+            1_000,
+            IntCounter::new("poisoned", "poisoned").unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// The next chunk the connection would take, if one is ready.
+    fn next_chunk(body: &mut actix_web::body::BoxBody) -> Option<Option<Bytes>> {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        match Pin::new(body).poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(bytes))) => Some(Some(bytes)),
+            Poll::Ready(None) => Some(None),
+            Poll::Ready(Some(Err(_))) | Poll::Pending => None,
+        }
+    }
+
+    #[actix_web::test]
+    async fn frames_queued_together_leave_in_chunks_of_at_most_4_kib_and_the_close_ends_the_body() {
+        let (response, writer, _reader) = websocket().await;
+        assert_eq!(response.status().as_u16(), 101);
+        let mut body = response.into_body();
+        assert!(next_chunk(&mut body).is_none(), "nothing queued yet");
+        let frame = "x".repeat(1_000);
+        for _ in 0..10 {
+            writer.text(frame.clone()).await.unwrap();
+        }
+        writer.close(None).await.unwrap();
+        let mut sizes = Vec::new();
+        while let Some(Some(chunk)) = next_chunk(&mut body) {
+            sizes.push(chunk.len());
+        }
+        // 10 frames of 1 004 bytes (4-byte header) and a 2-byte close frame.
+        assert_eq!(sizes.iter().sum::<usize>(), 10 * 1_004 + 2);
+        assert!(sizes.iter().all(|&s| s <= OUTBOX_CHUNK), "{sizes:?}");
+        assert_eq!(sizes.len(), 3, "{sizes:?}");
+        assert_eq!(
+            next_chunk(&mut body),
+            Some(None),
+            "the body ends after the close"
+        );
+        assert_eq!(writer.text("late").await, Err(Closed));
+    }
+
+    #[actix_web::test]
+    async fn a_full_outbox_holds_the_writer_until_the_connection_takes_its_bytes() {
+        let (response, writer, _reader) = websocket().await;
+        let mut body = response.into_body();
+        let frame = "y".repeat(8 * 1024);
+        for _ in 0..8 {
+            writer.text(frame.clone()).await.unwrap();
+        }
+        // 64 KiB and more are waiting: the next write waits.
+        let blocked = tokio::time::timeout(Duration::from_millis(50), writer.text("z")).await;
+        assert!(blocked.is_err(), "a write into a full outbox must wait");
+        let waiting = {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.text("z").await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        while let Some(Some(_)) = next_chunk(&mut body) {}
+        let written = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert_eq!(written.unwrap().unwrap(), Ok(()));
+    }
+
+    #[actix_web::test]
+    async fn the_body_ends_when_the_last_writer_is_gone_and_writes_fail_once_the_body_is() {
+        let (response, writer, _reader) = websocket().await;
+        let mut body = response.into_body();
+        let clone = writer.clone();
+        drop(writer);
+        assert!(next_chunk(&mut body).is_none(), "a clone still writes");
+        drop(clone);
+        assert_eq!(next_chunk(&mut body), Some(None));
+
+        let (response, writer, mut reader) = websocket().await;
+        drop(response);
+        assert_eq!(writer.text("to nobody").await, Err(Closed));
+        let ended = tokio::time::timeout(Duration::from_secs(5), reader.recv()).await;
+        assert!(
+            matches!(ended, Ok(None)),
+            "the reader ends with the connection"
+        );
+    }
+}
