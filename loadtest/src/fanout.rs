@@ -139,7 +139,13 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             client(address, project, phases, count, joined, gate).await
         }));
     }
+    let joining = Instant::now();
     while joined.load(Ordering::SeqCst) < clients {
+        assert!(
+            joining.elapsed() < Duration::from_secs(120),
+            "{name}: only {} of {clients} clients joined in 120 s",
+            joined.load(Ordering::SeqCst)
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let rss_idle = pair.rss_kib();

@@ -103,8 +103,10 @@ pub async fn run(sockets: usize, redis_url: String) {
     }
 }
 
-/// A WebSocket client that has read the Engine.IO open packet, CONNECTed to `/` and sent
-/// `join` (a `["project:join", …]` array) with ack id 0.
+/// A WebSocket client that has read the Engine.IO open packet, CONNECTed to `/`, waited
+/// for the CONNECT's answer (as socket.io-client does before it emits; the Node
+/// reference drops events that come earlier) and sent `join` (a `["project:join", …]`
+/// array) with ack id 0.
 pub async fn connect_and_join(url: &str, join: serde_json::Value) -> (Sink, Stream) {
     let (ws, _) = tokio_tungstenite::connect_async(url)
         .await
@@ -112,6 +114,16 @@ pub async fn connect_and_join(url: &str, join: serde_json::Value) -> (Sink, Stre
     let (mut sink, mut stream) = ws.split();
     stream.next().await; // open
     sink.send(Message::Text("40".into())).await.expect("send");
+    loop {
+        match stream.next().await {
+            Some(Ok(Message::Text(text))) if text.as_str().starts_with("40") => break,
+            Some(Ok(Message::Text(text))) if text.as_str() == "2" => {
+                let _ = sink.send(Message::Text("3".into())).await;
+            }
+            Some(Ok(_)) => {}
+            _ => break, // closed: the caller sees the stream end
+        }
+    }
     sink.send(Message::Text(format!("420{join}").into()))
         .await
         .expect("send");
