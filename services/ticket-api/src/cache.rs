@@ -53,8 +53,30 @@ pub struct BoardCache {
 
 /// The result of a cache lookup.
 pub enum Lookup {
-    Hit(Box<CachedBoard>),
+    Hit(CachedHit),
     Miss,
+}
+
+/// A cached board as a hit serves it: the snapshot's JSON exactly as it was stored (the
+/// bytes `serde_json` wrote for the `BoardSnapshot`, so it is answered without being
+/// decoded and encoded again) and the members, for the access check.
+pub struct CachedHit {
+    pub snapshot_json: String,
+    pub members: std::collections::HashMap<String, kanban_protocol::MemberRole>,
+}
+
+/// A stored [`CachedBoard`], read without decoding its snapshot.
+#[derive(serde::Deserialize)]
+struct StoredBoard<'a> {
+    #[serde(borrow)]
+    snapshot: &'a serde_json::value::RawValue,
+    members: std::collections::HashMap<String, kanban_protocol::MemberRole>,
+}
+
+/// The one field of a snapshot the freshness check needs.
+#[derive(serde::Deserialize)]
+struct SnapshotSeq {
+    seq: i64,
 }
 
 impl BoardCache {
@@ -78,13 +100,21 @@ impl BoardCache {
         let Some(board) = board else {
             return Ok(Lookup::Miss);
         };
-        let Ok(cached) = serde_json::from_str::<CachedBoard>(&board) else {
+        // An entry that does not read as a board is a miss (and is overwritten).
+        let Ok(stored) = serde_json::from_str::<StoredBoard<'_>>(&board) else {
             return Ok(Lookup::Miss);
         };
-        if cached.snapshot.seq < seq.unwrap_or(0) {
+        let Ok(SnapshotSeq { seq: cached_seq }) = serde_json::from_str(stored.snapshot.get())
+        else {
+            return Ok(Lookup::Miss);
+        };
+        if cached_seq < seq.unwrap_or(0) {
             return Ok(Lookup::Miss);
         }
-        Ok(Lookup::Hit(Box::new(cached)))
+        Ok(Lookup::Hit(CachedHit {
+            snapshot_json: stored.snapshot.get().to_owned(),
+            members: stored.members,
+        }))
     }
 
     /// Stores a board read from Postgres; returns whether it was stored.

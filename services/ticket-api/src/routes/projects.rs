@@ -4,6 +4,7 @@ use crate::auth::AuthUser;
 use crate::domain::{Description, ProjectName, UserId};
 use crate::error::ApiError;
 use crate::service::admission::Target;
+use crate::service::board::Board;
 use crate::service::projects::{self as service, CreateProject, UpdateProject};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -45,8 +46,14 @@ pub async fn snapshot(
     user: AuthUser,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let board = crate::service::board::read(&state, &user, path.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(board))
+    Ok(
+        match crate::service::board::read(&state, &user, path.into_inner()).await? {
+            Board::Cached(json) => HttpResponse::Ok()
+                .content_type(actix_web::http::header::ContentType::json())
+                .body(json),
+            Board::Loaded(board) => HttpResponse::Ok().json(board),
+        },
+    )
 }
 
 pub async fn update(

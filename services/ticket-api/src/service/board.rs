@@ -12,20 +12,23 @@ use kanban_protocol::{BoardSnapshot, MemberRole, Ticket, TicketStatus};
 use std::collections::HashMap;
 use uuid::Uuid;
 
+/// A board snapshot to answer with: as the cache holds its JSON, or as just loaded.
+pub enum Board {
+    /// The `BoardSnapshot`'s JSON as stored by the cache (see `cache::CachedHit`).
+    Cached(String),
+    Loaded(BoardSnapshot),
+}
+
 /// The board and the seq it reflects. A cache hit checks membership against the cached
-/// member list and touches no database connection.
-pub async fn read(
-    state: &AppState,
-    user: &AuthUser,
-    project_id: Uuid,
-) -> Result<BoardSnapshot, ApiError> {
+/// member list, touches no database connection and decodes no ticket.
+pub async fn read(state: &AppState, user: &AuthUser, project_id: Uuid) -> Result<Board, ApiError> {
     let key = project_id.to_string();
     if let Some(cache) = &state.cache {
         match cache.get(&key).await {
             Ok(Lookup::Hit(board)) => {
                 state.metrics.cache_hits_total.inc();
                 return if board.members.contains_key(&user.id) {
-                    Ok(board.snapshot)
+                    Ok(Board::Cached(board.snapshot_json))
                 } else {
                     Err(ApiError::not_found("project"))
                 };
@@ -47,7 +50,7 @@ pub async fn read(
             tracing::warn!(project.id = %project_id, %error, "board cache write failed");
         }
     }
-    Ok(board.snapshot)
+    Ok(Board::Loaded(board.snapshot))
 }
 
 /// The whole board, its members and the seq it reflects, in one repeatable-read snapshot.

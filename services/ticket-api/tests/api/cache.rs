@@ -28,6 +28,44 @@ async fn a_cache_hit_serves_the_board_without_touching_postgres() {
     assert_eq!(metric(&after, hits), metric(&before, hits) + 1.0);
 }
 
+/// A hit answers the stored snapshot's JSON as it is, without decoding and encoding it
+/// again: the same bytes and content type as the database read that filled the cache.
+#[tokio::test]
+async fn a_cache_hit_answers_the_same_bytes_as_the_database_read() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    app.create_ticket(&project, "alice", "first", "TODO").await;
+    app.create_ticket(&project, "alice", "é \"quoted\" ✓", "IN_PROGRESS")
+        .await;
+    let read = || async {
+        let response = app
+            .client
+            .get(format!("{}/api/projects/{project}", app.address))
+            .bearer_auth(app.token("alice"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (kind, response.bytes().await.unwrap())
+    };
+    let hits = "kanban_ticket_api_cache_hits_total";
+    let before = metric(&app.metrics_text().await, hits);
+    let (miss_type, miss_body) = read().await;
+    let (hit_type, hit_body) = read().await;
+    assert_eq!(
+        metric(&app.metrics_text().await, hits),
+        before + 1.0,
+        "one miss, then one hit"
+    );
+    assert_eq!(hit_type, miss_type);
+    assert_eq!(hit_type, "application/json");
+    assert_eq!(hit_body, miss_body);
+}
+
 #[tokio::test]
 async fn a_cache_hit_still_refuses_non_members() {
     let app = spawn_app().await;
