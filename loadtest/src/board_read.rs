@@ -81,10 +81,13 @@ pub async fn run(options: Options, redis_url: String) {
     for (path, base) in [("hit (cache on)", &hit), ("miss (cache off)", &miss)] {
         let before = metrics(&http, base).await;
         let host = crate::host::Sample::now();
-        let (pg_before, redis_before) = (e2e::postgres_ticks(), e2e::redis_cpu(&mut redis).await);
+        let (pg_before, redis_before) = (
+            e2e::postgres_ticks(),
+            crate::host::redis_cpu(&mut redis).await,
+        );
         let phase = read_phase(&http, &url(base), &owner, readers, seconds).await;
         let pg_cpu = e2e::postgres_cpu_since(&pg_before);
-        let redis_cpu = e2e::redis_cpu(&mut redis).await - redis_before;
+        let redis_cpu = crate::host::redis_cpu(&mut redis).await - redis_before;
         let host_line = host.report_with(&[("postgres", pg_cpu), ("redis", redis_cpu)]);
         let after = metrics(&http, base).await;
         let reads = phase.reads as f64;

@@ -359,6 +359,30 @@ fn parse_mutation(tag: &str, id: &str) -> Option<(u32, u32)> {
 /// `gate`'s permits setting up at once), then records what it receives into `watcher`
 /// until the connection closes or the task is aborted. Counts itself in `joined` once the
 /// join is acknowledged.
+/// Waits until `count` watchers have joined; fails when one of their `tasks` ended first
+/// or `limit` passes.
+pub async fn wait_joined<T>(
+    joined: &AtomicUsize,
+    count: usize,
+    tasks: &[tokio::task::JoinHandle<T>],
+    limit: Duration,
+) {
+    let started = Instant::now();
+    while joined.load(Ordering::SeqCst) < count {
+        assert!(
+            started.elapsed() < limit,
+            "only {} of {count} watchers joined in {} s",
+            joined.load(Ordering::SeqCst),
+            limit.as_secs()
+        );
+        assert!(
+            !tasks.iter().any(|t| t.is_finished()),
+            "a watcher failed to join (see above)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn watch(
     address: String,
     token: String,
@@ -465,22 +489,6 @@ pub fn postgres_cpu_since(before: &HashMap<u32, u64>) -> f64 {
         .map(|(pid, now)| now.saturating_sub(before.get(pid).copied().unwrap_or(0)))
         .sum();
     ticks as f64 / crate::host::TICKS_PER_SECOND
-}
-
-/// Redis's CPU seconds so far (INFO cpu, user + system).
-pub async fn redis_cpu(redis: &mut redis::aio::MultiplexedConnection) -> f64 {
-    let info: String = redis::cmd("INFO")
-        .arg("cpu")
-        .query_async(redis)
-        .await
-        .unwrap_or_default();
-    info.lines()
-        .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
-        .filter_map(|l| {
-            l.split_once(':')
-                .and_then(|(_, v)| v.trim().parse::<f64>().ok())
-        })
-        .sum()
 }
 
 /// This process's CPU seconds so far (the in-process API and the load tool).
@@ -592,18 +600,7 @@ pub async fn run(options: Options, redis_url: String) {
             Arc::clone(&gate),
         )));
     }
-    while joined.load(Ordering::SeqCst) < count {
-        assert!(
-            ramp.elapsed() < Duration::from_secs(180),
-            "only {} of {count} watchers joined in 180 s",
-            joined.load(Ordering::SeqCst)
-        );
-        assert!(
-            !tasks.iter().any(|t| t.is_finished()),
-            "a watcher failed to join (see above)"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_joined(&joined, count, &tasks, Duration::from_secs(180)).await;
     let ramp = ramp.elapsed();
     let rss_idle = gateway_rss();
     let per_board: Vec<usize> = (0..boards)
@@ -642,8 +639,11 @@ pub async fn run(options: Options, redis_url: String) {
         let before: [u64; 4] = watchers.iter().map(|w| anomalies(w)).fold([0; 4], add4);
         let slow_before = gateway_slow(&gateways).await;
         let host = crate::host::Sample::now();
-        let (gw_cpu_before, own_before, redis_before) =
-            (gateway_cpu(), own_cpu(), redis_cpu(&mut redis).await);
+        let (gw_cpu_before, own_before, redis_before) = (
+            gateway_cpu(),
+            own_cpu(),
+            crate::host::redis_cpu(&mut redis).await,
+        );
         let pg_before = postgres_ticks();
 
         let total = (rate * seconds as f64).round().max(1.0) as usize;
@@ -715,7 +715,7 @@ pub async fn run(options: Options, redis_url: String) {
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
         let gw_cpu = gateway_cpu() - gw_cpu_before;
         let own = own_cpu() - own_before;
-        let redis_cpu_s = redis_cpu(&mut redis).await - redis_before;
+        let redis_cpu_s = crate::host::redis_cpu(&mut redis).await - redis_before;
         let pg_cpu = postgres_cpu_since(&pg_before);
         let host_line = host.report_with(&[
             ("gateways", gw_cpu),

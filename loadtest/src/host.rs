@@ -95,3 +95,19 @@ pub fn process_ticks(pid: &str) -> u64 {
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// Redis's own CPU seconds so far (user + system, from `INFO cpu`; 0 if it does not say).
+pub async fn redis_cpu(redis: &mut impl redis::aio::ConnectionLike) -> f64 {
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(redis)
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
+        .filter_map(|l| {
+            l.split_once(':')
+                .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+        })
+        .sum()
+}

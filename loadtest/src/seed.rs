@@ -93,18 +93,7 @@ pub async fn run(options: Options, redis_url: String) {
             Arc::clone(&gate),
         )));
     }
-    while joined.load(Ordering::SeqCst) < clients {
-        assert!(
-            ramp.elapsed() < Duration::from_secs(120),
-            "only {} of {clients} clients joined in 120 s",
-            joined.load(Ordering::SeqCst)
-        );
-        assert!(
-            !tasks.iter().any(|t| t.is_finished()),
-            "a client failed to join (see above)"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    e2e::wait_joined(&joined, clients, &tasks, Duration::from_secs(120)).await;
     let ramp = ramp.elapsed();
     // As the original test: let the joins settle before the first change.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -116,7 +105,10 @@ pub async fn run(options: Options, redis_url: String) {
         .expect("connect to Redis");
     let host = crate::host::Sample::now();
     let gw_cpu_before: f64 = gateways.iter().map(ServerProcess::cpu_seconds).sum();
-    let (pg_before, redis_before) = (e2e::postgres_ticks(), e2e::redis_cpu(&mut redis).await);
+    let (pg_before, redis_before) = (
+        e2e::postgres_ticks(),
+        crate::host::redis_cpu(&mut redis).await,
+    );
     let slow_before = e2e::gateway_slow(&gateways).await;
     // Move i: (request sent, response received), µs since the epoch.
     let mut sent = Vec::with_capacity(moves);
@@ -153,7 +145,7 @@ pub async fn run(options: Options, redis_url: String) {
     let tail_missing = e2e::settle(&watchers, &[last], Duration::from_secs(10)).await;
     let gw_cpu: f64 = gateways.iter().map(ServerProcess::cpu_seconds).sum::<f64>() - gw_cpu_before;
     let pg_cpu = e2e::postgres_cpu_since(&pg_before);
-    let redis_cpu = e2e::redis_cpu(&mut redis).await - redis_before;
+    let redis_cpu = crate::host::redis_cpu(&mut redis).await - redis_before;
     let host_line = host.report_with(&[
         ("gateways", gw_cpu),
         ("postgres", pg_cpu),

@@ -146,21 +146,9 @@ impl Pair {
         Some(total)
     }
 
-    /// Redis's own CPU seconds so far (user + system, from INFO cpu).
+    /// Redis's own CPU seconds so far.
     pub async fn redis_cpu(&self) -> f64 {
-        let mut redis = self.redis.clone();
-        let info: String = redis::cmd("INFO")
-            .arg("cpu")
-            .query_async(&mut redis)
-            .await
-            .unwrap_or_default();
-        info.lines()
-            .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
-            .filter_map(|l| {
-                l.split_once(':')
-                    .and_then(|(_, v)| v.trim().parse::<f64>().ok())
-            })
-            .sum()
+        crate::host::redis_cpu(&mut self.redis.clone()).await
     }
 
     /// Removes what the servers left in Redis for `project` that does not expire: the
