@@ -37,6 +37,8 @@ pub struct Options {
     pub rates: Vec<f64>,
     pub seconds: u64,
     pub results: std::path::PathBuf,
+    /// Where the run's latency plot (SVG) goes.
+    pub plots: std::path::PathBuf,
 }
 
 /// The HS256 secret the in-process API, the gateways and the load tool's tokens share.
@@ -368,7 +370,9 @@ pub async fn wait_joined<T>(
     limit: Duration,
 ) {
     let started = Instant::now();
+    let bar = crate::progress::count(count as u64, "joined");
     while joined.load(Ordering::SeqCst) < count {
+        bar.set_position(joined.load(Ordering::SeqCst) as u64);
         assert!(
             started.elapsed() < limit,
             "only {} of {count} watchers joined in {} s",
@@ -381,6 +385,7 @@ pub async fn wait_joined<T>(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    bar.finish_and_clear();
 }
 
 pub async fn watch(
@@ -537,6 +542,7 @@ pub async fn run(options: Options, redis_url: String) {
         ref rates,
         seconds,
         ref results,
+        ref plots,
     } = options;
     assert!(
         boards >= 1 && count >= boards,
@@ -626,6 +632,7 @@ pub async fn run(options: Options, redis_url: String) {
         .open(results)
         .unwrap_or_else(|e| panic!("open {}: {e}", results.display()));
     let tickets = Arc::new(tickets);
+    let mut plotted = Vec::new();
 
     for (phase, &rate) in rates.iter().enumerate() {
         let anomalies = |w: &Watcher| {
@@ -660,9 +667,11 @@ pub async fn run(options: Options, redis_url: String) {
         let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         let mut not_sent = 0u64;
         let started = Instant::now();
+        let bar = crate::progress::phase(seconds, &format!("{rate} moves/s"));
         for index in 0..total {
             let due = started + Duration::from_secs_f64(index as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
+            crate::progress::tick(&bar, started.elapsed());
             let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
                 not_sent += 1;
                 continue;
@@ -702,6 +711,7 @@ pub async fn run(options: Options, redis_url: String) {
                 drop(permit);
             });
         }
+        bar.finish_and_clear();
         let all = u32::try_from(IN_FLIGHT).expect("in flight");
         let _all_back = tokio::time::timeout(Duration::from_secs(60), in_flight.acquire_many(all))
             .await
@@ -871,8 +881,18 @@ pub async fn run(options: Options, redis_url: String) {
             "host": host_line,
         });
         writeln!(file, "{line}").expect("write results");
+        plotted.push((format!("{rate} moves/s"), to_delivery));
     }
     println!("  results appended to {}", results.display());
+    let series: Vec<(String, &Histogram<u64>)> = plotted
+        .iter()
+        .map(|(label, h)| (label.clone(), h))
+        .collect();
+    let title = format!("e2e: move request → every watcher, {count} watchers");
+    match crate::plot::write(plots, "e2e", &title, &series) {
+        Ok(path) => println!("  latency plot: {}", path.display()),
+        Err(error) => eprintln!("  latency plot not written: {error}"),
+    }
     for task in tasks {
         task.abort();
     }

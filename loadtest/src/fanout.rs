@@ -27,6 +27,8 @@ pub struct Options {
     pub rates: Vec<f64>,
     pub seconds: u64,
     pub results: std::path::PathBuf,
+    /// Where the run's latency plot (SVG) goes.
+    pub plots: std::path::PathBuf,
     pub servers: Vec<Kind>,
     pub node_reference: Option<std::path::PathBuf>,
 }
@@ -140,14 +142,17 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         }));
     }
     let joining = Instant::now();
+    let bar = crate::progress::count(clients as u64, "clients joined");
     while joined.load(Ordering::SeqCst) < clients {
         assert!(
             joining.elapsed() < Duration::from_secs(120),
             "{name}: only {} of {clients} clients joined in 120 s",
             joined.load(Ordering::SeqCst)
         );
+        bar.set_position(joined.load(Ordering::SeqCst) as u64);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    bar.finish_and_clear();
     let rss_idle = pair.rss_kib();
     println!(
         "fanout ({name}): {clients} clients over 2 server processes joined one board; RSS {rss_before} → \
@@ -167,7 +172,9 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         let started = Instant::now();
         let end = started + Duration::from_secs(seconds);
         let mut published = 0u64;
+        let bar = crate::progress::phase(seconds, &format!("{rate}k deliveries/s"));
         while Instant::now() < end {
+            crate::progress::tick(&bar, started.elapsed());
             let due = (started.elapsed().as_secs_f64() * events_per_second) as u64;
             while published < due {
                 seq += 1;
@@ -176,6 +183,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        bar.finish_and_clear();
         let sent_for = started.elapsed();
         phases.starts[phase + 1].store(seq + 1, Ordering::SeqCst);
         // Let what is in flight arrive before the phase's CPU is read.
@@ -218,6 +226,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         .open(results)
         .unwrap_or_else(|e| panic!("open {}: {e}", results.display()));
     let mut summaries = Vec::new();
+    let mut plotted = Vec::new();
     for (phase, row) in rows.iter().enumerate() {
         let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
         let mut delivered = 0u64;
@@ -266,6 +275,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             "host": row.host,
         });
         writeln!(file, "{line}").expect("write results");
+        plotted.push((format!("{:.0}k/s offered", row.rate), latency.clone()));
         summaries.push(Summary {
             rate: row.rate,
             delivered_per_s: rate,
@@ -274,6 +284,15 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         });
     }
     println!("  results appended to {}", results.display());
+    let series: Vec<(String, &Histogram<u64>)> = plotted
+        .iter()
+        .map(|(label, h)| (label.clone(), h))
+        .collect();
+    let title = format!("fanout, {name}: publish → receipt, {clients} clients");
+    match crate::plot::write(&options.plots, &format!("fanout-{name}"), &title, &series) {
+        Ok(path) => println!("  latency plot: {}", path.display()),
+        Err(error) => eprintln!("  latency plot not written: {error}"),
+    }
     summaries
 }
 

@@ -118,10 +118,13 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<(&'stati
         let progress = Arc::clone(&progress);
         async move {
             let deadline = Instant::now() + Duration::from_secs(300);
+            let bar = crate::progress::count(sockets as u64, what);
             loop {
                 let done = count(&progress).load(Ordering::SeqCst);
                 let failed = progress.failed.load(Ordering::SeqCst);
+                bar.set_position(done as u64);
                 if done + failed >= sockets {
+                    bar.finish_and_clear();
                     assert_eq!(failed, 0, "{failed} clients failed before: {what}");
                     break;
                 }

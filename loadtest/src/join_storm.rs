@@ -100,7 +100,9 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> f64 {
             let _ = sink.close().await;
         }));
     }
+    let bar = crate::progress::count(sockets as u64, "joined");
     while joined.load(Ordering::SeqCst) < sockets {
+        bar.set_position(joined.load(Ordering::SeqCst) as u64);
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(
             started.elapsed() < options.limit,
@@ -109,6 +111,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> f64 {
             options.limit.as_secs()
         );
     }
+    bar.finish_and_clear();
     let ramp = started.elapsed().as_secs_f64();
     let cpu_ramp = pair.cpu_seconds() - cpu_before;
     let rss_joined = pair.rss_kib();

@@ -21,8 +21,10 @@ mod fanout;
 mod host;
 mod idle;
 mod join_storm;
+mod plot;
 mod presence;
 mod procs;
+mod progress;
 mod resume;
 mod seed;
 mod servers;
@@ -86,6 +88,12 @@ impl Argv {
             .unwrap_or_else(|| "loadtest-results.jsonl".into())
             .into()
     }
+
+    fn plots(&self) -> std::path::PathBuf {
+        self.value("--plots")
+            .unwrap_or_else(|| "loadtest-plots".into())
+            .into()
+    }
 }
 
 const USAGE: &str = "\
@@ -93,14 +101,15 @@ usage: kanban-loadtest SCENARIO [options]   (or: kanban-loadtest --scenario SCEN
   pipeline      [--writers N] [--seconds S] [--tickets T]
   presence      [--sockets N]
   resume-storm  [--sockets N] [--history H] [--spread]
-  fanout        [--clients N] [--rates K,K,...] [--seconds S] [--server S] [--results FILE]
+  fanout        [--clients N] [--rates K,K,...] [--seconds S] [--server S] [--results FILE] [--plots DIR]
   idle          [--sockets N] [--rooms R] [--burst E] [--server S] [--results FILE]
   join-storm    [--sockets N] [--limit-seconds T] [--server S] [--results FILE]
-  e2e           [--watchers N] [--boards B] [--rates R,R,...] [--seconds S] [--results FILE]
+  e2e           [--watchers N] [--boards B] [--rates R,R,...] [--seconds S] [--results FILE] [--plots DIR]
   board-read    [--seconds S] [--readers C] [--tickets T] [--results FILE]
   seed          [--clients N] [--moves M] [--rate R] [--results FILE]
 --server is kanban (default), node (the Node reference, ../shared/bench/node-reference or
---node-reference DIR) or both, side by side.";
+--node-reference DIR) or both, side by side. --results defaults to loadtest-results.jsonl,
+--plots (SVG latency plots) to loadtest-plots/.";
 
 #[tokio::main]
 async fn main() {
@@ -145,6 +154,7 @@ async fn main() {
                     .collect(),
                 seconds: argv.number("--seconds", 10),
                 results: argv.results(),
+                plots: argv.plots(),
                 servers: argv.servers(),
                 node_reference: argv.node_reference(),
             };
@@ -184,6 +194,7 @@ async fn main() {
                     .collect(),
                 seconds: argv.number("--seconds", 10),
                 results: argv.results(),
+                plots: argv.plots(),
             };
             e2e::run(options, redis_url).await;
         }
