@@ -22,13 +22,9 @@ impl Sample {
         }
     }
 
-    /// One line: cores busy, this process's share and the foreign rest since `self`.
-    pub fn report(&self) -> String {
-        self.report_with(&[])
-    }
-
-    /// As [`Sample::report`], with the CPU seconds the benchmark's other processes (its
-    /// servers, Redis) used since `self`: they are named, and not counted as foreign.
+    /// One line: cores busy, this process's share, the CPU seconds the benchmark's other
+    /// processes (its servers, Redis) used since `self` (named, not counted as foreign)
+    /// and the foreign rest.
     pub fn report_with(&self, servers: &[(&str, f64)]) -> String {
         let end = Sample::now();
         let seconds = end.at.duration_since(self.at).as_secs_f64().max(1e-9);

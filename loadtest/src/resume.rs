@@ -1,16 +1,17 @@
 //! `kanban-loadtest resume-storm [--sockets N] [--history H] [--spread]`: what a rolling
 //! restart or a network blip produces. A board gets H events of history; then N WebSocket
-//! clients, spread over two in-process gateways on the local Redis, join it at once with
+//! clients, spread over two gateway processes on the local Redis, join it at once with
 //! `sinceSeq: 0` (or, with `--spread`, a `sinceSeq` spread evenly over the history) and
 //! each must receive every event after its `sinceSeq`, once and in order. Reports how long
 //! the storm took, each socket's catch-up time, what was lost, duplicated or out of order,
 //! and the gateways' own counts: slow-consumer closes, Redis subscription drops, resyncs,
-//! history reads and shared pages.
+//! history reads and shared pages, and the gateways' CPU and RSS.
 
 use crate::presence::Frame;
+use crate::procs::Kind;
+use crate::servers::Pair;
 use futures_util::{SinkExt, StreamExt};
 use kanban_protocol::redis_keys;
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,26 +41,17 @@ pub async fn run(options: Options, redis_url: String) {
         history,
         spread,
     } = options;
-    let host = crate::host::Sample::now();
+    crate::idle::raise_file_limit(sockets);
     let prefix = kanban_test_support::redis_prefix();
     let project = crate::presence::uuid_like();
     write_history(&redis_url, &prefix, &project, history).await;
-
-    let mut gateways = Vec::new();
-    for _ in 0..2 {
-        let mut settings = gateway::Settings::default();
-        settings.http.port = 0;
-        settings.redis.url = SecretString::from(redis_url.clone());
-        settings.redis.key_prefix = prefix.clone();
-        // Anonymous sockets join without an API round trip: this measures the gateway.
-        settings.gateway.allow_anonymous = true;
-        settings.limits.max_connections = sockets + 100;
-        let app = gateway::Application::build(settings)
-            .await
-            .expect("start a gateway");
-        gateways.push(format!("127.0.0.1:{}", app.port()));
-        tokio::spawn(app.run_until_stopped());
-    }
+    // Two gateway processes (the release `gateway` beside this tool), anonymous sockets:
+    // this measures the gateway, not the API's access checks.
+    let pair = Pair::start(Kind::Kanban, &redis_url, &prefix, sockets, None).await;
+    let gateways = pair.addresses();
+    let rss_before = pair.rss_kib();
+    let cpu_before = pair.cpu_seconds();
+    let host = crate::host::Sample::now();
 
     let gate = Arc::new(tokio::sync::Semaphore::new(200));
     let started = Instant::now();
@@ -141,11 +133,15 @@ pub async fn run(options: Options, redis_url: String) {
             *totals.entry(name).or_insert(0.0) += kanban_test_support::metric_value(&text, name);
         }
     }
-    println!("  gateways (both):");
+    let cpu = pair.cpu_seconds() - cpu_before;
+    println!(
+        "  gateways (both): CPU {cpu:.2} s, RSS {rss_before} → {} KiB",
+        pair.rss_kib()
+    );
     for (name, value) in totals {
         println!("    {name} {value}");
     }
-    println!("  {}", host.report());
+    println!("  {}", host.report_with(&[("gateways", cpu)]));
 }
 
 /// XADDs events `1..=count` of `project`, as the relay writes them.
