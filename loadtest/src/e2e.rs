@@ -535,6 +535,15 @@ struct Slot {
     status: AtomicU16,
 }
 
+/// Two gateway processes, `gw1` and `gw2`, checking tokens signed with [`SECRET`] and
+/// asking the API at `api` before each join, each for up to `max` sockets.
+pub async fn gateways(api: &str, redis_url: &str, prefix: &str, max: usize) -> [ServerProcess; 2] {
+    [
+        ServerProcess::authenticated_gateway("gw1", api, SECRET, redis_url, prefix, max).await,
+        ServerProcess::authenticated_gateway("gw2", api, SECRET, redis_url, prefix, max).await,
+    ]
+}
+
 pub async fn run(options: Options, redis_url: String) {
     let Options {
         watchers: count,
@@ -580,10 +589,7 @@ pub async fn run(options: Options, redis_url: String) {
     )
     .await;
 
-    let gateways = [
-        ServerProcess::authenticated_gateway("gw1", &api, SECRET, &redis_url, &prefix, count).await,
-        ServerProcess::authenticated_gateway("gw2", &api, SECRET, &redis_url, &prefix, count).await,
-    ];
+    let gateways = gateways(&api, &redis_url, &prefix, count).await;
     let gateway_cpu = || gateways.iter().map(ServerProcess::cpu_seconds).sum::<f64>();
     let gateway_rss = || gateways.iter().map(ServerProcess::rss_kib).sum::<u64>();
     let rss_before = gateway_rss();

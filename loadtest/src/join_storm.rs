@@ -6,13 +6,11 @@
 
 use crate::procs::Kind;
 use crate::servers::Pair;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 pub struct Options {
     pub sockets: usize,
@@ -56,50 +54,27 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> f64 {
     let cpu_before = pair.cpu_seconds();
     let host = crate::host::Sample::now();
 
-    let presence_messages = Arc::new(AtomicUsize::new(0));
-    let most = Arc::new(AtomicUsize::new(0));
-    let joined = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(tokio::sync::Semaphore::new(200));
+    let storm = Arc::new(crate::presence::Storm::new());
     let addresses = pair.addresses();
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + options.limit + Duration::from_secs(5);
     let mut tasks = Vec::with_capacity(sockets);
     for i in 0..sockets {
-        let address = addresses[i % addresses.len()].clone();
-        let project = project.clone();
-        let (presence_messages, most, joined, gate) = (
-            Arc::clone(&presence_messages),
-            Arc::clone(&most),
-            Arc::clone(&joined),
-            Arc::clone(&gate),
-        );
-        tasks.push(tokio::spawn(async move {
-            // The permit bounds connections being set up at once; it is released at the ack.
-            let mut permit = Some(gate.acquire_owned().await.expect("semaphore"));
-            let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
-            let (mut sink, mut stream) =
-                crate::presence::connect_and_join(&url, json!(["project:join", project])).await;
-            let mut mine = 0usize;
-            loop {
-                let next = tokio::time::timeout_at(deadline, stream.next()).await;
-                let Ok(Some(Ok(Message::Text(text)))) = next else {
-                    break;
-                };
-                let text = text.as_str();
-                if text == "2" {
-                    let _ = sink.send(Message::Text("3".into())).await;
-                } else if text.starts_with("430") && permit.is_some() {
-                    joined.fetch_add(1, Ordering::SeqCst);
-                    permit.take();
-                } else if text.starts_with("42[\"room:user") {
-                    mine += 1;
-                    presence_messages.fetch_add(1, Ordering::SeqCst);
-                    most.fetch_max(mine, Ordering::SeqCst);
-                }
-            }
-            let _ = sink.close().await;
-        }));
+        let address = &addresses[i % addresses.len()];
+        let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
+        tasks.push(tokio::spawn(crate::presence::storm_client(
+            url,
+            project.clone(),
+            Arc::clone(&storm),
+            deadline,
+        )));
     }
+    let crate::presence::Storm {
+        presence_messages,
+        most,
+        joined,
+        ..
+    } = &*storm;
     let bar = crate::progress::count(sockets as u64, "joined");
     while joined.load(Ordering::SeqCst) < sockets {
         bar.set_position(joined.load(Ordering::SeqCst) as u64);

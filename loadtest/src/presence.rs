@@ -30,49 +30,20 @@ pub async fn run(sockets: usize, redis_url: String) {
     tokio::spawn(app.run_until_stopped());
     let project = uuid_like();
 
-    let presence_messages = Arc::new(AtomicUsize::new(0));
-    let most = Arc::new(AtomicUsize::new(0));
-    let joined = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(tokio::sync::Semaphore::new(200));
+    let storm = Arc::new(Storm::new());
     let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let mut tasks = Vec::with_capacity(sockets);
     for _ in 0..sockets {
-        let (url, project) = (url.clone(), project.clone());
-        let (presence_messages, most, joined, gate) = (
-            Arc::clone(&presence_messages),
-            Arc::clone(&most),
-            Arc::clone(&joined),
-            Arc::clone(&gate),
-        );
-        tasks.push(tokio::spawn(async move {
-            // The permit bounds connections being set up at once; it is released at the ack.
-            let mut permit = Some(gate.acquire_owned().await.expect("semaphore"));
-            let (mut sink, mut stream) =
-                connect_and_join(&url, json!(["project:join", project])).await;
-            let mut mine = 0usize;
-            let mut acked = false;
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-            loop {
-                let next = tokio::time::timeout_at(deadline, stream.next()).await;
-                let Ok(Some(Ok(Message::Text(text)))) = next else {
-                    break;
-                };
-                let text = text.as_str();
-                if text == "2" {
-                    let _ = sink.send(Message::Text("3".into())).await;
-                } else if text.starts_with("430") && !acked {
-                    acked = true;
-                    joined.fetch_add(1, Ordering::SeqCst);
-                    permit.take();
-                } else if text.starts_with("42[\"room:user") {
-                    mine += 1;
-                    presence_messages.fetch_add(1, Ordering::SeqCst);
-                    most.fetch_max(mine, Ordering::SeqCst);
-                }
-            }
-            (sink, mine)
-        }));
+        let (url, project, storm) = (url.clone(), project.clone(), Arc::clone(&storm));
+        tasks.push(tokio::spawn(storm_client(url, project, storm, deadline)));
     }
+    let Storm {
+        presence_messages,
+        most,
+        joined,
+        ..
+    } = &*storm;
     while joined.load(Ordering::SeqCst) < sockets {
         tokio::time::sleep(Duration::from_millis(10)).await;
         if started.elapsed() > Duration::from_secs(120) {
@@ -101,6 +72,65 @@ pub async fn run(sockets: usize, redis_url: String) {
     for task in tasks {
         task.abort();
     }
+}
+
+/// What the clients of a join storm count together, and the gate that bounds how many
+/// are setting up at once.
+pub struct Storm {
+    pub presence_messages: AtomicUsize,
+    /// The most presence messages one socket received.
+    pub most: AtomicUsize,
+    pub joined: AtomicUsize,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Storm {
+    /// At most 200 handshakes in flight.
+    pub fn new() -> Storm {
+        Storm {
+            presence_messages: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            joined: AtomicUsize::new(0),
+            gate: Arc::new(tokio::sync::Semaphore::new(200)),
+        }
+    }
+}
+
+/// One client of a join storm: connects to `url`, joins `project` and counts the
+/// presence messages it receives until `deadline`, answering pings. Its place at the
+/// gate is given back at the join's ack.
+pub async fn storm_client(
+    url: String,
+    project: String,
+    storm: Arc<Storm>,
+    deadline: tokio::time::Instant,
+) {
+    let mut permit = Some(
+        Arc::clone(&storm.gate)
+            .acquire_owned()
+            .await
+            .expect("semaphore"),
+    );
+    let (mut sink, mut stream) = connect_and_join(&url, json!(["project:join", project])).await;
+    let mut mine = 0usize;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await;
+        let Ok(Some(Ok(Message::Text(text)))) = next else {
+            break;
+        };
+        let text = text.as_str();
+        if text == "2" {
+            let _ = sink.send(Message::Text("3".into())).await;
+        } else if text.starts_with("430") && permit.is_some() {
+            storm.joined.fetch_add(1, Ordering::SeqCst);
+            permit.take();
+        } else if text.starts_with("42[\"room:user") {
+            mine += 1;
+            storm.presence_messages.fetch_add(1, Ordering::SeqCst);
+            storm.most.fetch_max(mine, Ordering::SeqCst);
+        }
+    }
+    let _ = sink.close().await;
 }
 
 /// A WebSocket client that has read the Engine.IO open packet, CONNECTed to `/`, waited

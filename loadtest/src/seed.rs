@@ -54,26 +54,7 @@ pub async fn run(options: Options, redis_url: String) {
             .collect(),
     )
     .await;
-    let gateways = [
-        ServerProcess::authenticated_gateway(
-            "gw1",
-            &api,
-            e2e::SECRET,
-            &redis_url,
-            &prefix,
-            clients,
-        )
-        .await,
-        ServerProcess::authenticated_gateway(
-            "gw2",
-            &api,
-            e2e::SECRET,
-            &redis_url,
-            &prefix,
-            clients,
-        )
-        .await,
-    ];
+    let gateways = e2e::gateways(&api, &redis_url, &prefix, clients).await;
 
     let joined = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(200));
