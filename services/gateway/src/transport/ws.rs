@@ -106,12 +106,6 @@ struct State {
     writer_waiting: bool,
 }
 
-impl Outbox {
-    fn state(&self) -> MutexGuard<'_, State> {
-        locks::lock(&self.state, "websocket outbox", &self.poisoned)
-    }
-}
-
 /// The session's end of the WebSocket. Clones write to the same connection (the upgrade's
 /// reader answers pings with one); when the last is dropped, the response ends.
 #[derive(Clone)]
@@ -171,6 +165,10 @@ impl WsWriter {
 }
 
 impl Outbox {
+    fn state(&self) -> MutexGuard<'_, State> {
+        locks::lock(&self.state, "websocket outbox", &self.poisoned)
+    }
+
     /// Encodes `message` into the outbox if it has room (true), else leaves it (false)
     /// and, when the writer is about to `wait`, asks the body to wake it.
     fn try_write(
