@@ -12,6 +12,16 @@
 //! room is sent its newest event from history, and each session then fills the gap it
 //! sees from history itself, at its own socket's pace ([`crate::history`]). At most one
 //! catch-up runs at a time; a request during one makes it run once more.
+//!
+//! The same code runs on one Redis server or on a Redis Cluster ([`kanban_redis`]). On a
+//! cluster the channels are sharded (`SSUBSCRIBE`, `SPUBLISH`): each board's channels are
+//! held on the node that owns the board's slot, and the client moves them when a node
+//! fails over or a slot migrates. Two pushes keep that loss-free:
+//! - each confirmation of a board's events channel (`subscribe` / `ssubscribe`, ours or a
+//!   resubscription after a reconnect or a topology change) catches that room up from
+//!   history, so what was published while the board was not held on any node is sent;
+//! - a node that drops a channel by itself (`sunsubscribe` when the slot moved away) has
+//!   the board subscribed again, if this replica still holds it ([`Subscriptions::restore`]).
 
 use crate::config::RedisSettings;
 use crate::history::{HistoryReader, Page};
@@ -24,9 +34,8 @@ use futures_util::future::BoxFuture;
 use kanban_protocol::events::{names, EventEnvelope};
 use kanban_protocol::redis_keys::{self, Channel};
 use kanban_protocol::socket::Hint;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use kanban_redis::{Connection, Reconnect};
 use redis::{PushInfo, PushKind, Value};
-use secrecy::ExposeSecret;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,12 +46,9 @@ use tokio::sync::{mpsc, Notify};
 pub const PUSH_QUEUE: usize = 65_536;
 
 pub struct Broker {
-    /// The subscription connection: PING only (SUBSCRIBE and UNSUBSCRIBE go through
-    /// `subscriptions`).
-    conn: ConnectionManager,
     subscriptions: Subscriptions,
     /// Every other command.
-    commands: ConnectionManager,
+    commands: Connection,
     history: HistoryReader,
     prefix: String,
     hub: Arc<Hub>,
@@ -144,36 +150,17 @@ impl Broker {
         hub: Arc<Hub>,
         metrics: Arc<GatewayMetrics>,
     ) -> Result<(Arc<Broker>, Pushes), redis::RedisError> {
-        let url = settings.url.expose_secret();
         let prefix = settings.key_prefix.clone();
-        let response_timeout = Duration::from_millis(settings.response_timeout_ms);
-        let connect_timeout = Duration::from_millis(settings.connect_timeout_ms);
-        let url = if url.contains("protocol=") {
-            url.to_owned()
-        } else if url.contains('?') {
-            format!("{url}&protocol=resp3")
-        } else {
-            format!("{url}?protocol=resp3")
+        let reconnect = Reconnect {
+            retries: 6,
+            max_delay: Duration::from_secs(2),
         };
         let (tx, pushes) = push_queue(PUSH_QUEUE, metrics.redis_pushes_dropped_total.clone());
-        let client = redis::Client::open(url)?;
-        let commands = client.get_connection_manager_lazy(
-            ConnectionManagerConfig::new()
-                .set_response_timeout(Some(response_timeout))
-                .set_connection_timeout(Some(connect_timeout))
-                .set_max_delay(Duration::from_secs(2)),
-        )?;
-        let config = ConnectionManagerConfig::new()
-            .set_push_sender(tx)
-            .set_automatic_resubscription()
-            .set_response_timeout(Some(response_timeout))
-            .set_connection_timeout(Some(connect_timeout))
-            .set_max_delay(Duration::from_secs(2));
-        let conn = client.get_connection_manager_lazy(config)?;
+        let commands = kanban_redis::connect(settings, reconnect)?;
+        let conn = kanban_redis::connect_subscriber(settings, reconnect, tx)?;
         let history = HistoryReader::new(commands.clone(), prefix.clone(), Arc::clone(&metrics));
-        let subscriptions = Subscriptions::new(conn.clone(), metrics.poisoned_locks_total.clone());
+        let subscriptions = Subscriptions::new(conn, metrics.poisoned_locks_total.clone());
         let broker = Arc::new(Broker {
-            conn,
             subscriptions,
             commands,
             history,
@@ -194,11 +181,7 @@ impl Broker {
     /// Makes the subscriptions match the hub: a room's event and presence channels are
     /// subscribed while it has local members.
     pub async fn sync(&self, project: &str) -> Result<(), redis::RedisError> {
-        let channels = [
-            redis_keys::events_channel(&self.prefix, project),
-            redis_keys::presence(&self.prefix, project),
-            redis_keys::hints_channel(&self.prefix, project),
-        ];
+        let channels = self.channels(project);
         self.subscriptions
             .sync(project, &channels, || self.hub.has_room(project))
             .await
@@ -259,7 +242,17 @@ impl Broker {
             };
             let Some(push) = push else { return };
             match push.kind {
-                PushKind::Message => self.on_message(push.data),
+                PushKind::Message | PushKind::SMessage => self.on_message(push.data),
+                PushKind::Subscribe | PushKind::SSubscribe => {
+                    if let Some(project) = self.events_channel_project(&push.data) {
+                        self.catch_up_room(project);
+                    }
+                }
+                PushKind::SUnsubscribe => {
+                    if let Some(project) = self.events_channel_project(&push.data) {
+                        self.restore(project);
+                    }
+                }
                 PushKind::Disconnection => {
                     self.metrics.redis_reconnects_total.inc();
                     tracing::warn!("lost the Redis subscription connection; reconnecting");
@@ -300,12 +293,64 @@ impl Broker {
     /// Publishes an ephemeral hint to every gateway with members in the room.
     pub async fn publish_hint(&self, hint: &Hint) -> Result<(), redis::RedisError> {
         let mut conn = self.commands.clone();
-        let _: i64 = redis::cmd("PUBLISH")
+        let _: i64 = redis::cmd(self.commands.topology().publish_command())
             .arg(redis_keys::hints_channel(&self.prefix, &hint.project_id))
             .arg(socketio::arg(hint).to_string())
             .query_async(&mut conn)
             .await?;
         Ok(())
+    }
+
+    /// The project of a subscription push about an events channel (its first datum).
+    fn events_channel_project(&self, data: &[Value]) -> Option<Arc<str>> {
+        let Some(Value::BulkString(channel)) = data.first() else {
+            return None;
+        };
+        match redis_keys::parse_channel(&self.prefix, std::str::from_utf8(channel).ok()?)? {
+            (Channel::Events, project) => Some(Arc::from(project)),
+            _ => None,
+        }
+    }
+
+    /// After a board's channels were (re)subscribed: sends its room the newest event in
+    /// history if the room has not seen it, so that whatever was published while the board
+    /// was held on no node is filled from history by each session.
+    fn catch_up_room(self: &Arc<Self>, project: Arc<str>) {
+        let broker = Arc::clone(self);
+        tokio::spawn(async move { broker.catch_up_now(&project).await });
+    }
+
+    /// A node dropped the board's channels by itself (its slot moved to another node):
+    /// subscribes again (on the slot's new owner) if the room still wants them.
+    fn restore(self: &Arc<Self>, project: Arc<str>) {
+        let broker = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(50);
+            loop {
+                match broker.resubscribe(&project).await {
+                    Ok(restored) => {
+                        if restored {
+                            broker.metrics.redis_subscriptions_restored_total.inc();
+                            tracing::info!(project.id = %project, "a Redis node dropped the board's channels; subscribed again");
+                        }
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(project.id = %project, %error, "subscribing again failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+        });
+    }
+
+    fn channels(&self, project: &str) -> [String; 3] {
+        [
+            redis_keys::events_channel(&self.prefix, project),
+            redis_keys::presence(&self.prefix, project),
+            redis_keys::hints_channel(&self.prefix, project),
+        ]
     }
 
     fn on_message(&self, data: Vec<Value>) {
@@ -343,40 +388,69 @@ impl Broker {
         }
     }
 
-    /// After a reconnect: wait until the subscription connection answers, then send every
-    /// room whose history moved on the newest event; its sessions see the seq jump and
-    /// fill what they missed from history, each at its socket's pace. Runs twice, because
-    /// resubscription completes at an unknown moment after the first successful command.
+    /// After a reconnect: for each room, subscribe its board again, then send the room the
+    /// newest event in history if it has not seen it; its sessions see the seq jump and
+    /// fill what they missed from history, each at its socket's pace.
+    ///
+    /// The client resubscribes by itself after a reconnect, but on a cluster it does so
+    /// only once it has relearnt who owns each slot, and a node that died leaves the
+    /// subscription connection's slot map pointing at it until a command for one of its
+    /// slots fails. Subscribing again is such a command (and changes nothing where the
+    /// subscription is held already): it finds the node that serves the board now, the
+    /// promoted replica after a failover. Boards whose node does not answer yet are retried
+    /// with backoff, without holding up the others. A second pass a second later catches
+    /// what was published while a resubscription was under way (each confirmed
+    /// resubscription also catches its room up).
     async fn catch_up(&self) {
+        let mut pending: Vec<Arc<str>> = self.hub.cursors().into_iter().map(|(p, _)| p).collect();
         let mut delay = Duration::from_millis(100);
-        while !self.subscription_answers().await {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
-        for round in 0..2 {
-            if round == 1 {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            for (project, last_seq) in self.hub.cursors() {
-                match self.newest(&project).await {
-                    Ok(Some(event)) if event.seq > last_seq => {
-                        self.hub.broadcast(&event);
-                    }
-                    Ok(_) => {}
+        while !pending.is_empty() {
+            let mut unreachable = Vec::new();
+            for project in pending {
+                match self.resubscribe(&project).await {
+                    Ok(true) => self.catch_up_now(&project).await,
+                    Ok(false) => {}
                     Err(error) => {
-                        tracing::warn!(project.id = %project, %error, "catch-up after reconnect failed")
+                        tracing::debug!(project.id = %project, %error, "the board's node does not answer yet");
+                        unreachable.push(project);
                     }
                 }
+            }
+            pending = unreachable;
+            if !pending.is_empty() {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for (project, _) in self.hub.cursors() {
+            self.catch_up_now(&project).await;
+        }
+    }
+
+    /// Sends the room the newest event in history if it has not seen it.
+    async fn catch_up_now(&self, project: &Arc<str>) {
+        let Some(last_seq) = self.hub.cursor(project) else {
+            return;
+        };
+        match self.newest(project).await {
+            Ok(Some(event)) if event.seq > last_seq => {
+                self.hub.broadcast(&event);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(project.id = %project, %error, "catch-up after reconnect failed")
             }
         }
     }
 
-    async fn subscription_answers(&self) -> bool {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
+    /// Subscribes the board's channels again if its room still wants them: on a cluster
+    /// the command goes to the node that now owns the board's slot (and teaches the
+    /// client where that is). `Ok(false)`: the room is gone.
+    async fn resubscribe(&self, project: &str) -> Result<bool, redis::RedisError> {
+        self.subscriptions
+            .restore(project, &self.channels(project), || self.hub.has_room(project))
             .await
-            .is_ok()
     }
 }
 

@@ -14,7 +14,7 @@ use crate::hub::RoomEvent;
 use crate::metrics::GatewayMetrics;
 use kanban_protocol::events::EventEnvelope;
 use kanban_protocol::redis_keys;
-use redis::aio::ConnectionManager;
+use kanban_redis::Connection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,14 +59,14 @@ impl Read {
 }
 
 pub struct HistoryReader {
-    conn: ConnectionManager,
+    conn: Connection,
     prefix: String,
     metrics: Arc<GatewayMetrics>,
     reads: Mutex<HashMap<PageKey, Arc<Read>>>,
 }
 
 impl HistoryReader {
-    pub fn new(conn: ConnectionManager, prefix: String, metrics: Arc<GatewayMetrics>) -> Self {
+    pub fn new(conn: Connection, prefix: String, metrics: Arc<GatewayMetrics>) -> Self {
         HistoryReader {
             conn,
             prefix,

@@ -227,6 +227,13 @@ impl Hub {
             .collect()
     }
 
+    /// The newest seq the room has seen, if this replica has the room.
+    pub fn cursor(&self, project: &str) -> Option<i64> {
+        self.read()
+            .get(project)
+            .map(|room| room.last_seq.load(Ordering::Relaxed))
+    }
+
     /// Queues an encoded frame outside the board's seq order (presence) for every local
     /// member of a room; returns how many got it.
     pub fn send_frame(&self, project: &str, frame: &ByteString) -> usize {

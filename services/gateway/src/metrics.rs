@@ -76,6 +76,8 @@ kanban_telemetry::metrics_struct! {
         pub history_pages_shared_total: IntCounter,
         /// Times the Redis subscription connection was lost.
         pub redis_reconnects_total: IntCounter,
+        /// Boards subscribed again after a Redis Cluster node dropped their channels by itself (their slot moved to another node).
+        pub redis_subscriptions_restored_total: IntCounter,
         /// Messages pushed on the Redis subscription connection that found the gateway's push queue full and were dropped (each starts a catch-up from history).
         pub redis_pushes_dropped_total: IntCounter,
         /// Times a lock was found poisoned (a task panicked while holding it); its data is kept and the lock cleared.

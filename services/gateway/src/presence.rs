@@ -4,7 +4,8 @@
 //! Each replica keeps its own local view (users and their socket counts per room) and
 //! writes it, when it changed, as one field of the board's presence hash in Redis,
 //! `<prefix>:{<project>}:presence`, field = this replica's id. It also keeps a heartbeat key
-//! `<prefix>:presence:replica:<id>` alive with a short TTL. A board's presence is the union
+//! `<prefix>:{<prefix>:replicas}:<id>` alive with a short TTL (every replica's heartbeat is in
+//! one slot, so one `MGET` reads them on a Redis Cluster too). A board's presence is the union
 //! of the fields whose replica still has a heartbeat; fields of dead replicas are deleted by
 //! whoever notices. A change is signalled on the channel `<prefix>:{<project>}:presence`, and
 //! every replica with local members recomputes that board on its next tick and sends its
@@ -20,7 +21,7 @@ use bytestring::ByteString;
 use kanban_protocol::events::names;
 use kanban_protocol::redis_keys;
 use kanban_protocol::socket::{PresenceUpdate, PresentUser};
-use redis::aio::ConnectionManager;
+use kanban_redis::Connection;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,7 +43,7 @@ struct LocalRoom {
 }
 
 pub struct Presence {
-    conn: ConnectionManager,
+    conn: Connection,
     prefix: String,
     replica: String,
     hub: Arc<Hub>,
@@ -85,7 +86,7 @@ impl PresenceTracker for Presence {
 
 impl Presence {
     pub fn new(
-        conn: ConnectionManager,
+        conn: Connection,
         prefix: String,
         hub: Arc<Hub>,
         metrics: Arc<GatewayMetrics>,
@@ -263,7 +264,7 @@ impl Presence {
                         .arg(self.ttl.as_millis() as u64 * 100)
                         .ignore();
                 }
-                pipe.cmd("PUBLISH")
+                pipe.cmd(self.conn.topology().publish_command())
                     .arg(redis_keys::presence(&self.prefix, &project))
                     .arg(&self.replica)
                     .ignore();
@@ -280,7 +281,7 @@ impl Presence {
     /// The union of the live replicas' views of a board; dead replicas' fields are deleted.
     async fn aggregate(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Connection,
         project: &str,
     ) -> Result<Vec<PresentUser>, redis::RedisError> {
         let key = redis_keys::presence(&self.prefix, project);
@@ -373,7 +374,7 @@ impl Presence {
                 .arg(redis_keys::presence(&self.prefix, &project))
                 .arg(&self.replica)
                 .ignore();
-            pipe.cmd("PUBLISH")
+            pipe.cmd(self.conn.topology().publish_command())
                 .arg(redis_keys::presence(&self.prefix, &project))
                 .arg(&self.replica)
                 .ignore();

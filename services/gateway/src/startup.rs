@@ -15,7 +15,6 @@ use crate::transport::{AppFactory, Engine, MessageOf};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use kanban_auth::TokenVerifier;
-use secrecy::ExposeSecret;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -136,16 +135,15 @@ impl Application {
         };
         let presence = match &broker {
             Some(broker) => {
-                let client = redis::Client::open(settings.redis.url.expose_secret())?;
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(Duration::from_millis(
-                        settings.redis.response_timeout_ms,
-                    )))
-                    .set_connection_timeout(Some(Duration::from_millis(
-                        settings.redis.connect_timeout_ms,
-                    )));
+                let conn = kanban_redis::connect(
+                    &settings.redis,
+                    kanban_redis::Reconnect {
+                        retries: 6,
+                        max_delay: Duration::from_secs(2),
+                    },
+                )?;
                 let presence = Arc::new(Presence::new(
-                    client.get_connection_manager_lazy(config)?,
+                    conn,
                     settings.redis.key_prefix.clone(),
                     Arc::clone(&hub),
                     Arc::clone(&metrics),

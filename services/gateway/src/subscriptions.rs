@@ -3,11 +3,15 @@
 //! round trip, so a join and a leave of one board never race each other while joins and
 //! leaves of different boards go to Redis side by side (a single lock for every board
 //! made a join storm over many boards wait for one round trip after another).
+//!
+//! After Redis lost or dropped subscriptions (a reconnect; on a Redis Cluster, a node that
+//! failed over or a slot that moved to another node), [`Subscriptions::restore`]
+//! subscribes a board again, under the same lock, if its room still wants it.
 
 use crate::locks;
 use futures_util::future::BoxFuture;
 use prometheus::IntCounter;
-use redis::aio::ConnectionManager;
+use kanban_redis::Connection;
 use redis::RedisResult;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,15 +23,15 @@ pub trait Subscriber: Send + Sync + 'static {
     fn unsubscribe<'a>(&'a self, channels: &'a [String]) -> BoxFuture<'a, RedisResult<()>>;
 }
 
-impl Subscriber for ConnectionManager {
+impl Subscriber for Connection {
     fn subscribe<'a>(&'a self, channels: &'a [String]) -> BoxFuture<'a, RedisResult<()>> {
         let mut conn = self.clone();
-        Box::pin(async move { ConnectionManager::subscribe(&mut conn, channels).await })
+        Box::pin(async move { Connection::subscribe(&mut conn, channels).await })
     }
 
     fn unsubscribe<'a>(&'a self, channels: &'a [String]) -> BoxFuture<'a, RedisResult<()>> {
         let mut conn = self.clone();
-        Box::pin(async move { ConnectionManager::unsubscribe(&mut conn, channels).await })
+        Box::pin(async move { Connection::unsubscribe(&mut conn, channels).await })
     }
 }
 
@@ -78,7 +82,12 @@ impl Subscriptions {
             }
         };
         drop(slot);
-        // Forget an unsubscribed project nobody else is syncing.
+        self.forget_if_idle(project);
+        result
+    }
+
+    /// Forgets an unsubscribed project nobody else is syncing.
+    fn forget_if_idle(&self, project: &str) {
         let mut projects = self.projects();
         let idle = projects.get(project).is_some_and(|slot| {
             Arc::strong_count(slot) == 1 && slot.try_lock().is_ok_and(|subscribed| !*subscribed)
@@ -86,6 +95,32 @@ impl Subscriptions {
         if idle {
             projects.remove(project);
         }
+    }
+
+    /// After Redis lost or dropped `project`'s subscription: subscribes again if
+    /// `wanted()` (read under the project's lock, so a drop that our own unsubscribe
+    /// caused finds the board no longer wanted). Subscribing to a channel held already
+    /// changes nothing, so it is safe to call whenever in doubt. Returns whether it
+    /// subscribed.
+    pub async fn restore(
+        &self,
+        project: &str,
+        channels: &[String],
+        wanted: impl FnOnce() -> bool,
+    ) -> RedisResult<bool> {
+        let slot = Arc::clone(self.projects().entry(project.to_owned()).or_default());
+        let result = {
+            let mut subscribed = slot.lock().await;
+            if wanted() {
+                let result = self.conn.subscribe(channels).await;
+                *subscribed = result.is_ok() || *subscribed;
+                result.map(|()| true)
+            } else {
+                Ok(false)
+            }
+        };
+        drop(slot);
+        self.forget_if_idle(project);
         result
     }
 
@@ -195,5 +230,25 @@ mod tests {
         );
         assert_eq!(subs.subscribed(), 0);
         assert!(subs.projects().is_empty(), "an idle board is forgotten");
+    }
+
+    /// A subscription that Redis lost or dropped is taken again while the room wants
+    /// it, and not after this replica let the board go.
+    #[tokio::test]
+    async fn a_lost_subscription_is_restored_only_while_the_room_wants_it() {
+        let gate = Arc::new(Gate {
+            held: "none".into(),
+            ..Gate::default()
+        });
+        let subs = Subscriptions::new(Arc::clone(&gate), counter());
+        subs.sync("p", &channels("p"), || true).await.unwrap();
+        assert!(subs.restore("p", &channels("p"), || true).await.unwrap());
+        assert_eq!(gate.subscribes.load(Ordering::SeqCst), 2);
+        assert_eq!(subs.subscribed(), 1);
+        subs.sync("p", &channels("p"), || false).await.unwrap();
+        assert!(!subs.restore("p", &channels("p"), || false).await.unwrap());
+        assert!(!subs.restore("never", &channels("never"), || false).await.unwrap());
+        assert_eq!(gate.subscribes.load(Ordering::SeqCst), 2);
+        assert!(subs.projects().is_empty(), "nothing is kept for boards not held");
     }
 }

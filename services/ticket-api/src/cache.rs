@@ -13,7 +13,7 @@
 //! published, never for the cache TTL.
 
 use kanban_protocol::redis_keys;
-use redis::aio::ConnectionManager;
+use kanban_redis::Connection;
 use redis::Script;
 
 /// What is cached per project (its shape is the protocol crate's).
@@ -44,7 +44,7 @@ pub fn guard_ttl_seconds(ttl_seconds: u64) -> u64 {
 
 #[derive(Clone)]
 pub struct BoardCache {
-    conn: ConnectionManager,
+    conn: Connection,
     prefix: String,
     ttl_seconds: u64,
     bump: Script,
@@ -80,7 +80,7 @@ struct SnapshotSeq {
 }
 
 impl BoardCache {
-    pub fn new(conn: ConnectionManager, prefix: String, ttl_seconds: u64) -> Self {
+    pub fn new(conn: Connection, prefix: String, ttl_seconds: u64) -> Self {
         BoardCache {
             conn,
             prefix,

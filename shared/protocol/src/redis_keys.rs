@@ -13,7 +13,10 @@
 //! | `<prefix>:{<id>}:presence` | hash | gateways | field: replica id, value: JSON list of [`PresentUser`](crate::socket::PresentUser) |
 //! | `<prefix>:{<id>}:presence` | pub/sub channel | gateways | a replica's id, after it changed its field |
 //! | `<prefix>:{<id>}:hints` | pub/sub channel | gateways | one JSON [`Hint`](crate::socket::Hint) per message, never stored |
-//! | `<prefix>:presence:replica:<replica>` | string | each gateway | the replica's heartbeat, with a short TTL (no hash tag) |
+//! | `<prefix>:{<prefix>:replicas}:<replica>` | string | each gateway | the replica's heartbeat, with a short TTL |
+//!
+//! The heartbeats of all replicas share one hash tag of their own, so that one `MGET`
+//! reads them together on a Redis Cluster too (a handful of tiny keys, in one slot).
 
 /// The value of a project's `board` key: its snapshot and who may read it, so that a
 /// cache hit can answer a read (and refuse a non-member) without Postgres.
@@ -60,10 +63,10 @@ pub fn hints_channel(prefix: &str, project_id: &str) -> String {
     format!("{prefix}:{{{project_id}}}:hints")
 }
 
-/// A gateway replica's heartbeat key. It has no hash tag: heartbeats are read together
-/// with one `MGET`, which is not cluster-ready.
+/// A gateway replica's heartbeat key. Every replica's is in one slot (the hash tag
+/// `{<prefix>:replicas}`), so that one `MGET` reads them together on a cluster too.
 pub fn replica_heartbeat(prefix: &str, replica: &str) -> String {
-    format!("{prefix}:presence:replica:{replica}")
+    format!("{prefix}:{{{prefix}:replicas}}:{replica}")
 }
 
 /// The kinds of per-project pub/sub channel.
@@ -105,7 +108,7 @@ mod tests {
         assert_eq!(hints_channel("kanban", "p1"), "kanban:{p1}:hints");
         assert_eq!(
             replica_heartbeat("kanban", "r1"),
-            "kanban:presence:replica:r1"
+            "kanban:{kanban:replicas}:r1"
         );
     }
 
@@ -131,7 +134,7 @@ mod tests {
         assert_eq!(parse_channel("kanban", "kanban:{abc}:board"), None);
         assert_eq!(parse_channel("other", "kanban:{abc}:events"), None);
         assert_eq!(parse_channel("kanban", "kanban:abc:events"), None);
-        assert_eq!(parse_channel("kanban", "kanban:presence:replica:r1"), None);
+        assert_eq!(parse_channel("kanban", "kanban:{kanban:replicas}:r1"), None);
         // A prefix that is itself a prefix of another one does not match it.
         assert_eq!(parse_channel("kan", "kanban:{abc}:events"), None);
     }

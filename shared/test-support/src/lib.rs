@@ -8,13 +8,14 @@
 //!
 //! For tests of real processes it also starts servers of a test's own that the test may
 //! kill, freeze or stop: [`ServiceProcess`] (the workspace's binaries), [`OwnRedis`] and
-//! [`OwnPostgres`].
+//! [`OwnPostgres`], and a Redis Cluster of six nodes ([`cluster::OwnCluster`]).
 //!
 //! [`jwt`] builds the forged tokens every service must refuse.
 //!
 //! This crate only ever runs inside tests, where failing loudly is the point.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod cluster;
 pub mod jwt;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};

@@ -99,6 +99,8 @@ fn auth() -> AuthSettings {
 /// Where the stack's dependencies are.
 pub struct Options {
     pub redis_url: String,
+    /// A Redis Cluster's seed list: when set, every process runs in cluster mode.
+    pub redis_cluster: Option<String>,
     /// A Postgres URL of the test's own server (migrated by the API at start), or `None`
     /// for a database cloned from the migrated template on the shared server.
     pub database_url: Option<String>,
@@ -112,6 +114,7 @@ impl Default for Options {
         Options {
             redis_url: std::env::var("KANBAN_TEST_REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+            redis_cluster: None,
             database_url: None,
             drain_window_ms: 2000,
             relay: true,
@@ -123,6 +126,7 @@ impl Default for Options {
 struct Config {
     prefix: String,
     redis_url: String,
+    redis_cluster: Option<String>,
     database_url: String,
     migrate: bool,
     drain_window_ms: u64,
@@ -130,8 +134,34 @@ struct Config {
 }
 
 impl Config {
+    fn redis_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("KANBAN_REDIS__URL", self.redis_url.clone()),
+            ("KANBAN_REDIS__KEY_PREFIX", self.prefix.clone()),
+        ];
+        if let Some(seeds) = &self.redis_cluster {
+            env.push(("KANBAN_REDIS__CLUSTER_NODES", seeds.clone()));
+        }
+        env
+    }
+
+    /// The Redis settings the processes run with (for the test's own reads).
+    fn redis_settings(&self) -> kanban_config::RedisSettings {
+        kanban_config::RedisSettings {
+            url: SecretString::from(self.redis_url.clone()),
+            cluster_nodes: self
+                .redis_cluster
+                .iter()
+                .flat_map(|seeds| seeds.split(','))
+                .map(|seed| SecretString::from(seed.to_owned()))
+                .collect(),
+            key_prefix: self.prefix.clone(),
+            ..kanban_config::RedisSettings::default()
+        }
+    }
+
     fn api_env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("KANBAN_DATABASE__URL", self.database_url.clone()),
             (
                 "KANBAN_DATABASE__MIGRATE_ON_START",
@@ -139,21 +169,19 @@ impl Config {
             ),
             ("KANBAN_DATABASE__POOL_SIZE", "4".into()),
             ("KANBAN_HTTP__WORKERS", "2".into()),
-            ("KANBAN_REDIS__URL", self.redis_url.clone()),
-            ("KANBAN_REDIS__KEY_PREFIX", self.prefix.clone()),
             ("KANBAN_AUTH__JWT_SECRET", SECRET.into()),
             ("KANBAN_RELAY__ENABLED", self.relay.to_string()),
             ("KANBAN_RELAY__LEADER_RETRY_MS", "100".into()),
             ("KANBAN_RELAY__SWEEP_INTERVAL_MS", "200".into()),
             ("KANBAN_RELAY__MAX_BACKOFF_MS", "500".into()),
-        ]
+        ];
+        env.extend(self.redis_env());
+        env
     }
 
     fn gateway_env(&self, index: usize, api_url: String) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("KANBAN_API__BASE_URL", api_url),
-            ("KANBAN_REDIS__URL", self.redis_url.clone()),
-            ("KANBAN_REDIS__KEY_PREFIX", self.prefix.clone()),
             ("KANBAN_AUTH__JWT_SECRET", SECRET.into()),
             ("KANBAN_GATEWAY__INSTANCE_ID", format!("gw{index}")),
             (
@@ -161,7 +189,9 @@ impl Config {
                 self.drain_window_ms.to_string(),
             ),
             ("KANBAN_HTTP__WORKERS", "1".into()),
-        ]
+        ];
+        env.extend(self.redis_env());
+        env
     }
 }
 
@@ -200,6 +230,7 @@ impl Stack {
         let config = Config {
             prefix: kanban_test_support::redis_prefix(),
             redis_url: options.redis_url,
+            redis_cluster: options.redis_cluster,
             database_url,
             migrate,
             drain_window_ms: options.drain_window_ms,
@@ -373,11 +404,10 @@ impl Stack {
     /// Waits until the relay has written the board's Redis history up to `seq`.
     pub async fn history_reaches(&self, project: &str, seq: i64) {
         let key = kanban_protocol::redis_keys::history(&self.config.prefix, project);
+        let settings = self.config.redis_settings();
         wait_until(&format!("history of the board reaches {seq}"), || async {
-            let Ok(client) = redis::Client::open(self.config.redis_url.clone()) else {
-                return false;
-            };
-            let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+            let Ok(mut conn) = kanban_redis::connect(&settings, kanban_redis::Reconnect::default())
+            else {
                 return false;
             };
             let last: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")

@@ -14,6 +14,7 @@
 mod client;
 
 mod api;
+mod cluster;
 mod gateways;
 mod harness;
 mod postgres;

@@ -3,7 +3,7 @@
 
 use kanban_protocol::events::EventEnvelope;
 use kanban_protocol::redis_keys;
-use redis::aio::ConnectionManager;
+use kanban_redis::Connection;
 use redis::Script;
 
 /// Skips events at or below the history's last seq (already published: a relay that died
@@ -13,6 +13,10 @@ use redis::Script;
 /// the writing request did after its commit. That request's raise may have failed (a Redis
 /// timeout between commit and response); the relay retries until Redis takes the event, so
 /// a cached board is never a hit once the event that outdates it is published.
+///
+/// ARGV[7] is the publish command: `PUBLISH` on one server, `SPUBLISH` on a cluster, where
+/// the channel carries the board's hash tag and so is in the slot of KEYS[1] and KEYS[2]:
+/// the whole script runs on the one primary that owns the board.
 const PUBLISH: &str = r#"
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local last = 0
@@ -23,13 +27,13 @@ redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], ARGV[1] .. '-0', 'e', ARGV[2
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 local committed = tonumber(redis.call('GET', KEYS[2]) or '0')
 if seq > committed then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[6]) end
-redis.call('PUBLISH', ARGV[3], ARGV[2])
+redis.call(ARGV[7], ARGV[3], ARGV[2])
 return 1
 "#;
 
 #[derive(Clone)]
 pub struct Publisher {
-    conn: ConnectionManager,
+    conn: Connection,
     script: Script,
     prefix: String,
     history_max_len: u64,
@@ -41,7 +45,7 @@ impl Publisher {
     /// `guard_ttl_seconds`: the lifetime of the committed-seq guard it raises (the cache's,
     /// [`crate::cache::guard_ttl_seconds`]).
     pub fn new(
-        conn: ConnectionManager,
+        conn: Connection,
         prefix: String,
         history_max_len: u64,
         history_ttl_seconds: u64,
@@ -79,6 +83,7 @@ impl Publisher {
             .arg(self.history_max_len)
             .arg(self.history_ttl_seconds)
             .arg(self.guard_ttl_seconds)
+            .arg(self.conn.topology().publish_command())
             .invoke_async(&mut conn)
             .await?;
         Ok(published == 1)
