@@ -34,13 +34,21 @@ pub struct Options {
 }
 
 /// Where the phases are, shared by the publisher and the clients.
-struct Phases {
+pub struct Phases {
     /// The first seq of each phase (and, last, one past the end).
-    starts: Vec<AtomicI64>,
-    done: AtomicBool,
+    pub starts: Vec<AtomicI64>,
+    pub done: AtomicBool,
 }
 
 impl Phases {
+    /// `count` phases, none started.
+    pub fn new(count: usize) -> Phases {
+        Phases {
+            starts: (0..=count).map(|_| AtomicI64::new(0)).collect(),
+            done: AtomicBool::new(false),
+        }
+    }
+
     fn of(&self, seq: i64) -> Option<usize> {
         let phases = self.starts.len() - 1;
         (0..phases).rev().find(|&p| {
@@ -51,13 +59,13 @@ impl Phases {
 }
 
 /// What one client saw, per phase.
-struct Seen {
-    latency: Vec<Histogram<u64>>,
-    received: Vec<u64>,
-    lost: u64,
-    duplicated: u64,
-    out_of_order: u64,
-    closed: bool,
+pub struct Seen {
+    pub latency: Vec<Histogram<u64>>,
+    pub received: Vec<u64>,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    pub closed: bool,
 }
 
 fn now_us() -> i64 {
@@ -120,10 +128,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
     let name = kind.name();
     let rss_before = pair.rss_kib();
 
-    let phases = Arc::new(Phases {
-        starts: (0..=rates.len()).map(|_| AtomicI64::new(0)).collect(),
-        done: AtomicBool::new(false),
-    });
+    let phases = Arc::new(Phases::new(rates.len()));
     let joined = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(200));
     let addresses = pair.addresses();
@@ -317,7 +322,9 @@ fn number_after(text: &str, field: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-async fn client(
+/// One client of one board: joins `project` on `address`, then accounts for every
+/// `ticket:deleted` by its seq until `phases` says it is done.
+pub async fn client(
     address: String,
     project: String,
     phases: Arc<Phases>,

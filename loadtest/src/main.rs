@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod board_read;
+mod cluster_fanout;
 mod e2e;
 mod fanout;
 mod host;
@@ -107,6 +108,7 @@ usage: kanban-loadtest SCENARIO [options]   (or: kanban-loadtest --scenario SCEN
   e2e           [--watchers N] [--boards B] [--rates R,R,...] [--seconds S] [--results FILE] [--plots DIR]
   board-read    [--seconds S] [--readers C] [--tickets T] [--results FILE]
   seed          [--clients N] [--moves M] [--rate R] [--results FILE]
+  cluster-fanout [--boards B] [--clients N] [--rate E] [--seconds S] [--results FILE]
 --server is kanban (default), node (the Node reference, ../shared/bench/node-reference or
 --node-reference DIR) or both, side by side. --results defaults to loadtest-results.jsonl,
 --plots (SVG latency plots) to loadtest-plots/.";
@@ -181,6 +183,16 @@ async fn main() {
                 limit: Duration::from_secs(argv.number("--limit-seconds", 180)),
             };
             join_storm::run(options, redis_url).await;
+        }
+        Some("cluster-fanout") => {
+            let options = cluster_fanout::Options {
+                boards: argv.number("--boards", 30),
+                clients: argv.number("--clients", 300),
+                rate: argv.number("--rate", 1000),
+                seconds: argv.number("--seconds", 10),
+                results: argv.results(),
+            };
+            cluster_fanout::run(options).await;
         }
         Some("e2e") => {
             let options = e2e::Options {

@@ -50,6 +50,22 @@ impl ServerProcess {
         Self::gateway_with(bin, id, redis_url, prefix, max, &settings).await
     }
 
+    /// Like [`ServerProcess::gateway`], on the Redis Cluster whose nodes `seeds` lists
+    /// (comma-separated URLs).
+    pub async fn gateway_on_cluster(
+        bin: &Path,
+        id: &str,
+        seeds: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Self {
+        let settings = [
+            ("KANBAN_GATEWAY__ALLOW_ANONYMOUS", "true"),
+            ("KANBAN_REDIS__CLUSTER_NODES", seeds),
+        ];
+        Self::gateway_with(bin, id, "redis://127.0.0.1:6379", prefix, max, &settings).await
+    }
+
     /// Starts our gateway that checks tokens signed with `jwt_secret` and asks the ticket
     /// API at `api` before each join (the full path).
     pub async fn authenticated_gateway(

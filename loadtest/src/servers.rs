@@ -12,7 +12,7 @@ pub struct Pair {
     pub kind: Kind,
     pub servers: Vec<ServerProcess>,
     publish: Publish,
-    redis: redis::aio::ConnectionManager,
+    redis: kanban_redis::Connection,
 }
 
 enum Publish {
@@ -30,11 +30,12 @@ impl Pair {
         max: usize,
         node_reference: Option<&Path>,
     ) -> Pair {
-        let redis = redis::Client::open(redis_url)
-            .expect("redis url")
-            .get_connection_manager()
-            .await
-            .expect("connect to Redis");
+        let settings = kanban_config::RedisSettings {
+            url: secrecy::SecretString::from(redis_url.to_owned()),
+            ..kanban_config::RedisSettings::default()
+        };
+        let redis = kanban_redis::connect(&settings, kanban_redis::Reconnect::default())
+            .expect("redis url");
         let (servers, publish) = match kind {
             Kind::Kanban => {
                 let bin = gateway_bin();

@@ -174,6 +174,16 @@ impl Broker {
         Ok((broker, pushes))
     }
 
+    /// The connection for commands (cheap to clone), for the shard probes.
+    pub fn command_connection(&self) -> Connection {
+        self.commands.clone()
+    }
+
+    /// The boards whose channels this replica holds.
+    pub fn subscribed_projects(&self) -> Vec<String> {
+        self.subscriptions.subscribed_projects()
+    }
+
     pub fn set_presence(&self, presence: Arc<crate::presence::Presence>) {
         let _ = self.presence.set(presence);
     }
@@ -449,7 +459,9 @@ impl Broker {
     /// client where that is). `Ok(false)`: the room is gone.
     async fn resubscribe(&self, project: &str) -> Result<bool, redis::RedisError> {
         self.subscriptions
-            .restore(project, &self.channels(project), || self.hub.has_room(project))
+            .restore(project, &self.channels(project), || {
+                self.hub.has_room(project)
+            })
             .await
     }
 }

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod presence;
 pub mod protocol;
 pub mod routes;
+pub mod shards;
 pub mod startup;
 pub mod subscriptions;
 pub mod transport;

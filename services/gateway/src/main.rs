@@ -19,7 +19,11 @@ async fn main() -> ExitCode {
     } else {
         kanban_config::load_with_lists::<Settings>(
             kanban_config::process::config_file(&args).as_deref(),
-            &[&["gateway.allowed_origins"], kanban_config::redis::LIST_KEYS].concat(),
+            &[
+                &["gateway.allowed_origins"],
+                kanban_config::redis::LIST_KEYS,
+            ]
+            .concat(),
         )
     };
     let settings = match settings {

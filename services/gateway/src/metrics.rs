@@ -76,6 +76,12 @@ kanban_telemetry::metrics_struct! {
         pub history_pages_shared_total: IntCounter,
         /// Times the Redis subscription connection was lost.
         pub redis_reconnects_total: IntCounter,
+        /// 1 when the Redis Cluster shard's primary (host:port) answered the last probe (every 5 s), 0 when it did not; cluster mode only.
+        pub redis_shard_up: IntGaugeVec ["shard"],
+        /// Times a Redis Cluster shard's primary answered a probe again after failing one; cluster mode only.
+        pub redis_shard_reconnects_total: IntCounterVec ["shard"],
+        /// Boards whose channels this gateway holds on the Redis Cluster shard; cluster mode only.
+        pub redis_shard_subscriptions: IntGaugeVec ["shard"],
         /// Boards subscribed again after a Redis Cluster node dropped their channels by itself (their slot moved to another node).
         pub redis_subscriptions_restored_total: IntCounter,
         /// Messages pushed on the Redis subscription connection that found the gateway's push queue full and were dropped (each starts a catch-up from history).

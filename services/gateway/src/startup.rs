@@ -129,6 +129,9 @@ impl Application {
             let (broker, pushes) =
                 Broker::connect(&settings.redis, Arc::clone(&hub), Arc::clone(&metrics))?;
             tokio::spawn(Arc::clone(&broker).run(pushes));
+            if kanban_redis::Topology::of(&settings.redis) == kanban_redis::Topology::Cluster {
+                crate::shards::spawn(&broker, Arc::clone(&metrics));
+            }
             Some(broker)
         } else {
             None

@@ -10,8 +10,8 @@
 
 use crate::locks;
 use futures_util::future::BoxFuture;
-use prometheus::IntCounter;
 use kanban_redis::Connection;
+use prometheus::IntCounter;
 use redis::RedisResult;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -122,6 +122,15 @@ impl Subscriptions {
         drop(slot);
         self.forget_if_idle(project);
         result
+    }
+
+    /// The projects whose channels are subscribed (or being subscribed).
+    pub fn subscribed_projects(&self) -> Vec<String> {
+        self.projects()
+            .iter()
+            .filter(|(_, slot)| slot.try_lock().map_or(true, |subscribed| *subscribed))
+            .map(|(project, _)| project.clone())
+            .collect()
     }
 
     /// Projects whose channels are subscribed.
@@ -247,8 +256,14 @@ mod tests {
         assert_eq!(subs.subscribed(), 1);
         subs.sync("p", &channels("p"), || false).await.unwrap();
         assert!(!subs.restore("p", &channels("p"), || false).await.unwrap());
-        assert!(!subs.restore("never", &channels("never"), || false).await.unwrap());
+        assert!(!subs
+            .restore("never", &channels("never"), || false)
+            .await
+            .unwrap());
         assert_eq!(gate.subscribes.load(Ordering::SeqCst), 2);
-        assert!(subs.projects().is_empty(), "nothing is kept for boards not held");
+        assert!(
+            subs.projects().is_empty(),
+            "nothing is kept for boards not held"
+        );
     }
 }

@@ -11,7 +11,10 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config_file = kanban_config::process::config_file(&args);
     let healthcheck = args.iter().any(|arg| arg == "--healthcheck");
-    let settings: Settings = match kanban_config::load_with_lists(config_file.as_deref(), kanban_config::redis::LIST_KEYS) {
+    let settings: Settings = match kanban_config::load_with_lists(
+        config_file.as_deref(),
+        kanban_config::redis::LIST_KEYS,
+    ) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("ticket-api: configuration error: {error}");

@@ -20,6 +20,7 @@ use kanban_config::RedisSettings;
 use redis::aio::{AsyncPushSender, ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 use secrecy::ExposeSecret;
 use std::time::Duration;
@@ -89,7 +90,11 @@ pub enum Connection {
 /// Opens a connection for commands, lazily: the service starts (and keeps answering what
 /// needs no Redis) while Redis is down.
 pub fn connect(settings: &RedisSettings, reconnect: Reconnect) -> RedisResult<Connection> {
-    open(settings, reconnect, None::<fn(redis::PushInfo) -> Result<(), ()>>)
+    open(
+        settings,
+        reconnect,
+        None::<fn(redis::PushInfo) -> Result<(), ()>>,
+    )
 }
 
 /// Opens a RESP3 connection for subscriptions, lazily. Every pushed message, subscription
@@ -141,7 +146,13 @@ fn open(
                 .collect();
             let mut builder = ClusterClientBuilder::new(nodes)
                 .retries(reconnect.retries.try_into().unwrap_or(u32::MAX))
-                .max_retry_wait(reconnect.max_delay.as_millis().try_into().unwrap_or(u64::MAX))
+                .max_retry_wait(
+                    reconnect
+                        .max_delay
+                        .as_millis()
+                        .try_into()
+                        .unwrap_or(u64::MAX),
+                )
                 .connection_timeout(connect_timeout)
                 .response_timeout(response_timeout);
             let mut config = ClusterConfig::new()
@@ -183,6 +194,111 @@ impl Connection {
             Connection::Cluster(conn) => conn.sunsubscribe(channels).await,
         }
     }
+}
+
+/// One shard of a cluster: the primary that serves it and its slot ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// `host:port` of the primary, as the cluster announces it.
+    pub primary: String,
+    /// Inclusive slot ranges, lowest first.
+    pub slots: Vec<(u16, u16)>,
+}
+
+impl Shard {
+    pub fn holds(&self, slot: u16) -> bool {
+        self.slots
+            .iter()
+            .any(|(start, end)| (*start..=*end).contains(&slot))
+    }
+}
+
+impl Connection {
+    /// The cluster's shards as one of its nodes sees them (`CLUSTER SLOTS`); empty on a
+    /// single server.
+    pub async fn shards(&mut self) -> RedisResult<Vec<Shard>> {
+        if self.topology() == Topology::Single {
+            return Ok(Vec::new());
+        }
+        let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(self).await?;
+        Ok(parse_cluster_slots(&reply))
+    }
+
+    /// PING to one node of a cluster, by its `host:port` (on a single server: the server).
+    pub async fn ping_node(&mut self, node: &str) -> RedisResult<()> {
+        let ping = redis::cmd("PING");
+        match self {
+            Connection::Single(conn) => ping.query_async::<()>(conn).await,
+            Connection::Cluster(conn) => {
+                let (host, port) = node.rsplit_once(':').ok_or_else(|| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "a node address is host:port",
+                        node.to_owned(),
+                    ))
+                })?;
+                let port = port.parse::<u16>().map_err(|e| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "a node address is host:port",
+                        e.to_string(),
+                    ))
+                })?;
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.to_owned(),
+                    port,
+                });
+                conn.route_command(ping, routing).await.map(drop)
+            }
+        }
+    }
+}
+
+/// The shards in a `CLUSTER SLOTS` reply (ranges grouped by primary, sorted by their
+/// first slot); entries that are not ranges are skipped.
+pub fn parse_cluster_slots(reply: &Value) -> Vec<Shard> {
+    let Value::Array(ranges) = reply else {
+        return Vec::new();
+    };
+    let mut shards: Vec<Shard> = Vec::new();
+    for range in ranges {
+        let Value::Array(fields) = range else {
+            continue;
+        };
+        let slot = |v: Option<&Value>| match v {
+            Some(Value::Int(n)) => u16::try_from(*n).ok(),
+            _ => None,
+        };
+        let (Some(start), Some(end), Some(Value::Array(primary))) =
+            (slot(fields.first()), slot(fields.get(1)), fields.get(2))
+        else {
+            continue;
+        };
+        if start > end || end >= SLOTS {
+            continue;
+        }
+        let host = match primary.first() {
+            Some(Value::BulkString(host)) => String::from_utf8_lossy(host).into_owned(),
+            Some(Value::SimpleString(host)) => host.clone(),
+            _ => continue,
+        };
+        let Some(Value::Int(port)) = primary.get(1) else {
+            continue;
+        };
+        let address = format!("{host}:{port}");
+        match shards.iter_mut().find(|s| s.primary == address) {
+            Some(shard) => shard.slots.push((start, end)),
+            None => shards.push(Shard {
+                primary: address,
+                slots: vec![(start, end)],
+            }),
+        }
+    }
+    for shard in &mut shards {
+        shard.slots.sort_unstable();
+    }
+    shards.sort_by_key(|s| s.slots.first().copied());
+    shards
 }
 
 impl ConnectionLike for Connection {
@@ -256,7 +372,11 @@ mod tests {
         assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
         assert_eq!(slot("kanban:{p1}:events"), slot("kanban:{p1}:history"));
         assert_eq!(slot("kanban:{p1}:events"), slot("p1"));
-        assert_eq!(slot("a{}b"), slot("a{}b"), "an empty tag hashes the whole name");
+        assert_eq!(
+            slot("a{}b"),
+            slot("a{}b"),
+            "an empty tag hashes the whole name"
+        );
         assert_ne!(slot("a{}b"), slot(""));
     }
 
@@ -270,6 +390,77 @@ mod tests {
         settings.cluster_nodes = vec![SecretString::from("redis://127.0.0.1:1".to_owned())];
         let conn = connect(&settings, Reconnect::default()).unwrap();
         assert_eq!(conn.topology(), Topology::Cluster);
+    }
+
+    fn node(host: &str, port: i64, id: &str) -> Value {
+        Value::Array(vec![
+            Value::BulkString(host.as_bytes().to_vec()),
+            Value::Int(port),
+            Value::BulkString(id.as_bytes().to_vec()),
+        ])
+    }
+
+    #[test]
+    fn cluster_slots_are_grouped_by_primary() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                Value::Int(10923),
+                Value::Int(16383),
+                node("127.0.0.1", 7002, "c"),
+                node("127.0.0.1", 7005, "f"),
+            ]),
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node("127.0.0.1", 7000, "a"),
+            ]),
+            Value::Array(vec![
+                Value::Int(5461),
+                Value::Int(10922),
+                node("127.0.0.1", 7001, "b"),
+            ]),
+            Value::Array(vec![
+                Value::Int(16384),
+                Value::Int(0),
+                node("127.0.0.1", 7001, "b"),
+            ]),
+            Value::Array(vec![Value::Int(1), Value::Nil]),
+            Value::Int(3),
+        ]);
+        let shards = parse_cluster_slots(&reply);
+        assert_eq!(
+            shards,
+            vec![
+                Shard {
+                    primary: "127.0.0.1:7000".into(),
+                    slots: vec![(0, 5460)]
+                },
+                Shard {
+                    primary: "127.0.0.1:7001".into(),
+                    slots: vec![(5461, 10922)]
+                },
+                Shard {
+                    primary: "127.0.0.1:7002".into(),
+                    slots: vec![(10923, 16383)]
+                },
+            ],
+            "an out-of-range slot and malformed entries are skipped"
+        );
+        assert!(shards[1].holds(5461) && shards[1].holds(10922) && !shards[1].holds(0));
+        assert!(parse_cluster_slots(&Value::Nil).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_node_address_must_be_host_and_port() {
+        let settings = RedisSettings {
+            cluster_nodes: vec![SecretString::from("redis://127.0.0.1:1".to_owned())],
+            ..RedisSettings::default()
+        };
+        let mut conn = connect(&settings, Reconnect::default()).unwrap();
+        let error = conn.ping_node("no-port").await.unwrap_err();
+        assert!(error.to_string().contains("host:port"), "{error}");
+        let error = conn.ping_node("host:notaport").await.unwrap_err();
+        assert!(error.to_string().contains("host:port"), "{error}");
     }
 
     #[test]

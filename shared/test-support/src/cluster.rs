@@ -131,7 +131,12 @@ impl OwnCluster {
     pub async fn slots(&self) -> Vec<SlotRange> {
         for port in self.alive() {
             if let Some(ranges) = cluster_slots(port).await {
-                if ranges.iter().map(|r| u32::from(r.end - r.start) + 1).sum::<u32>() == 16_384 {
+                if ranges
+                    .iter()
+                    .map(|r| u32::from(r.end - r.start) + 1)
+                    .sum::<u32>()
+                    == 16_384
+                {
                     return ranges;
                 }
             }

@@ -5,11 +5,12 @@
 
 use crate::client::{is_presence, Client, Incoming};
 use crate::harness::{
-    lag_resyncs, spread, tally, Fleet, Options, Stack, Write, Writer, RELAY_LAG_RESYNC,
+    lag_resyncs, spread, tally, wait_until, Fleet, Options, Stack, Write, Writer, RELAY_LAG_RESYNC,
 };
 use kanban_protocol::socket::ResyncReason;
 use kanban_test_support::cluster::OwnCluster;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 async fn stack_on(cluster: &OwnCluster) -> Stack {
@@ -48,7 +49,11 @@ async fn boards_on_every_shard(stack: &Stack, cluster: &OwnCluster) -> Vec<(Stri
 }
 
 async fn gateway_metric(stack: &Stack, index: usize, name: &str) -> f64 {
-    let text = stack
+    kanban_test_support::metric_value(&gateway_metrics(stack, index).await, name)
+}
+
+async fn gateway_metrics(stack: &Stack, index: usize) -> String {
+    stack
         .http
         .get(format!("{}/metrics", stack.gateway_url(index)))
         .send()
@@ -56,15 +61,30 @@ async fn gateway_metric(stack: &Stack, index: usize, name: &str) -> f64 {
         .expect("metrics")
         .text()
         .await
-        .expect("metrics text");
-    kanban_test_support::metric_value(&text, name)
+        .expect("metrics text")
+}
+
+/// A gateway's per-shard series of `name`: shard (primary `host:port`) → value.
+async fn per_shard(stack: &Stack, index: usize, name: &str) -> BTreeMap<String, f64> {
+    let text = gateway_metrics(stack, index).await;
+    let prefix = format!("{name}{{shard=\"");
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&prefix)?;
+            let (shard, value) = rest.split_once("\"} ")?;
+            Some((shard.to_owned(), value.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Reads presence events until one lists `count` users.
 async fn presence_count(client: &mut Client, count: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        assert!(Instant::now() < deadline, "presence never listed {count} users");
+        assert!(
+            Instant::now() < deadline,
+            "presence never listed {count} users"
+        );
         if let Incoming::Event(_, args) = client.wait_for(is_presence).await {
             if args[0]["userCount"] == count {
                 return args[0]["users"]
@@ -117,6 +137,28 @@ async fn boards_on_every_shard_are_delivered_once_in_order_with_resume_and_prese
         fleets.push(Fleet::start(&stack, project).await);
         writers.push(Writer::start(&stack, Write::Moves(tickets.clone())));
     }
+    // Each gateway reports the three shards up, holding one of its boards each.
+    let primaries: Vec<String> = cluster
+        .primaries()
+        .await
+        .into_iter()
+        .map(|(port, _)| format!("127.0.0.1:{port}"))
+        .collect();
+    for index in 0..2 {
+        wait_until(
+            "every shard up, one board on each, in the gateway's metrics",
+            || async {
+                let up = per_shard(&stack, index, "kanban_gateway_redis_shard_up").await;
+                let held =
+                    per_shard(&stack, index, "kanban_gateway_redis_shard_subscriptions").await;
+                up.keys().cloned().collect::<Vec<_>>() == primaries
+                    && up.values().all(|v| *v == 1.0)
+                    && held.values().all(|v| *v == 1.0)
+                    && held.len() == 3
+            },
+        )
+        .await;
+    }
     for writer in &writers {
         writer.wait_for_more(30).await;
     }
@@ -135,13 +177,26 @@ async fn boards_on_every_shard_are_delivered_once_in_order_with_resume_and_prese
         let mut resumed = 0;
         for log in &logs {
             log.assert_complete(last, &board, RELAY_LAG_RESYNC);
-            assert!(log.errors.is_empty(), "client {}: {:?}", log.index, log.errors);
+            assert!(
+                log.errors.is_empty(),
+                "client {}: {:?}",
+                log.index,
+                log.errors
+            );
             if log.joins.len() > 1 {
                 resumed += 1;
-                assert!(log.joins[1].since_seq > 0, "resumed by seq: {:?}", log.joins);
+                assert!(
+                    log.joins[1].since_seq > 0,
+                    "resumed by seq: {:?}",
+                    log.joins
+                );
             }
         }
-        assert_eq!(resumed, logs.len() / 2, "the killed gateway's sockets resumed");
+        assert_eq!(
+            resumed,
+            logs.len() / 2,
+            "the killed gateway's sockets resumed"
+        );
         report.push(format!(
             "slot {} (primary :{}): last seq {last}, writes {:?}, {resumed} sockets resumed, {} resumes resynced (relay lag)",
             slot_of(project),
@@ -184,6 +239,24 @@ async fn a_primary_killed_under_load_fails_over_and_loses_nothing() {
     let committed = stack.last_seq(&project).await;
     fleet.wait_all_reach(committed).await;
     let recovered = killed.elapsed();
+    // The gateways' shard metrics follow: the promoted replica is up and holds the board,
+    // the dead primary's series are gone.
+    let new_primary = format!("127.0.0.1:{}", cluster.range_of(slot).await.primary_port);
+    let victim_shard = format!("127.0.0.1:{victim}");
+    for index in 0..2 {
+        wait_until(
+            "the promoted replica in the gateway's shard metrics",
+            || async {
+                let up = per_shard(&stack, index, "kanban_gateway_redis_shard_up").await;
+                let held =
+                    per_shard(&stack, index, "kanban_gateway_redis_shard_subscriptions").await;
+                up.get(&new_primary) == Some(&1.0)
+                    && held.get(&new_primary) == Some(&1.0)
+                    && !up.contains_key(&victim_shard)
+            },
+        )
+        .await;
+    }
 
     let outcomes = writer.stop().await;
     let last = stack.last_seq(&project).await;
@@ -197,7 +270,12 @@ async fn a_primary_killed_under_load_fails_over_and_loses_nothing() {
             &board,
             &[ResyncReason::Gap, ResyncReason::HistoryUnavailable],
         );
-        assert!(log.errors.is_empty(), "client {}: {:?}", log.index, log.errors);
+        assert!(
+            log.errors.is_empty(),
+            "client {}: {:?}",
+            log.index,
+            log.errors
+        );
         resynced += usize::from(!log.resyncs.is_empty());
     }
     let failed: Vec<_> = outcomes.iter().filter(|o| o.status != Some(200)).collect();
@@ -256,14 +334,23 @@ async fn a_busy_boards_slot_migrating_to_another_primary_loses_nothing() {
     let logs = fleet.finish(last).await;
     for log in &logs {
         log.assert_complete(last, &board, RELAY_LAG_RESYNC);
-        assert!(log.errors.is_empty(), "client {}: {:?}", log.index, log.errors);
+        assert!(
+            log.errors.is_empty(),
+            "client {}: {:?}",
+            log.index,
+            log.errors
+        );
     }
     let failed: Vec<_> = outcomes.iter().filter(|o| o.status != Some(200)).collect();
     assert!(failed.is_empty(), "writes failed: {failed:?}");
     let mut restored = 0.0;
     for index in 0..2 {
-        restored +=
-            gateway_metric(&stack, index, "kanban_gateway_redis_subscriptions_restored_total").await;
+        restored += gateway_metric(
+            &stack,
+            index,
+            "kanban_gateway_redis_subscriptions_restored_total",
+        )
+        .await;
     }
     println!(
         "cluster reshard: slot {slot} moved :{} → :{} with {} other slots in {} ms; {} clients, \

@@ -50,6 +50,7 @@ pub fn api_binary() -> PathBuf {
         "shared/protocol/src",
         "shared/auth/src",
         "shared/config/src",
+        "shared/redis/src",
         "shared/telemetry/src",
     ] {
         if let Some(newer) = newest_file(&workspace.join(dir)).filter(|(t, _)| *t > built) {
