@@ -37,6 +37,11 @@ impl OwnCluster {
     /// and returns once every node sees every slot served and every primary has its
     /// replica.
     pub async fn start() -> OwnCluster {
+        let version = redis_major_version();
+        assert!(
+            version >= 7,
+            "redis-server {version}.x has no sharded pub/sub: the cluster tests need Redis 7 or newer"
+        );
         let dir = std::env::temp_dir().join(format!(
             "kanban-test-cluster-{}-{}",
             std::process::id(),
@@ -268,6 +273,20 @@ impl Drop for OwnCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The major version of the `redis-server` on `PATH` (`Redis server v=7.0.15 …`).
+fn redis_major_version() -> u32 {
+    let output = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .expect("redis-server must be installed (scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split("v=")
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|major| major.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read redis-server's version from {text:?}"))
 }
 
 async fn connect(port: u16) -> Option<redis::aio::MultiplexedConnection> {
