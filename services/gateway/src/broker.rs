@@ -325,9 +325,15 @@ impl Broker {
     /// After a board's channels were (re)subscribed: sends its room the newest event in
     /// history if the room has not seen it, so that whatever was published while the board
     /// was held on no node is filled from history by each session.
+    /// If history cannot be read then (a slot in mid-migration answers `TRYAGAIN`), the
+    /// full catch-up runs, which retries until it can.
     fn catch_up_room(self: &Arc<Self>, project: Arc<str>) {
         let broker = Arc::clone(self);
-        tokio::spawn(async move { broker.catch_up_now(&project).await });
+        tokio::spawn(async move {
+            if !broker.catch_up_now(&project).await {
+                broker.request_catch_up();
+            }
+        });
     }
 
     /// A node dropped the board's channels by itself (its slot moved to another node):
@@ -418,7 +424,8 @@ impl Broker {
             let mut unreachable = Vec::new();
             for project in pending {
                 match self.resubscribe(&project).await {
-                    Ok(true) => self.catch_up_now(&project).await,
+                    Ok(true) if self.catch_up_now(&project).await => {}
+                    Ok(true) => unreachable.push(project),
                     Ok(false) => {}
                     Err(error) => {
                         tracing::debug!(project.id = %project, %error, "the board's node does not answer yet");
@@ -438,18 +445,21 @@ impl Broker {
         }
     }
 
-    /// Sends the room the newest event in history if it has not seen it.
-    async fn catch_up_now(&self, project: &Arc<str>) {
+    /// Sends the room the newest event in history if it has not seen it. Returns whether
+    /// history could be read (or the room is gone).
+    async fn catch_up_now(&self, project: &Arc<str>) -> bool {
         let Some(last_seq) = self.hub.cursor(project) else {
-            return;
+            return true;
         };
         match self.newest(project).await {
             Ok(Some(event)) if event.seq > last_seq => {
                 self.hub.broadcast(&event);
+                true
             }
-            Ok(_) => {}
+            Ok(_) => true,
             Err(error) => {
-                tracing::warn!(project.id = %project, %error, "catch-up after reconnect failed")
+                tracing::warn!(project.id = %project, %error, "catching the room up from history failed");
+                false
             }
         }
     }

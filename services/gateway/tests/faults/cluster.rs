@@ -5,7 +5,8 @@
 
 use crate::client::{is_presence, Client, Incoming};
 use crate::harness::{
-    lag_resyncs, spread, tally, wait_until, Fleet, Options, Stack, Write, Writer, RELAY_LAG_RESYNC,
+    lag_resyncs, spread, tally, wait_until, Fleet, Options, Stack, Write, Writer, DEADLINE,
+    RELAY_LAG_RESYNC,
 };
 use kanban_protocol::socket::ResyncReason;
 use kanban_test_support::cluster::OwnCluster;
@@ -46,6 +47,33 @@ async fn boards_on_every_shard(stack: &Stack, cluster: &OwnCluster) -> Vec<(Stri
         }
     }
     panic!("40 boards did not cover the three shards");
+}
+
+/// Waits until every client has applied `seq`; if they do not within the harness's
+/// deadline, fails with what the gateways logged (their warnings), which is where a lost
+/// subscription shows.
+async fn reach_or_explain(stack: &Stack, fleet: &Fleet, seq: i64) {
+    let started = Instant::now();
+    while started.elapsed() < DEADLINE {
+        if fleet.all_reached(seq) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut logs = String::new();
+    for (index, gateway) in stack.gateways.iter().enumerate() {
+        let Some(gateway) = gateway else { continue };
+        logs.push_str(&format!("--- gateway {index}:\n"));
+        for line in gateway
+            .log()
+            .lines()
+            .filter(|l| !l.contains(" INFO access"))
+        {
+            logs.push_str(line);
+            logs.push('\n');
+        }
+    }
+    panic!("the clients did not all reach seq {seq}; the gateways logged:\n{logs}");
 }
 
 async fn gateway_metric(stack: &Stack, index: usize, name: &str) -> f64 {
@@ -237,7 +265,7 @@ async fn a_primary_killed_under_load_fails_over_and_loses_nothing() {
         .await;
     writer.wait_for_more(40).await;
     let committed = stack.last_seq(&project).await;
-    fleet.wait_all_reach(committed).await;
+    reach_or_explain(&stack, &fleet, committed).await;
     let recovered = killed.elapsed();
     // The gateways' shard metrics follow: the promoted replica is up and holds the board,
     // the dead primary's series are gone.
@@ -324,7 +352,7 @@ async fn a_busy_boards_slot_migrating_to_another_primary_loses_nothing() {
         .await;
     writer.wait_for_more(40).await;
     let committed = stack.last_seq(&project).await;
-    fleet.wait_all_reach(committed).await;
+    reach_or_explain(&stack, &fleet, committed).await;
     let recovered = started.elapsed();
 
     let outcomes = writer.stop().await;

@@ -613,11 +613,16 @@ impl Fleet {
     /// Waits until every client has applied `seq`; returns how long that took.
     pub async fn wait_all_reach(&self, seq: i64) -> Duration {
         wait_until(&format!("every client reaches seq {seq}"), || async {
-            self.clients
-                .iter()
-                .all(|(_, p)| p.load(Ordering::SeqCst) >= seq)
+            self.all_reached(seq)
         })
         .await
+    }
+
+    /// Every client has applied `seq`.
+    pub fn all_reached(&self, seq: i64) -> bool {
+        self.clients
+            .iter()
+            .all(|(_, p)| p.load(Ordering::SeqCst) >= seq)
     }
 
     /// Tells the clients the last seq there will be, waits for each to reach it (and to
