@@ -6,7 +6,10 @@
 //! the boards by the relay's own script. Per setup it reports, per Redis process, the
 //! events it published per second and its CPU, and Redis's CPU per event in all: on the
 //! cluster the pub/sub load divides across the shards instead of all landing on one
-//! process. Deliveries are accounted per client (lost, duplicated, out of order: 0).
+//! process. Each process's CPU is also given net of what it spends idle (measured over
+//! [`IDLE`] with the clients joined and nothing published: a cluster node's bus and cron
+//! cost CPU whatever the load). Deliveries are accounted per client (lost, duplicated,
+//! out of order: 0).
 
 use crate::fanout::{client, Phases, Seen};
 use crate::procs::{gateway_bin, ServerProcess};
@@ -18,6 +21,9 @@ use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How long each Redis process's idle CPU is measured before publishing.
+const IDLE: Duration = Duration::from_secs(5);
 
 pub struct Options {
     pub boards: usize,
@@ -76,9 +82,12 @@ pub async fn run(options: Options) {
     let cluster = run_one(&options, Redis::Cluster(OwnCluster::start().await)).await;
     println!(
         "cluster-fanout side by side (one server / cluster): Redis CPU per event {:.1} / {:.1} µs \
-         in all; busiest Redis process {:.0} / {:.0} events/s at {:.1} / {:.1} % of a core",
+         in all ({:.1} / {:.1} net of idle); busiest Redis process {:.0} / {:.0} events/s at \
+         {:.1} / {:.1} % of a core",
         server.cpu_us_per_event,
         cluster.cpu_us_per_event,
+        server.net_us_per_event,
+        cluster.net_us_per_event,
         server.busiest_events_per_s,
         cluster.busiest_events_per_s,
         server.busiest_cpu_percent,
@@ -92,6 +101,7 @@ pub async fn run(options: Options) {
 struct Outcome {
     redis: Redis,
     cpu_us_per_event: f64,
+    net_us_per_event: f64,
     busiest_events_per_s: f64,
     busiest_cpu_percent: f64,
 }
@@ -175,6 +185,14 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let ports = redis.ports();
+    let idle_before = redis_cpus(&ports).await;
+    tokio::time::sleep(IDLE).await;
+    let idle_per_s: Vec<f64> = redis_cpus(&ports)
+        .await
+        .iter()
+        .zip(&idle_before)
+        .map(|(after, before)| (after - before) / IDLE.as_secs_f64())
+        .collect();
     let cpu_before = redis_cpus(&ports).await;
     let gateways_before: f64 = gateways.iter().map(ServerProcess::cpu_seconds).sum();
     let host = crate::host::Sample::now();
@@ -212,6 +230,7 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
     let seconds = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cpu_after = redis_cpus(&ports).await;
+    let measured = seconds + 2.0;
     let gateways_cpu: f64 =
         gateways.iter().map(ServerProcess::cpu_seconds).sum::<f64>() - gateways_before;
     let redis_cpu: Vec<f64> = cpu_after
@@ -237,20 +256,31 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
     let delivered: u64 = seen.iter().map(|s| s.received[0]).sum();
 
     let total_cpu: f64 = redis_cpu.iter().sum();
+    let net_cpu: Vec<f64> = redis_cpu
+        .iter()
+        .zip(&idle_per_s)
+        .map(|(cpu, idle)| (cpu - idle * measured).max(0.0))
+        .collect();
+    let total_net: f64 = net_cpu.iter().sum();
     println!(
         "cluster-fanout ({name}): {} boards, {} clients on 2 gateways, {published} events in {seconds:.1} s \
          ({:.0} events/s, {:.0} deliveries/s); lost {lost}, duplicated {duplicated}, out of order {out_of_order}; \
-         Redis CPU {:.1} µs per event in all",
+         Redis CPU {:.1} µs per event in all ({:.1} µs net of idle)",
         boards.len(),
         options.clients,
         published as f64 / seconds,
         delivered as f64 / seconds,
         total_cpu * 1e6 / published.max(1) as f64,
+        total_net * 1e6 / published.max(1) as f64,
     );
     let mut busiest_events_per_s: f64 = 0.0;
     let mut busiest_cpu_percent: f64 = 0.0;
     let mut processes = Vec::new();
-    for (port, cpu) in ports.iter().zip(&redis_cpu) {
+    for ((port, cpu), (net, idle)) in ports
+        .iter()
+        .zip(&redis_cpu)
+        .zip(net_cpu.iter().zip(&idle_per_s))
+    {
         let events: u64 = owners
             .iter()
             .zip(&seqs)
@@ -258,7 +288,7 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
             .map(|(_, seq)| *seq as u64)
             .sum();
         let events_per_s = events as f64 / seconds;
-        let cpu_percent = cpu / seconds * 100.0;
+        let cpu_percent = cpu / measured * 100.0;
         busiest_events_per_s = busiest_events_per_s.max(events_per_s);
         busiest_cpu_percent = busiest_cpu_percent.max(cpu_percent);
         let role = if owners.contains(port) {
@@ -267,16 +297,23 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
             "replica"
         };
         println!(
-            "  redis :{port} ({role}): {events_per_s:.0} events/s published, CPU {cpu_percent:.1} % of a core{}",
+            "  redis :{port} ({role}): {events_per_s:.0} events/s published, CPU {cpu_percent:.1} % \
+             of a core (idle {:.1} %){}",
+            idle * 100.0,
             if events > 0 {
-                format!(", {:.1} µs per event", cpu * 1e6 / events as f64)
+                format!(
+                    ", {:.1} µs per event ({:.1} net of idle)",
+                    cpu * 1e6 / events as f64,
+                    net * 1e6 / events as f64
+                )
             } else {
                 String::new()
             }
         );
         processes.push(json!({
             "port": port, "role": role, "events_per_s": events_per_s,
-            "cpu_percent": cpu_percent,
+            "cpu_percent": cpu_percent, "idle_cpu_percent": idle * 100.0,
+            "cpu_us_per_event_net": if events > 0 { net * 1e6 / events as f64 } else { 0.0 },
         }));
     }
     println!("    {host}");
@@ -288,6 +325,7 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
         "events_per_s": published as f64 / seconds,
         "deliveries_per_s": delivered as f64 / seconds,
         "redis_cpu_us_per_event": total_cpu * 1e6 / published.max(1) as f64,
+        "redis_cpu_us_per_event_net": total_net * 1e6 / published.max(1) as f64,
         "redis_processes": processes,
         "gateway_cpu_s": gateways_cpu,
         "lost": lost, "duplicated": duplicated, "out_of_order": out_of_order,
@@ -303,6 +341,7 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
     Outcome {
         redis,
         cpu_us_per_event: total_cpu * 1e6 / published.max(1) as f64,
+        net_us_per_event: total_net * 1e6 / published.max(1) as f64,
         busiest_events_per_s,
         busiest_cpu_percent,
     }
