@@ -336,8 +336,15 @@ impl Broker {
         });
     }
 
+    /// The board's slot is served by another primary than before (seen by the shard
+    /// probes): subscribes again there if the room still wants it, and catches the room up.
+    pub fn resubscribe_board(self: &Arc<Self>, project: Arc<str>) {
+        self.restore(project);
+    }
+
     /// A node dropped the board's channels by itself (its slot moved to another node):
-    /// subscribes again (on the slot's new owner) if the room still wants them.
+    /// subscribes again (on the slot's new owner) if the room still wants them; the
+    /// confirmation catches the room up.
     fn restore(self: &Arc<Self>, project: Arc<str>) {
         let broker = Arc::clone(self);
         tokio::spawn(async move {

@@ -82,7 +82,7 @@ kanban_telemetry::metrics_struct! {
         pub redis_shard_reconnects_total: IntCounterVec ["shard"],
         /// Boards whose channels this gateway holds on the Redis Cluster shard; cluster mode only.
         pub redis_shard_subscriptions: IntGaugeVec ["shard"],
-        /// Boards subscribed again after a Redis Cluster node dropped their channels by itself (their slot moved to another node).
+        /// Boards subscribed again after a Redis Cluster node dropped their channels by itself or their slot moved to another primary.
         pub redis_subscriptions_restored_total: IntCounter,
         /// Messages pushed on the Redis subscription connection that found the gateway's push queue full and were dropped (each starts a catch-up from history).
         pub redis_pushes_dropped_total: IntCounter,
