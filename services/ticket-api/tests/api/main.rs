@@ -4,6 +4,7 @@
 
 mod authz;
 mod cache;
+mod cluster;
 mod concurrency;
 mod errors;
 mod events;
