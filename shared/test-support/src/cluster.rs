@@ -184,6 +184,46 @@ impl OwnCluster {
         }
     }
 
+    /// Starts the node on `port` again after [`OwnCluster::kill`], with its cluster
+    /// configuration file (so it rejoins the cluster, as a replica if it was failed over)
+    /// and no data.
+    pub async fn restart(&mut self, port: u16) {
+        let index = self
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node of this cluster");
+        assert!(self.children[index].is_none(), "node {port} is running");
+        self.children[index] = Some(self.spawn(port));
+        wait_answers(port).await;
+    }
+
+    /// Waits until the primary on `port` has a replica whose replication link is up
+    /// (`INFO replication`: `state=online`), so that the replica can take over.
+    pub async fn wait_replica_online(&self, port: u16) {
+        let started = Instant::now();
+        loop {
+            if let Some(mut conn) = connect(port).await {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                if info
+                    .lines()
+                    .any(|l| l.starts_with("slave") && l.contains("state=online"))
+                {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < SETTLE,
+                "the primary on port {port} has no replica online after {SETTLE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls the slot map (as a running node sees it, every slot served) until `done`
     /// holds; returns how long that took.
     pub async fn wait_for(&self, what: &str, done: impl Fn(&[SlotRange]) -> bool) -> Duration {

@@ -242,7 +242,9 @@ async fn boards_on_every_shard_are_delivered_once_in_order_with_resume_and_prese
 /// kill -9 the primary that owns a busy board's slot: its replica is promoted, the
 /// gateways resubscribe on it and catch up from history, and every socket ends with the
 /// committed board: every seq once in order, or a resync where the failover lost history
-/// (replication is asynchronous).
+/// (replication is asynchronous). Then the killed node is started again (it rejoins as the
+/// new primary's replica) and the new primary is killed in turn: the board fails back to
+/// the restarted node, with the same accounting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_killed_under_load_fails_over_and_loses_nothing() {
     let mut cluster = OwnCluster::start().await;
@@ -286,6 +288,30 @@ async fn a_primary_killed_under_load_fails_over_and_loses_nothing() {
         .await;
     }
 
+    // The killed node comes back as a replica; then the new primary dies too.
+    let second = cluster.range_of(slot).await.primary_port;
+    cluster.restart(victim).await;
+    let rejoined = Instant::now();
+    cluster.wait_replica_online(second).await;
+    let synced = rejoined.elapsed();
+    writer.wait_for_more(20).await;
+    let killed_again = Instant::now();
+    cluster.kill(second);
+    let failed_back = cluster
+        .wait_for(
+            "the restarted node to take the board's slot back",
+            |ranges| {
+                ranges
+                    .iter()
+                    .any(|r| (r.start..=r.end).contains(&slot) && r.primary_port == victim)
+            },
+        )
+        .await;
+    writer.wait_for_more(40).await;
+    let committed = stack.last_seq(&project).await;
+    reach_or_explain(&stack, &fleet, committed).await;
+    let recovered_again = killed_again.elapsed();
+
     let outcomes = writer.stop().await;
     let last = stack.last_seq(&project).await;
     stack.history_reaches(&project, last).await;
@@ -310,12 +336,17 @@ async fn a_primary_killed_under_load_fails_over_and_loses_nothing() {
     assert!(failed.is_empty(), "writes failed: {failed:?}");
     println!(
         "cluster failover: {} clients, last seq {last}, writes {:?}; kill → replica promoted \
-         {} ms, kill → every socket at the last committed seq {} ms; lost 0, duplicated 0, \
-         out of order 0; {resynced} clients resynced; write latency {}",
+         {} ms, kill → every socket at the last committed seq {} ms; the killed node restarted \
+         and in sync as a replica after {} ms; the new primary killed: the restarted node \
+         promoted {} ms later, every socket at the last committed seq {} ms after the kill; \
+         lost 0, duplicated 0, out of order 0; {resynced} clients resynced; write latency {}",
         logs.len(),
         tally(&outcomes),
         promoted.as_millis(),
         recovered.as_millis(),
+        synced.as_millis(),
+        failed_back.as_millis(),
+        recovered_again.as_millis(),
         spread(outcomes.iter().map(|o| o.answered - o.sent).collect())
     );
 }
