@@ -5,7 +5,9 @@
 //! writes it, when it changed, as one field of the board's presence hash in Redis,
 //! `<prefix>:{<project>}:presence`, field = this replica's id. It also keeps a heartbeat key
 //! `<prefix>:{<prefix>:replicas}:<id>` alive with a short TTL (every replica's heartbeat is in
-//! one slot, so one `MGET` reads them on a Redis Cluster too). A board's presence is the union
+//! one slot, so one `MGET` reads them on a Redis Cluster too); on a single server it also
+//! keeps the untagged key of earlier versions, `<prefix>:presence:replica:<id>`, and counts
+//! a replica alive when either exists, so a rolling upgrade purges nobody. A board's presence is the union
 //! of the fields whose replica still has a heartbeat; fields of dead replicas are deleted by
 //! whoever notices. A change is signalled on the channel `<prefix>:{<project>}:presence`, and
 //! every replica with local members recomputes that board on its next tick and sends its
@@ -196,15 +198,31 @@ impl Presence {
         }
     }
 
+    /// A replica's heartbeat keys: the tagged one, and on a single server also the
+    /// untagged one of earlier versions (so both see each other during a rolling upgrade).
+    fn heartbeat_keys(&self, replica: &str) -> Vec<String> {
+        let mut keys = vec![redis_keys::replica_heartbeat(&self.prefix, replica)];
+        if self.conn.topology() == kanban_redis::Topology::Single {
+            keys.push(redis_keys::untagged_replica_heartbeat(
+                &self.prefix,
+                replica,
+            ));
+        }
+        keys
+    }
+
     async fn beat(&self) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
-        let _: () = redis::cmd("SET")
-            .arg(redis_keys::replica_heartbeat(&self.prefix, &self.replica))
-            .arg(1)
-            .arg("PX")
-            .arg(self.ttl.as_millis() as u64)
-            .query_async(&mut conn)
-            .await?;
+        let mut pipe = redis::pipe();
+        for key in self.heartbeat_keys(&self.replica) {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("PX")
+                .arg(self.ttl.as_millis() as u64)
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut conn).await?;
         // Rewrite every local view at each heartbeat, not only on change: that renews the
         // hashes' expiry on boards whose viewers stay put, and restores a view that another
         // replica purged while this one missed a heartbeat.
@@ -291,15 +309,17 @@ impl Presence {
             return Ok(Vec::new());
         }
         let replicas: Vec<&String> = fields.keys().collect();
+        let per_replica = self.heartbeat_keys(&self.replica).len();
         let mut alive_cmd = redis::cmd("MGET");
         for replica in &replicas {
-            alive_cmd.arg(redis_keys::replica_heartbeat(&self.prefix, replica));
+            alive_cmd.arg(self.heartbeat_keys(replica));
         }
-        let alive: Vec<Option<String>> = alive_cmd.query_async(conn).await?;
+        let beats: Vec<Option<String>> = alive_cmd.query_async(conn).await?;
         let mut users: BTreeMap<String, PresentUser> = BTreeMap::new();
         let mut dead = Vec::new();
-        for (replica, alive) in replicas.iter().zip(alive) {
-            if alive.is_none() && **replica != self.replica {
+        for (replica, beats) in replicas.iter().zip(beats.chunks(per_replica)) {
+            let alive = beats.iter().any(Option::is_some);
+            if !alive && **replica != self.replica {
                 dead.push((*replica).clone());
                 continue;
             }
@@ -381,7 +401,7 @@ impl Presence {
             let _: Result<(), _> = pipe.query_async(&mut conn).await;
         }
         let _: Result<i64, _> = redis::cmd("DEL")
-            .arg(redis_keys::replica_heartbeat(&self.prefix, &self.replica))
+            .arg(self.heartbeat_keys(&self.replica))
             .query_async(&mut conn)
             .await;
     }

@@ -16,7 +16,10 @@
 //! | `<prefix>:{<prefix>:replicas}:<replica>` | string | each gateway | the replica's heartbeat, with a short TTL |
 //!
 //! The heartbeats of all replicas share one hash tag of their own, so that one `MGET`
-//! reads them together on a Redis Cluster too (a handful of tiny keys, in one slot).
+//! reads them together on a Redis Cluster too (a handful of tiny keys, in one slot). On a
+//! single server, replicas also write and read the untagged key of earlier versions,
+//! `<prefix>:presence:replica:<replica>` ([`untagged_replica_heartbeat`]), so that old and
+//! new replicas see each other during a rolling upgrade.
 
 /// The value of a project's `board` key: its snapshot and who may read it, so that a
 /// cache hit can answer a read (and refuse a non-member) without Postgres.
@@ -69,6 +72,14 @@ pub fn replica_heartbeat(prefix: &str, replica: &str) -> String {
     format!("{prefix}:{{{prefix}:replicas}}:{replica}")
 }
 
+/// The heartbeat key of gateway versions before [`replica_heartbeat`] (no hash tag). On a
+/// single Redis server it is written and read beside the tagged one, so that replicas of
+/// both versions count each other as alive during a rolling upgrade; on a cluster it is
+/// not used.
+pub fn untagged_replica_heartbeat(prefix: &str, replica: &str) -> String {
+    format!("{prefix}:presence:replica:{replica}")
+}
+
 /// The kinds of per-project pub/sub channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Channel {
@@ -109,6 +120,10 @@ mod tests {
         assert_eq!(
             replica_heartbeat("kanban", "r1"),
             "kanban:{kanban:replicas}:r1"
+        );
+        assert_eq!(
+            untagged_replica_heartbeat("kanban", "r1"),
+            "kanban:presence:replica:r1"
         );
     }
 

@@ -202,3 +202,68 @@ async fn drag_hints_reach_the_board_on_every_replica_and_are_rate_limited() {
         "only sockets in the room may hint"
     );
 }
+
+/// A rolling upgrade from the version whose heartbeat key had no hash tag: a replica of
+/// that version writes only `<prefix>:presence:replica:<id>`. Its users count here and its
+/// field is not purged as a dead replica's; and this replica writes that key too, so the
+/// old version counts it.
+#[tokio::test]
+async fn replicas_of_the_untagged_heartbeat_version_and_this_one_see_each_other() {
+    let stack = stack_with(1, fast_presence).await;
+    let project = stack.create_project("alice", &[]).await;
+    let prefix = stack.prefix.clone();
+    let mut redis = stack.redis().await;
+    let _: () = redis::cmd("SET")
+        .arg(kanban_protocol::redis_keys::untagged_replica_heartbeat(
+            &prefix, "previous",
+        ))
+        .arg(1)
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(kanban_protocol::redis_keys::presence(&prefix, &project))
+        .arg("previous")
+        .arg(json!([{"id": "carol", "name": "Carol"}]).to_string())
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let mut alice = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    alice.join(&project).await;
+    let (_, payload) = presence_until(&mut alice, |p| p["userCount"] == 2).await;
+    assert_eq!(user_ids(&payload), vec!["alice", "carol"]);
+
+    // Several heartbeats later (TTL 1.5 s, one every 0.5 s) the old replica's field is
+    // still there, and this replica's untagged heartbeat exists beside its tagged one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let field: bool = redis::cmd("HEXISTS")
+        .arg(kanban_protocol::redis_keys::presence(&prefix, &project))
+        .arg("previous")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(field, "the old replica's users were purged");
+    assert_eq!(
+        metric(stack.gw(0), "kanban_gateway_presence_stale_purged_total").await,
+        0.0
+    );
+    let untagged: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:presence:replica:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let tagged: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:{{{prefix}:replicas}}:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(tagged.len(), 1, "{tagged:?}");
+    let ours = tagged[0].rsplit(':').next().unwrap();
+    assert!(
+        untagged.iter().any(|k| k.ends_with(&format!(":{ours}"))),
+        "this replica's untagged heartbeat: {untagged:?}"
+    );
+}
