@@ -14,7 +14,6 @@
 use crate::e2e;
 use hdrhistogram::Histogram;
 use serde_json::json;
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -196,12 +195,7 @@ pub async fn run(options: Options, redis_url: String) {
         "targets": {"ratio_at_least": 5, "sql_per_hit": 0,
                     "met": ratio >= 5.0 && sql[0].statements() == 0.0},
     });
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(results)
-        .unwrap_or_else(|e| panic!("open {}: {e}", results.display()));
-    writeln!(file, "{line}").expect("write results");
+    crate::results::append(results, &line);
     println!("  results appended to {}", results.display());
     drop(db);
 }

@@ -11,13 +11,13 @@
 //! cost CPU whatever the load). Deliveries are accounted per client (lost, duplicated,
 //! out of order: 0).
 
+use crate::e2e::now_us;
 use crate::fanout::{client, Phases, Seen};
 use crate::procs::{gateway_bin, ServerProcess};
-use kanban_protocol::events::EventEnvelope;
+use crate::servers::timed_event;
 use kanban_test_support::cluster::OwnCluster;
 use kanban_test_support::OwnRedis;
 use serde_json::json;
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -211,18 +211,8 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
             let board = (published as usize) % boards.len();
             seqs[board] += 1;
             published += 1;
-            let sent_us = now_us();
-            let envelope = EventEnvelope {
-                project_id: boards[board].clone(),
-                seq: seqs[board],
-                event: "ticket:deleted".into(),
-                data: json!({ "ticketId": "t", "sentUs": sent_us }),
-                ts: sent_us / 1000,
-                ts_us: Some(sent_us),
-                mutation_id: None,
-                traceparent: None,
-            };
-            publisher.publish(&envelope).await.expect("publish");
+            let event = timed_event(&boards[board], seqs[board], now_us());
+            publisher.publish(&event).await.expect("publish");
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -331,12 +321,7 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
         "lost": lost, "duplicated": duplicated, "out_of_order": out_of_order,
         "host": host,
     });
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&options.results)
-        .unwrap_or_else(|e| panic!("open {}: {e}", options.results.display()));
-    writeln!(file, "{line}").expect("write results");
+    crate::results::append(&options.results, &line);
     drop(gateways);
     Outcome {
         redis,
@@ -359,10 +344,4 @@ async fn redis_cpus(ports: &[u16]) -> Vec<f64> {
         out.push(crate::host::redis_cpu(&mut conn).await);
     }
     out
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }

@@ -632,11 +632,7 @@ pub async fn run(options: Options, redis_url: String) {
         .get_multiplexed_async_connection()
         .await
         .expect("connect to Redis");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(results)
-        .unwrap_or_else(|e| panic!("open {}: {e}", results.display()));
+    let mut file = crate::results::open(results);
     let tickets = Arc::new(tickets);
     let mut plotted = Vec::new();
 

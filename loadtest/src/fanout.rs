@@ -9,6 +9,7 @@
 //! RSS (from /proc), Redis's CPU (from INFO), and the host's foreign CPU; appends one JSON
 //! line per rate to the results file; and with `both`, the two side by side as ratios.
 
+use crate::e2e::now_us;
 use crate::presence::Frame;
 use crate::procs::Kind;
 use crate::servers::Pair;
@@ -18,7 +19,7 @@ use serde_json::json;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 pub struct Options {
@@ -66,12 +67,6 @@ pub struct Seen {
     pub duplicated: u64,
     pub out_of_order: u64,
     pub closed: bool,
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 pub async fn run(options: Options, redis_url: String) {
@@ -225,11 +220,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         "  over all phases: lost {lost}, duplicated {duplicated}, out of order {out_of_order}, \
          {closed} clients closed"
     );
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(results)
-        .unwrap_or_else(|e| panic!("open {}: {e}", results.display()));
+    let mut file = crate::results::open(results);
     let mut summaries = Vec::new();
     let mut plotted = Vec::new();
     for (phase, row) in rows.iter().enumerate() {

@@ -13,7 +13,6 @@ use crate::procs::Kind;
 use crate::servers::Pair;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -220,12 +219,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<(&'stati
         "readings": json_readings,
         "host": host,
     });
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&options.results)
-        .unwrap_or_else(|e| panic!("open {}: {e}", options.results.display()));
-    writeln!(file, "{line}").expect("write results");
+    crate::results::append(&options.results, &line);
     println!("  results appended to {}", options.results.display());
     // The first reading is the base; each later one is a per-connection figure.
     per_connection.into_iter().skip(1).collect()

@@ -7,7 +7,6 @@
 use crate::procs::Kind;
 use crate::servers::Pair;
 use serde_json::json;
-use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,11 +122,6 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> f64 {
         "rss_kib_joined": rss_joined,
         "host": host,
     });
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&options.results)
-        .unwrap_or_else(|e| panic!("open {}: {e}", options.results.display()));
-    writeln!(file, "{line}").expect("write results");
+    crate::results::append(&options.results, &line);
     ramp
 }

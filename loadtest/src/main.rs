@@ -26,6 +26,7 @@ mod plot;
 mod presence;
 mod procs;
 mod progress;
+mod results;
 mod resume;
 mod seed;
 mod servers;

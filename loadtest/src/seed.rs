@@ -11,7 +11,6 @@
 use crate::e2e::{self, Watcher};
 use crate::procs::ServerProcess;
 use serde_json::json;
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -216,12 +215,7 @@ pub async fn run(options: Options, redis_url: String) {
         "gateway_rss_kib": rss,
         "host": host_line,
     });
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(results)
-        .unwrap_or_else(|e| panic!("open {}: {e}", results.display()));
-    writeln!(file, "{line}").expect("write results");
+    crate::results::append(results, &line);
     println!("  results appended to {}", results.display());
     for task in tasks {
         task.abort();

@@ -20,6 +20,22 @@ enum Publish {
     Http(reqwest::Client, String),
 }
 
+/// Event `seq` of `project` as the benchmarks publish it: a `ticket:deleted` stamped
+/// with the wall-clock time `sent_us` (in its data and its `tsUs`), from which the clients
+/// take the latency.
+pub fn timed_event(project: &str, seq: i64, sent_us: i64) -> EventEnvelope {
+    EventEnvelope {
+        project_id: project.to_owned(),
+        seq,
+        event: "ticket:deleted".into(),
+        data: json!({ "ticketId": "t", "sentUs": sent_us }),
+        ts: sent_us / 1000,
+        ts_us: Some(sent_us),
+        mutation_id: None,
+        traceparent: None,
+    }
+}
+
 impl Pair {
     /// Starts two servers of `kind` on free loopback ports, sharing the Redis at
     /// `redis_url` (our gateways under key `prefix`), each allowing `max` connections.
@@ -81,17 +97,10 @@ impl Pair {
     pub async fn publish(&self, project: &str, seq: i64, sent_us: i64) {
         match &self.publish {
             Publish::Relay(publisher) => {
-                let envelope = EventEnvelope {
-                    project_id: project.to_owned(),
-                    seq,
-                    event: "ticket:deleted".into(),
-                    data: json!({ "ticketId": "t", "sentUs": sent_us }),
-                    ts: sent_us / 1000,
-                    ts_us: Some(sent_us),
-                    mutation_id: None,
-                    traceparent: None,
-                };
-                publisher.publish(&envelope).await.expect("publish");
+                publisher
+                    .publish(&timed_event(project, seq, sent_us))
+                    .await
+                    .expect("publish");
             }
             Publish::Http(http, url) => {
                 let response = http
