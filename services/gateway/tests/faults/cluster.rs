@@ -5,8 +5,8 @@
 
 use crate::client::{is_presence, Client, Incoming};
 use crate::harness::{
-    lag_resyncs, spread, tally, wait_until, Fleet, Options, Stack, Write, Writer, DEADLINE,
-    RELAY_LAG_RESYNC,
+    assert_all_written, end_run, lag_resyncs, spread, tally, wait_until, Ending, Fleet, Options,
+    Stack, Write, Writer, DEADLINE, RELAY_LAG_RESYNC,
 };
 use kanban_protocol::socket::ResyncReason;
 use kanban_test_support::cluster::OwnCluster;
@@ -197,20 +197,13 @@ async fn boards_on_every_shard_are_delivered_once_in_order_with_resume_and_prese
     }
     let mut report = Vec::new();
     for ((writer, fleet), (project, _)) in writers.into_iter().zip(fleets).zip(&boards) {
-        let outcomes = writer.stop().await;
-        let last = stack.last_seq(project).await;
-        stack.history_reaches(project, last).await;
-        let (_, board) = stack.board_model(project).await;
-        let logs = fleet.finish(last).await;
+        let Ending {
+            outcomes,
+            last,
+            logs,
+        } = end_run(&stack, writer, fleet, project, RELAY_LAG_RESYNC).await;
         let mut resumed = 0;
         for log in &logs {
-            log.assert_complete(last, &board, RELAY_LAG_RESYNC);
-            assert!(
-                log.errors.is_empty(),
-                "client {}: {:?}",
-                log.index,
-                log.errors
-            );
             if log.joins.len() > 1 {
                 resumed += 1;
                 assert!(
@@ -312,28 +305,20 @@ async fn a_primary_killed_under_load_fails_over_and_loses_nothing() {
     reach_or_explain(&stack, &fleet, committed).await;
     let recovered_again = killed_again.elapsed();
 
-    let outcomes = writer.stop().await;
-    let last = stack.last_seq(&project).await;
-    stack.history_reaches(&project, last).await;
-    let (_, board) = stack.board_model(&project).await;
-    let logs = fleet.finish(last).await;
-    let mut resynced = 0;
-    for log in &logs {
-        log.assert_complete(
-            last,
-            &board,
-            &[ResyncReason::Gap, ResyncReason::HistoryUnavailable],
-        );
-        assert!(
-            log.errors.is_empty(),
-            "client {}: {:?}",
-            log.index,
-            log.errors
-        );
-        resynced += usize::from(!log.resyncs.is_empty());
-    }
-    let failed: Vec<_> = outcomes.iter().filter(|o| o.status != Some(200)).collect();
-    assert!(failed.is_empty(), "writes failed: {failed:?}");
+    let Ending {
+        outcomes,
+        last,
+        logs,
+    } = end_run(
+        &stack,
+        writer,
+        fleet,
+        &project,
+        &[ResyncReason::Gap, ResyncReason::HistoryUnavailable],
+    )
+    .await;
+    assert_all_written(&outcomes);
+    let resynced = logs.iter().filter(|log| !log.resyncs.is_empty()).count();
     println!(
         "cluster failover: {} clients, last seq {last}, writes {:?}; kill → replica promoted \
          {} ms, kill → every socket at the last committed seq {} ms; the killed node restarted \
@@ -386,22 +371,12 @@ async fn a_busy_boards_slot_migrating_to_another_primary_loses_nothing() {
     reach_or_explain(&stack, &fleet, committed).await;
     let recovered = started.elapsed();
 
-    let outcomes = writer.stop().await;
-    let last = stack.last_seq(&project).await;
-    stack.history_reaches(&project, last).await;
-    let (_, board) = stack.board_model(&project).await;
-    let logs = fleet.finish(last).await;
-    for log in &logs {
-        log.assert_complete(last, &board, RELAY_LAG_RESYNC);
-        assert!(
-            log.errors.is_empty(),
-            "client {}: {:?}",
-            log.index,
-            log.errors
-        );
-    }
-    let failed: Vec<_> = outcomes.iter().filter(|o| o.status != Some(200)).collect();
-    assert!(failed.is_empty(), "writes failed: {failed:?}");
+    let Ending {
+        outcomes,
+        last,
+        logs,
+    } = end_run(&stack, writer, fleet, &project, RELAY_LAG_RESYNC).await;
+    assert_all_written(&outcomes);
     let mut restored = 0.0;
     for index in 0..2 {
         restored += gateway_metric(

@@ -991,6 +991,52 @@ impl Writer {
     }
 }
 
+/// How a run ended: every write's outcome, the board's last committed seq and each
+/// client's log.
+pub struct Ending {
+    pub outcomes: Vec<Outcome>,
+    pub last: i64,
+    pub logs: Vec<ClientLog>,
+}
+
+/// Ends a run on `project`: stops the writer, waits for the relay to publish the last
+/// committed seq and for every client to reach it, and checks each client's log: every
+/// seq once and in order (or a resync, for the `allowed` reasons only), its board equal
+/// to the API's, no error.
+pub async fn end_run(
+    stack: &Stack,
+    writer: Writer,
+    fleet: Fleet,
+    project: &str,
+    allowed: &[ResyncReason],
+) -> Ending {
+    let outcomes = writer.stop().await;
+    let last = stack.last_seq(project).await;
+    stack.history_reaches(project, last).await;
+    let (_, board) = stack.board_model(project).await;
+    let logs = fleet.finish(last).await;
+    for log in &logs {
+        log.assert_complete(last, &board, allowed);
+        assert!(
+            log.errors.is_empty(),
+            "client {}: {:?}",
+            log.index,
+            log.errors
+        );
+    }
+    Ending {
+        outcomes,
+        last,
+        logs,
+    }
+}
+
+/// Every write was answered 200.
+pub fn assert_all_written(outcomes: &[Outcome]) {
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.status != Some(200)).collect();
+    assert!(failed.is_empty(), "writes failed: {failed:?}");
+}
+
 /// Counts outcomes by status (`None` = no answer), for the report.
 pub fn tally(outcomes: &[Outcome]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();

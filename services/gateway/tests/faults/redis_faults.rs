@@ -1,6 +1,8 @@
 //! Redis killed and restarted empty, then frozen, under load (a server of the test's own).
 
-use crate::harness::{spread, tally, Fleet, Options, Stack, Write, Writer};
+use crate::harness::{
+    assert_all_written, end_run, spread, tally, Ending, Fleet, Options, Stack, Write, Writer,
+};
 use kanban_protocol::socket::ResyncReason;
 use kanban_test_support::OwnRedis;
 use std::time::{Duration, Instant};
@@ -51,28 +53,22 @@ async fn redis_killed_restarted_and_frozen_under_load_loses_nothing_and_writes_k
     let caught_up_after_resume = resumed.elapsed();
     writer.wait_for_more(20).await;
 
-    let outcomes = writer.stop().await;
-    let last = stack.last_seq(&project).await;
-    stack.history_reaches(&project, last).await;
-    let (_, board) = stack.board_model(&project).await;
-    let logs = fleet.finish(last).await;
-
-    let failed: Vec<_> = outcomes.iter().filter(|o| o.status != Some(200)).collect();
-    assert!(failed.is_empty(), "writes failed: {failed:?}");
+    let Ending {
+        outcomes,
+        last,
+        logs,
+    } = end_run(
+        &stack,
+        writer,
+        fleet,
+        &project,
+        &[ResyncReason::Gap, ResyncReason::HistoryUnavailable],
+    )
+    .await;
+    assert_all_written(&outcomes);
     let mut resynced = 0;
     let mut covered_by_resync = 0;
     for log in &logs {
-        log.assert_complete(
-            last,
-            &board,
-            &[ResyncReason::Gap, ResyncReason::HistoryUnavailable],
-        );
-        assert!(
-            log.errors.is_empty(),
-            "client {}: {:?}",
-            log.index,
-            log.errors
-        );
         if !log.resyncs.is_empty() {
             resynced += 1;
             covered_by_resync += log.missing(last);

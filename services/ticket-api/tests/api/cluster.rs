@@ -2,7 +2,7 @@
 //! primaries, three replicas on loopback ports): the API configured with the seed list
 //! alone publishes with `SPUBLISH` inside its script, on the primary that owns each board.
 
-use crate::helpers::{spawn_with, test_database, test_settings, TestApp};
+use crate::helpers::{receive, spawn_with, test_database, test_settings, TestApp};
 use kanban_protocol::redis_keys;
 use kanban_redis::{Connection, Reconnect};
 use kanban_test_support::cluster::OwnCluster;
@@ -12,7 +12,6 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Duration;
 
 fn on_cluster(settings: &mut ticket_api::Settings, cluster: &OwnCluster) {
     settings.redis.cluster_nodes = cluster
@@ -48,17 +47,6 @@ async fn ssubscribe(
     .await
     .unwrap();
     (conn, rx)
-}
-
-async fn receive(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>, count: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    while out.len() < count {
-        match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
-            Ok(Some(value)) => out.push(value),
-            _ => panic!("received {} of {count} events", out.len()),
-        }
-    }
-    out
 }
 
 /// Writes on two API replicas, boards on every shard: each board's events arrive once,

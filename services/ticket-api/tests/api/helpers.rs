@@ -264,3 +264,18 @@ impl TestApp {
             .collect()
     }
 }
+
+/// The next `count` envelopes from a subscriber's receiver (20 s at most for each).
+pub async fn receive(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while out.len() < count {
+        match tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv()).await {
+            Ok(Some(value)) => out.push(value),
+            _ => panic!("received {} of {count} events", out.len()),
+        }
+    }
+    out
+}

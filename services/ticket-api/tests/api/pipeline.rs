@@ -1,7 +1,9 @@
 //! The event pipeline: every commit reaches Redis once, in seq order, from any replica,
 //! across relay crashes and Redis outages.
 
-use crate::helpers::{redis_url, spawn_app, spawn_with, test_database, test_settings, TestApp};
+use crate::helpers::{
+    receive, redis_url, spawn_app, spawn_with, test_database, test_settings, TestApp,
+};
 use futures_util::StreamExt;
 use kanban_protocol::redis_keys;
 use kanban_test_support::OwnRedis;
@@ -34,17 +36,6 @@ async fn subscribe(
         }
     });
     rx
-}
-
-async fn receive(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>, count: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    while out.len() < count {
-        match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
-            Ok(Some(value)) => out.push(value),
-            _ => panic!("received {} of {count} events", out.len()),
-        }
-    }
-    out
 }
 
 /// Nothing more arrives within a short quiet period.
