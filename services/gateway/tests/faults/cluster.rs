@@ -6,9 +6,8 @@
 use crate::client::{is_presence, Client, Incoming};
 use crate::harness::{
     assert_all_written, end_run, lag_resyncs, spread, tally, wait_until, Ending, Fleet, Options,
-    Stack, Write, Writer, DEADLINE, RELAY_LAG_RESYNC,
+    Stack, Write, Writer, DEADLINE, LOST_HISTORY_RESYNC, RELAY_LAG_RESYNC,
 };
-use kanban_protocol::socket::ResyncReason;
 use kanban_test_support::cluster::OwnCluster;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -309,14 +308,7 @@ async fn a_primary_killed_under_load_fails_over_and_loses_nothing() {
         outcomes,
         last,
         logs,
-    } = end_run(
-        &stack,
-        writer,
-        fleet,
-        &project,
-        &[ResyncReason::Gap, ResyncReason::HistoryUnavailable],
-    )
-    .await;
+    } = end_run(&stack, writer, fleet, &project, LOST_HISTORY_RESYNC).await;
     assert_all_written(&outcomes);
     let resynced = logs.iter().filter(|log| !log.resyncs.is_empty()).count();
     println!(

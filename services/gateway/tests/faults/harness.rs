@@ -1055,6 +1055,11 @@ pub fn tally(outcomes: &[Outcome]) -> BTreeMap<String, usize> {
 /// tests count these and allow only them.
 pub const RELAY_LAG_RESYNC: &[ResyncReason] = &[ResyncReason::HistoryUnavailable];
 
+/// The resyncs a fault that may lose Redis's history allows: a gap the history no longer
+/// holds, or no history at all.
+pub const LOST_HISTORY_RESYNC: &[ResyncReason] =
+    &[ResyncReason::Gap, ResyncReason::HistoryUnavailable];
+
 /// How many of `logs`' resumes were answered by a resync.
 pub fn lag_resyncs(logs: &[ClientLog]) -> usize {
     logs.iter().map(|l| l.resyncs.len()).sum()

@@ -2,8 +2,8 @@
 
 use crate::harness::{
     assert_all_written, end_run, spread, tally, Ending, Fleet, Options, Stack, Write, Writer,
+    LOST_HISTORY_RESYNC,
 };
-use kanban_protocol::socket::ResyncReason;
 use kanban_test_support::OwnRedis;
 use std::time::{Duration, Instant};
 
@@ -57,14 +57,7 @@ async fn redis_killed_restarted_and_frozen_under_load_loses_nothing_and_writes_k
         outcomes,
         last,
         logs,
-    } = end_run(
-        &stack,
-        writer,
-        fleet,
-        &project,
-        &[ResyncReason::Gap, ResyncReason::HistoryUnavailable],
-    )
-    .await;
+    } = end_run(&stack, writer, fleet, &project, LOST_HISTORY_RESYNC).await;
     assert_all_written(&outcomes);
     let mut resynced = 0;
     let mut covered_by_resync = 0;
