@@ -11,15 +11,23 @@ use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
 use crate::presence::Presence;
 use crate::routes::Ops;
+use crate::transport::takeover;
 use crate::transport::{AppFactory, Engine, MessageOf};
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::{web, App, HttpServer};
+use actix_codec::Framed;
+use actix_http::{h1, HttpService, KeepAlive, Request};
+use actix_service::{map_config, IntoServiceFactory, ServiceFactoryExt};
+use actix_web::dev::{
+    fn_factory, fn_service, AppConfig, Extensions, Server, ServerHandle, ServiceFactory,
+};
+use actix_web::{web, App};
 use kanban_auth::TokenVerifier;
 use std::future::Future;
 use std::net::TcpListener;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
@@ -205,25 +213,50 @@ impl Application {
                 Arc::clone(&open_sessions),
             )),
         };
-        let mut server = HttpServer::new(move || {
+        let app = move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(crate::metrics::record))
                 .app_data(metrics_data.clone())
                 .app_data(ops.clone())
                 .configure(crate::routes::configure)
                 .configure(|cfg| sessions.configure(cfg))
-        })
-        .on_connect(move |connection, extensions| {
-            crate::transport::tcp::on_accept(connection, extensions, send_buffer)
-        })
-        // A connection's response buffer starts at 8 KiB; filled only up to 4 KiB before
-        // it is flushed, with chunks of at most 4 KiB from a WebSocket's outbox
-        // (`transport::ws`), it never grows, so a burst leaves no larger buffer behind on
-        // an idle connection.
-        .h1_write_buffer_size(crate::transport::ws::OUTBOX_CHUNK)
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(2);
+        };
+        // One HTTP/1 service per worker; `app` answers every request. An upgrade request's
+        // answer is written by `takeover::serve`, which hands a WebSocket's connection over
+        // to it, so that actix-http keeps no task or buffer of a WebSocket connection.
+        let mut server = actix_server::Server::build()
+            .listen("gateway", listener, move || {
+                let upgrade_app = app.clone();
+                let upgrade = fn_factory(move || {
+                    let app = upgrade_app()
+                        .into_factory()
+                        .new_service(AppConfig::default());
+                    async move {
+                        let app = Rc::new(app.await.map_err(|_| ())?);
+                        Ok::<_, ()>(fn_service(
+                            move |(req, framed): (Request, Framed<TcpStream, h1::Codec>)| {
+                                let app = Rc::clone(&app);
+                                async move { takeover::serve(&*app, req, framed).await }
+                            },
+                        ))
+                    }
+                });
+                HttpService::build()
+                    .keep_alive(KeepAlive::default())
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .on_connect_ext(move |stream: &TcpStream, _: &mut Extensions| {
+                        crate::transport::tcp::on_accept(stream, send_buffer)
+                    })
+                    .upgrade(upgrade)
+                    .finish(map_config(
+                        app().into_factory().map_err(|error| error.error_response()),
+                        |()| AppConfig::default(),
+                    ))
+                    .tcp()
+            })?
+            .disable_signals()
+            .shutdown_timeout(2);
         if let Some(workers) = workers {
             server = server.workers(workers);
         }

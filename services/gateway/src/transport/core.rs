@@ -38,8 +38,6 @@ pub struct Core<M> {
     pub(super) opened: Instant,
     /// This session's count in `sockets{transport}`, moved when the session upgrades.
     pub(super) transport: Option<TransportCount>,
-    /// The WebSocket's TCP connection, which the session shuts down when it ends.
-    pub(super) tcp: Option<tcp::ConnSocket>,
 }
 
 /// One count in a `sockets{transport}` gauge, held while the session is on that transport
@@ -127,7 +125,6 @@ impl<M: Send + 'static> Core<M> {
             },
             opened: now,
             transport: None,
-            tcp: None,
             engine,
         }
     }
@@ -153,12 +150,7 @@ impl<M: Send + 'static> Core<M> {
         Ok(())
     }
 
-    pub(super) async fn upgrade(
-        &mut self,
-        ws: WsWriter,
-        socket: Option<tcp::ConnSocket>,
-    ) -> Result<(), Cause> {
-        self.tcp = socket;
+    pub(super) async fn upgrade(&mut self, ws: WsWriter) -> Result<(), Cause> {
         self.transport = Some(TransportCount::new(&self.engine, "websocket"));
         tracing::debug!(session = %self.sid, "session upgraded to websocket");
         let previous = std::mem::replace(&mut self.writer, Writer::Ws(ws));
@@ -218,16 +210,20 @@ impl<M: Send + 'static> Core<M> {
     /// polling registration.
     pub(super) async fn close(mut self, cause: Cause) {
         let polling = matches!(self.writer, Writer::Polling(_));
+        let ws = match &self.writer {
+            Writer::Ws(ws) => Some(ws.clone()),
+            Writer::Polling(_) => None,
+        };
         let limits = &self.engine.settings.limits;
         let grace = Duration::from_millis(limits.write_timeout_ms.min(1_000));
         let handed_over = self.writer.close(&cause, grace).await;
-        if let Some(socket) = self.tcp.take().filter(|_| !polling) {
+        if let Some(ws) = ws {
             let ending = if handed_over {
                 closing_handshake(&mut self.ws_stream, &mut self.rx, &cause, grace).await
             } else {
                 tcp::Ending::Abortive
             };
-            tcp::end(&socket.0, ending);
+            ws.end(ending);
         }
         if polling && cause == Cause::ClientClosed {
             // A client that POSTed a close may have a GET on its way: it gets the noop (and
@@ -247,8 +243,7 @@ impl<M: Send + 'static> Core<M> {
 /// Waits up to `grace` for the peer's close frame after ours, and says how to end the
 /// connection: gracefully when the peer is known to have sent its close frame (so it
 /// reads, and has had `grace` to get ours), abortively when it never answered (it
-/// stopped reading or is gone) — also when the message stream ends first: it ends once
-/// the response is over, while the connection lives on.
+/// stopped reading or is gone) — also when the message stream ends first.
 async fn closing_handshake<M>(
     stream: &mut Option<WsReader>,
     rx: &mut mpsc::Receiver<ToSession<M>>,
@@ -276,9 +271,8 @@ async fn closing_handshake<M>(
         })
         .await;
         match step {
-            // The message stream ended: that says nothing of the TCP connection, which
-            // actix-web keeps until what is queued for it is flushed (never, for a peer
-            // that stopped reading). It is ended like any other.
+            // The message stream ended (the peer's FIN or a broken connection) without
+            // its close frame: ended like a peer that never answered.
             Ok(None) | Err(_) => break,
             Ok(Some(close)) => answered |= close,
         }

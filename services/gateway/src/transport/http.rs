@@ -9,7 +9,6 @@ use super::origin::{check_origin, cors, error_response, Allowed};
 use super::polling::{PollBuffer, PollError, PollHandle};
 use super::queue::ToSession;
 use super::session::Session;
-use super::tcp::ConnSocket;
 use super::upgrade::upgrade;
 use super::writer::Writer;
 use super::ws;
@@ -62,8 +61,8 @@ async fn engine<F: AppFactory>(
     }
     let ctx = ctx.into_inner();
     match (query.transport.as_deref(), query.sid.as_deref()) {
-        (Some("websocket"), None) => websocket(&req, body, ctx, factory.get_ref()),
-        (Some("websocket"), Some(sid)) => upgrade(&req, body, ctx, sid),
+        (Some("websocket"), None) => websocket(&req, ctx, factory.get_ref()),
+        (Some("websocket"), Some(sid)) => upgrade(&req, ctx, sid),
         (Some("polling"), None) if req.method() == Method::GET => {
             handshake_polling(ctx, factory.get_ref(), origin)
         }
@@ -129,7 +128,6 @@ async fn read_limited(mut body: web::Payload, max: usize) -> Result<web::BytesMu
 /// A new session over WebSocket only.
 fn websocket<F: AppFactory>(
     req: &HttpRequest,
-    body: web::Payload,
     ctx: Arc<Engine<MessageOf<F>>>,
     factory: &F,
 ) -> HttpResponse {
@@ -138,7 +136,6 @@ fn websocket<F: AppFactory>(
     }
     let (response, writer, reader) = match ws::handle(
         req,
-        body,
         ctx.settings.engine.max_payload,
         ctx.metrics.poisoned_locks_total.clone(),
     ) {
@@ -148,8 +145,7 @@ fn websocket<F: AppFactory>(
             return error_response(PollError::BadRequest, Allowed::NoOrigin);
         }
     };
-    let mut session = Session::new(Arc::clone(&ctx), factory, Writer::Ws(writer), Some(reader));
-    session.set_tcp(req.conn_data::<ConnSocket>().cloned());
+    let session = Session::new(Arc::clone(&ctx), factory, Writer::Ws(writer), Some(reader));
     actix_web::rt::spawn(session.run(true));
     response
 }

@@ -9,8 +9,10 @@
 //! - [`cause`]: why a session ends, and the close codes.
 //! - [`polling`]: the long-polling buffer, registry and GET/POST exchanges.
 //! - [`writer`]: the session's way to the client.
-//! - [`ws`]: the WebSocket itself: frames encoded straight into the connection's outbox,
-//!   and the client's frames decoded from the request payload.
+//! - [`ws`]: the WebSocket itself, on its own TCP stream: frames written straight to the
+//!   socket, the client's frames decoded from it.
+//! - [`takeover`]: writes an upgrade request's answer and hands a `101`'s connection over
+//!   from actix-http to its WebSocket.
 //! - [`tcp`]: the accepted TCP connection, and how a session ends it.
 //! - [`engine`]: what every session of this replica shares (limits, ids, drain, admission).
 //! - [`http`]: the `/socket.io/` endpoint: handshakes, polling GETs and POSTs.
@@ -30,6 +32,7 @@ pub mod origin;
 pub mod polling;
 pub mod queue;
 pub mod session;
+pub mod takeover;
 pub mod tcp;
 #[cfg(test)]
 pub mod testing;

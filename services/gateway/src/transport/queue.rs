@@ -1,7 +1,6 @@
 //! What other tasks hand to a session: its queue's items and its out-of-band signals.
 
 use super::cause::Cause;
-use super::tcp;
 use super::ws::WsWriter;
 use crate::protocol::engineio::EioPacket;
 use bytestring::ByteString;
@@ -26,10 +25,9 @@ pub enum ToSession<M> {
     Probing,
     /// The upgrade completed: write to this WebSocket from now on. (Its frames are read by
     /// the upgrade's own task on the worker that accepted it and arrive as `Inbound`.)
-    /// With the upgrade connection's socket, which the session ends when it ends.
     /// (Boxed: it happens once per session, and every queue slot is as large as the
     /// largest item.)
-    Upgrade(Box<(WsWriter, Option<tcp::ConnSocket>)>),
+    Upgrade(Box<WsWriter>),
     /// The transport failed or broke a rule (e.g. two concurrent long-polls).
     Close(Cause),
 }

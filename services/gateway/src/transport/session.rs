@@ -8,7 +8,6 @@ use super::cause::Cause;
 use super::core::{Core, Live, TransportCount};
 use super::engine::{random_id, Engine};
 use super::queue::ToSession;
-use super::tcp;
 use super::writer::Writer;
 use super::ws::{Incoming, WsReader};
 use crate::protocol::engineio::{EioPacket, Handshake};
@@ -51,11 +50,6 @@ impl<A: Application> Session<A> {
     /// A sender into the session's queue (for the polling registry).
     pub fn sender(&self) -> mpsc::Sender<ToSession<A::Message>> {
         self.core.tx.clone()
-    }
-
-    /// The WebSocket's TCP connection, which the session ends when it ends.
-    pub fn set_tcp(&mut self, socket: Option<tcp::ConnSocket>) {
-        self.core.tcp = socket;
     }
 
     /// The `open` packet for this session.
@@ -225,10 +219,7 @@ impl<A: Application> Session<A> {
                 }
                 Ok(())
             }
-            ToSession::Upgrade(upgrade) => {
-                let (ws, socket) = *upgrade;
-                Box::pin(self.core.upgrade(ws, socket)).await
-            }
+            ToSession::Upgrade(upgrade) => Box::pin(self.core.upgrade(*upgrade)).await,
             ToSession::Close(cause) => Err(cause),
         }
     }

@@ -6,18 +6,16 @@ use super::engine::Engine;
 use super::origin::{error_response, Allowed};
 use super::polling::PollError;
 use super::queue::ToSession;
-use super::tcp::ConnSocket;
 use super::ws::{self, Incoming};
 use crate::protocol::engineio::EioPacket;
 use actix_http::ws::ProtocolError;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Moves a polling session to a WebSocket: `2probe` → `3probe`, then `5`.
 pub(super) fn upgrade<M: Send + 'static>(
     req: &HttpRequest,
-    body: web::Payload,
     ctx: Arc<Engine<M>>,
     sid: &str,
 ) -> HttpResponse {
@@ -26,7 +24,6 @@ pub(super) fn upgrade<M: Send + 'static>(
     };
     let (response, ws, mut stream) = match ws::handle(
         req,
-        body,
         ctx.settings.engine.max_payload,
         ctx.metrics.poisoned_locks_total.clone(),
     ) {
@@ -40,7 +37,6 @@ pub(super) fn upgrade<M: Send + 'static>(
         });
         return response;
     }
-    let socket = req.conn_data::<ConnSocket>().cloned();
     let timeout = Duration::from_millis(ctx.settings.engine.upgrade_timeout_ms);
     actix_web::rt::spawn(async move {
         let probe = async {
@@ -74,7 +70,7 @@ pub(super) fn upgrade<M: Send + 'static>(
         }
         if handle
             .tx
-            .send(ToSession::Upgrade(Box::new((ws.clone(), socket))))
+            .send(ToSession::Upgrade(Box::new(ws.clone())))
             .await
             .is_err()
         {

@@ -34,9 +34,8 @@ impl Writer {
     /// handed over within `timeout` (a client that stopped reading may never take it).
     pub async fn close(self, cause: &Cause, timeout: Duration) -> bool {
         match self {
-            // The close frame ends the response once the connection takes it; the
-            // session then ends the TCP connection itself (`tcp::end`), which actix-web
-            // alone would not do for a peer that does not read.
+            // True once the socket took the close frame; the session then ends the TCP
+            // connection itself (`WsWriter::end`).
             Writer::Ws(ws) => matches!(
                 tokio::time::timeout(timeout, ws.close(cause.close_reason())).await,
                 Ok(Ok(()))

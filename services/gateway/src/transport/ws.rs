@@ -1,35 +1,39 @@
-//! A session's WebSocket without a channel in between: the session encodes each frame
-//! straight into the connection's outbox, which the HTTP response body hands to actix-http
-//! in one piece when the connection task next writes. So a delivery is one copy of the
-//! frame and one wake-up of the connection, frames queued together leave in one write, and
-//! an idle connection keeps no write buffer of its own (the outbox is freed once drained).
-//! The read side decodes the client's frames from the request payload.
+//! A session's WebSocket on its own TCP stream. The handshake is answered by actix-web
+//! (routing, Origin, limits, the access log); once its `101` is written, actix-http hands
+//! the connection over ([`super::takeover`]) and keeps nothing of it: no connection task,
+//! no read or write buffer. A frame is written by the session itself, its header and its
+//! payload in one `writev` straight from the shared frame, so a delivery is one wake-up
+//! (the session's) and no copy; only what the kernel does not take at once is copied into
+//! an outbox, which a flush task writes when the socket drains and frees once empty. The
+//! read side decodes the client's frames from the stream into a buffer that is freed
+//! whenever it is empty.
 
 use crate::locks;
-use actix_codec::{Decoder, Encoder};
-use actix_http::ws::{Codec, Frame, Message, ProtocolError};
-use actix_web::body::{BodySize, MessageBody};
-use actix_web::web::{self, Bytes, BytesMut};
+use actix_codec::Decoder;
+use actix_http::ws::{Codec, Frame, ProtocolError};
+use actix_web::body::BoxBody;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use bytestring::ByteString;
-use futures_util::StreamExt;
 use prometheus::IntCounter;
-use std::pin::Pin;
+use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
-use tokio::sync::{oneshot, Notify};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 pub use actix_http::ws::{CloseCode, CloseReason};
 
-/// Bytes the outbox may hold before a writer waits for the connection to take them: a
-/// client that reads nothing is then held up here (and closed as slow after the write
-/// timeout) rather than growing its outbox without bound.
+/// Bytes the outbox may hold before a writer waits for the socket to drain: a client that
+/// reads nothing is then held up here (and closed as slow after the write timeout) rather
+/// than growing its outbox without bound.
 const OUTBOX_LIMIT: usize = 64 * 1024;
 
-/// The most the response body hands the connection at once: the connection copies each
-/// chunk into its own write buffer (8 KiB to start with), which keeps any capacity a
-/// larger chunk made it grow to for as long as the connection lives.
-pub const OUTBOX_CHUNK: usize = 4 * 1024;
+/// The most read from the socket at once (from a buffer on the stack).
+const READ_CHUNK: usize = 4 * 1024;
+
+const OP_TEXT: u8 = 0x1;
+const OP_CLOSE: u8 = 0x8;
+const OP_PONG: u8 = 0xA;
 
 /// The WebSocket is closed (by us, or the connection is gone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,134 +50,145 @@ pub enum Incoming {
     Close,
 }
 
-/// Accepts a WebSocket handshake: the `101` response whose body is the connection's
-/// outbox, the writer, and the reader of frames up to `max_frame` bytes.
+/// Accepts a WebSocket handshake: the `101` response (with the [`Takeover`] that
+/// hands the connection to this WebSocket once it is written, in its extensions), the
+/// writer, and the reader of frames up to `max_frame` bytes.
 pub fn handle(
     req: &HttpRequest,
-    payload: web::Payload,
     max_frame: usize,
     poisoned: IntCounter,
 ) -> Result<(HttpResponse, WsWriter, WsReader), actix_http::ws::HandshakeError> {
     let mut response = actix_http::ws::handshake(req.head())?;
-    let outbox = Arc::new(Outbox {
+    let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         space: Notify::new(),
+        attached: Notify::new(),
         poisoned,
     });
-    let (gone_tx, gone_rx) = oneshot::channel();
-    let body = OutboxBody {
-        outbox: Arc::clone(&outbox),
-        _gone: gone_tx,
-    };
-    let response = match response.message_body(body.boxed()) {
-        Ok(response) => response.into(),
-        // Only a builder already in error fails here; the handshake's never is.
-        Err(error) => HttpResponse::from_error(error),
-    };
     let reader = WsReader {
-        payload,
+        shared: Arc::clone(&shared),
+        stream: None,
         buf: BytesMut::new(),
         codec: Codec::new().max_size(max_frame),
-        body_gone: Some(gone_rx),
         ended: false,
     };
     let writer = WsWriter {
-        shared: Arc::new(WriterShared { outbox }),
+        handle: Arc::new(WriterHandle {
+            shared: Arc::clone(&shared),
+        }),
+    };
+    let takeover = Takeover {
+        shared: Some(shared),
+    };
+    let response = match response.message_body(BoxBody::new(())) {
+        Ok(response) => {
+            let mut response = HttpResponse::from(response);
+            response.extensions_mut().insert(takeover);
+            response
+        }
+        // Only a builder already in error fails here (the handshake's never is); the
+        // dropped takeover tells the writer and the reader there is no connection.
+        Err(error) => HttpResponse::from_error(error),
     };
     Ok((response, writer, reader))
 }
 
-/// What the session and the response body share.
-struct Outbox {
+/// In the `101` response's extensions: gives the WebSocket its connection once the
+/// response is written. Dropped unused (the response was never written), it tells the
+/// writer and the reader that the connection is gone.
+pub struct Takeover {
+    shared: Option<Arc<Shared>>,
+}
+
+impl Takeover {
+    /// The connection is the WebSocket's from now on; `read` holds what the client sent
+    /// after the handshake and the HTTP layer had already read.
+    pub fn attach(mut self, stream: TcpStream, read: &[u8]) {
+        let Some(shared) = self.shared.take() else {
+            return;
+        };
+        let stream = Arc::new(stream);
+        let flush = {
+            let mut state = shared.state();
+            if state.gone {
+                return;
+            }
+            state.stream = Some(Arc::clone(&stream));
+            if !read.is_empty() {
+                state.early = Some(Bytes::copy_from_slice(read));
+            }
+            // What the session wrote before the 101 left waits in the outbox.
+            let flush = !state.buf.is_empty();
+            state.flushing = flush;
+            flush
+        };
+        shared.attached.notify_waiters();
+        if flush {
+            tokio::spawn(flush_outbox(Arc::clone(&shared), stream));
+        }
+    }
+}
+
+impl Drop for Takeover {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.set_gone();
+        }
+    }
+}
+
+/// What the writers, the reader, the takeover and a flush task share.
+struct Shared {
     state: Mutex<State>,
-    /// Woken when the body took the outbox's bytes (or went away).
+    /// Woken when the outbox drained (or the connection went away).
     space: Notify,
+    /// Woken when the connection is attached (or will never be).
+    attached: Notify,
     poisoned: IntCounter,
 }
 
 #[derive(Default)]
 struct State {
-    /// Encoded frames not yet taken by the connection.
+    /// The connection, once the handshake's response is written.
+    stream: Option<Arc<TcpStream>>,
+    /// What the client sent right after its handshake, for the reader.
+    early: Option<Bytes>,
+    /// Encoded frames the socket did not take yet. Empty and without capacity while
+    /// the socket keeps up.
     buf: BytesMut,
-    codec: Codec,
-    /// The connection task, waiting for bytes.
-    waker: Option<Waker>,
-    /// A close frame was queued: nothing follows it, and the body ends once it is taken.
+    /// A flush task is writing the outbox: writers append, they do not write.
+    flushing: bool,
+    /// A close frame was queued: nothing follows it.
     closed: bool,
-    /// The response body was dropped: the connection is over.
+    /// The connection failed or was ended (or never came).
     gone: bool,
-    /// A writer waits for room (so the body wakes it when it takes bytes).
+    /// A writer waits for room (so the flush task wakes it when it wrote bytes).
     writer_waiting: bool,
 }
 
-/// The session's end of the WebSocket. Clones write to the same connection (the upgrade's
-/// reader answers pings with one); when the last is dropped, the response ends.
-#[derive(Clone)]
-pub struct WsWriter {
-    shared: Arc<WriterShared>,
-}
-
-struct WriterShared {
-    outbox: Arc<Outbox>,
-}
-
-impl Drop for WriterShared {
-    fn drop(&mut self) {
-        let mut state = self.outbox.state();
-        state.closed = true;
-        if let Some(waker) = state.waker.take() {
-            waker.wake();
-        }
-    }
-}
-
-impl WsWriter {
-    /// Queues a text frame, waiting while the outbox is full.
-    pub async fn text(&self, text: impl Into<ByteString>) -> Result<(), Closed> {
-        self.write(Message::Text(text.into()), false).await
-    }
-
-    /// Answers a ping.
-    pub async fn pong(&self, bytes: &[u8]) -> Result<(), Closed> {
-        self.write(Message::Pong(Bytes::copy_from_slice(bytes)), false)
-            .await
-    }
-
-    /// Queues the close frame; the connection's response ends once it is taken.
-    pub async fn close(&self, reason: Option<CloseReason>) -> Result<(), Closed> {
-        self.write(Message::Close(reason), true).await
-    }
-
-    async fn write(&self, message: Message, closing: bool) -> Result<(), Closed> {
-        let outbox = &self.shared.outbox;
-        let mut message = Some(message);
-        loop {
-            if outbox.try_write(&mut message, closing, false)? {
-                return Ok(());
-            }
-            // Full: wait for the connection to take what is there. Registered before the
-            // second look, so that a drain between the two still wakes this writer.
-            let space = outbox.space.notified();
-            tokio::pin!(space);
-            space.as_mut().enable();
-            if outbox.try_write(&mut message, closing, true)? {
-                return Ok(());
-            }
-            space.await;
-        }
-    }
-}
-
-impl Outbox {
+impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         locks::lock(&self.state, "websocket outbox", &self.poisoned)
     }
 
-    /// Encodes `message` into the outbox if it has room (true), else leaves it (false)
-    /// and, when the writer is about to `wait`, asks the body to wake it.
+    fn set_gone(&self) {
+        {
+            let mut state = self.state();
+            state.gone = true;
+            state.buf = BytesMut::new();
+        }
+        self.space.notify_waiters();
+        self.attached.notify_waiters();
+    }
+
+    /// Writes the frame `opcode`/`payload`: straight to the socket when nothing waits
+    /// before it; what the socket does not take goes to the outbox. `Ok(false)` when the
+    /// outbox is full (the frame is not written; with `wait`, the flush task wakes the
+    /// writer once it wrote).
     fn try_write(
-        &self,
-        message: &mut Option<Message>,
+        self: &Arc<Self>,
+        opcode: u8,
+        payload: &[u8],
         closing: bool,
         wait: bool,
     ) -> Result<bool, Closed> {
@@ -185,132 +200,302 @@ impl Outbox {
             state.writer_waiting |= wait;
             return Ok(false);
         }
-        let State { buf, codec, .. } = &mut *state;
-        if let Some(message) = message.take() {
-            // Encoding a server frame into a buffer cannot fail.
-            codec.encode(message, buf).map_err(|_| Closed)?;
-        }
+        let (header, header_len) = frame_header(opcode, payload.len());
+        let header = &header[..header_len];
         state.closed = closing;
-        if let Some(waker) = state.waker.take() {
-            waker.wake();
+        let direct = match &state.stream {
+            Some(stream) if !state.flushing => Some(Arc::clone(stream)),
+            _ => None,
+        };
+        let Some(stream) = direct else {
+            // Before the handshake's response is written, or behind frames that wait.
+            state.buf.extend_from_slice(header);
+            state.buf.extend_from_slice(payload);
+            return Ok(true);
+        };
+        let total = header.len() + payload.len();
+        let written =
+            match stream.try_write_vectored(&[IoSlice::new(header), IoSlice::new(payload)]) {
+                Ok(n) => n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(_) => {
+                    state.gone = true;
+                    return Err(Closed);
+                }
+            };
+        if written == total {
+            return Ok(true);
         }
+        if written < header.len() {
+            state.buf.extend_from_slice(&header[written..]);
+            state.buf.extend_from_slice(payload);
+        } else {
+            state
+                .buf
+                .extend_from_slice(&payload[written - header.len()..]);
+        }
+        state.flushing = true;
+        drop(state);
+        tokio::spawn(flush_outbox(Arc::clone(self), stream));
         Ok(true)
     }
 }
 
-/// The response body: what the session queued, one chunk per poll.
-struct OutboxBody {
-    outbox: Arc<Outbox>,
-    /// Dropped with the body: tells the reader that the connection is over.
-    _gone: oneshot::Sender<()>,
-}
-
-impl MessageBody for OutboxBody {
-    type Error = std::convert::Infallible;
-
-    fn size(&self) -> BodySize {
-        BodySize::Stream
-    }
-
-    fn poll_next(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        let (chunk, wake_writer) = {
-            let mut state = self.outbox.state();
-            if state.buf.is_empty() {
-                if state.closed {
-                    return Poll::Ready(None);
-                }
-                if !state
-                    .waker
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()))
-                {
-                    state.waker = Some(cx.waker().clone());
-                }
-                return Poll::Pending;
-            }
-            let chunk = if state.buf.len() > OUTBOX_CHUNK {
-                state.buf.split_to(OUTBOX_CHUNK).freeze()
-            } else {
-                // The rest, taken whole, so the outbox keeps no capacity while the
-                // connection is idle.
-                std::mem::take(&mut state.buf).freeze()
-            };
-            (chunk, std::mem::take(&mut state.writer_waiting))
-        };
-        if wake_writer {
-            self.outbox.space.notify_waiters();
+/// Writes the outbox as the socket drains, then ends (and frees the outbox).
+async fn flush_outbox(shared: Arc<Shared>, stream: Arc<TcpStream>) {
+    loop {
+        if stream.writable().await.is_err() {
+            shared.set_gone();
+            return;
         }
-        Poll::Ready(Some(Ok(chunk)))
+        let (drained, wake) = {
+            let mut state = shared.state();
+            if state.gone {
+                return;
+            }
+            let mut failed = false;
+            while !state.buf.is_empty() {
+                match stream.try_write(&state.buf) {
+                    Ok(0) => {
+                        failed = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        let _ = state.buf.split_to(n);
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if failed {
+                drop(state);
+                shared.set_gone();
+                return;
+            }
+            let drained = state.buf.is_empty();
+            if drained {
+                state.flushing = false;
+                state.buf = BytesMut::new();
+            }
+            let wake = std::mem::take(&mut state.writer_waiting) || drained;
+            (drained, wake)
+        };
+        if wake {
+            shared.space.notify_waiters();
+        }
+        if drained {
+            return;
+        }
     }
 }
 
-impl Drop for OutboxBody {
+/// A server frame's header (FIN set, unmasked): its bytes and its length.
+fn frame_header(opcode: u8, len: usize) -> ([u8; 10], usize) {
+    let mut header = [0u8; 10];
+    header[0] = 0x80 | opcode;
+    if len < 126 {
+        header[1] = len as u8;
+        (header, 2)
+    } else if let Ok(len) = u16::try_from(len) {
+        header[1] = 126;
+        header[2..4].copy_from_slice(&len.to_be_bytes());
+        (header, 4)
+    } else {
+        header[1] = 127;
+        header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        (header, 10)
+    }
+}
+
+/// A close frame's payload: the code and as much of the reason as a control frame holds
+/// (125 bytes), cut at a character boundary.
+fn close_payload(reason: Option<CloseReason>) -> Vec<u8> {
+    let Some(reason) = reason else {
+        return Vec::new();
+    };
+    let mut payload = u16::from(reason.code).to_be_bytes().to_vec();
+    if let Some(description) = &reason.description {
+        let mut end = description.len().min(123);
+        while !description.is_char_boundary(end) {
+            end -= 1;
+        }
+        payload.extend_from_slice(&description.as_bytes()[..end]);
+    }
+    payload
+}
+
+/// The session's end of the WebSocket. Clones write to the same connection (the upgrade's
+/// reader answers pings with one).
+#[derive(Clone)]
+pub struct WsWriter {
+    handle: Arc<WriterHandle>,
+}
+
+struct WriterHandle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for WriterHandle {
     fn drop(&mut self) {
-        self.outbox.state().gone = true;
-        self.outbox.space.notify_waiters();
+        // The last writer is gone: nothing more will be written.
+        self.shared.state().closed = true;
     }
 }
 
-/// The client's frames, decoded from the request payload.
+impl WsWriter {
+    /// Writes a text frame, waiting while the outbox is full.
+    pub async fn text(&self, text: impl Into<ByteString>) -> Result<(), Closed> {
+        let text = text.into();
+        self.write(OP_TEXT, text.as_bytes(), false).await
+    }
+
+    /// Answers a ping.
+    pub async fn pong(&self, bytes: &[u8]) -> Result<(), Closed> {
+        self.write(OP_PONG, bytes, false).await
+    }
+
+    /// Writes the close frame and waits until the socket took it (and everything before
+    /// it), so that ending the connection afterwards loses none of it.
+    pub async fn close(&self, reason: Option<CloseReason>) -> Result<(), Closed> {
+        self.write(OP_CLOSE, &close_payload(reason), true).await?;
+        let shared = &self.handle.shared;
+        loop {
+            let drained = shared.space.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let state = shared.state();
+                if state.gone {
+                    return Err(Closed);
+                }
+                if state.buf.is_empty() && state.stream.is_some() {
+                    return Ok(());
+                }
+                drop(state);
+            }
+            // Before the takeover nothing is written: wait for it too.
+            let attached = shared.attached.notified();
+            tokio::pin!(attached);
+            attached.as_mut().enable();
+            if shared.state().stream.is_some() {
+                drained.await;
+            } else {
+                attached.await;
+            }
+        }
+    }
+
+    /// Ends the TCP connection (see [`super::tcp::end`]); a connection not yet handed
+    /// over is dropped when it is.
+    pub fn end(&self, ending: super::tcp::Ending) {
+        let stream = self.handle.shared.state().stream.clone();
+        if let Some(stream) = stream {
+            super::tcp::end(&stream, ending);
+        }
+        self.handle.shared.set_gone();
+    }
+
+    async fn write(&self, opcode: u8, payload: &[u8], closing: bool) -> Result<(), Closed> {
+        let shared = &self.handle.shared;
+        loop {
+            if shared.try_write(opcode, payload, closing, false)? {
+                return Ok(());
+            }
+            // Full: wait for the socket to drain. Registered before the second look, so
+            // that a drain between the two still wakes this writer.
+            let space = shared.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            if shared.try_write(opcode, payload, closing, true)? {
+                return Ok(());
+            }
+            space.await;
+        }
+    }
+}
+
+/// The client's frames, decoded from the stream.
 pub struct WsReader {
-    payload: web::Payload,
+    shared: Arc<Shared>,
+    /// The connection, once attached.
+    stream: Option<Arc<TcpStream>>,
     buf: BytesMut,
     codec: Codec,
-    /// Fires when the response body is dropped: the payload may then never end.
-    body_gone: Option<oneshot::Receiver<()>>,
     ended: bool,
 }
 
 impl WsReader {
     /// The next frame; `None` once the client or the connection is gone. Cancel-safe:
-    /// bytes are buffered in the same poll that receives them.
+    /// bytes are buffered in the same poll that reads them.
     pub async fn recv(&mut self) -> Option<Result<Incoming, ProtocolError>> {
-        let WsReader {
-            payload,
-            buf,
-            codec,
-            body_gone,
-            ended,
-        } = self;
         loop {
-            match codec.decode(buf) {
+            match self.codec.decode(&mut self.buf) {
                 Ok(Some(frame)) => return Some(incoming(frame)),
                 Ok(None) => {}
                 // The parser skips an oversized frame, so reading can go on: the peer's
                 // answer to the close frame that follows is still read.
                 Err(error) => return Some(Err(error)),
             }
-            if *ended {
+            if self.ended {
                 return None;
             }
-            let gone = async {
-                match body_gone.as_mut() {
-                    Some(gone) => {
-                        let _ = gone.await;
-                    }
-                    None => std::future::pending().await,
-                }
+            if self.buf.is_empty() && self.buf.capacity() > 0 {
+                // An idle connection keeps no read buffer.
+                self.buf = BytesMut::new();
+            }
+            let Some(stream) = self.stream.clone() else {
+                self.wait_attached().await;
+                continue;
             };
-            tokio::select! {
-                biased;
-                chunk = payload.next() => match chunk {
-                    Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
-                    Some(Err(error)) => {
-                        *ended = true;
-                        return Some(Err(ProtocolError::Io(std::io::Error::other(error.to_string()))));
-                    }
-                    None => *ended = true,
-                },
-                () = gone => {
-                    *body_gone = None;
-                    *ended = true;
+            if stream.readable().await.is_err() {
+                self.ended = true;
+                continue;
+            }
+            match read_some(&stream, &mut self.buf) {
+                Ok(0) => self.ended = true,
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => {
+                    self.ended = true;
+                    return Some(Err(ProtocolError::Io(error)));
                 }
             }
         }
     }
+
+    /// Waits for the connection (with what the client sent early); ends the reader if it
+    /// never comes.
+    async fn wait_attached(&mut self) {
+        let attached = self.shared.attached.notified();
+        tokio::pin!(attached);
+        attached.as_mut().enable();
+        {
+            let mut state = self.shared.state();
+            if let Some(stream) = &state.stream {
+                self.stream = Some(Arc::clone(stream));
+                if let Some(early) = state.early.take() {
+                    self.buf.extend_from_slice(&early);
+                }
+                return;
+            }
+            if state.gone {
+                self.ended = true;
+                return;
+            }
+        }
+        attached.await;
+    }
+}
+
+/// Reads what the socket holds (at most [`READ_CHUNK`] bytes) into `buf`.
+fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    let mut chunk = [0u8; READ_CHUNK];
+    let n = stream.try_read(&mut chunk)?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
 }
 
 fn incoming(frame: Frame) -> Result<Incoming, ProtocolError> {
@@ -333,107 +518,230 @@ fn incoming(frame: Frame) -> Result<Incoming, ProtocolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::body::MessageBody;
-    use actix_web::test::TestRequest;
-    use actix_web::FromRequest;
     use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    async fn websocket() -> (HttpResponse, WsWriter, WsReader) {
-        let (req, mut payload) = TestRequest::get()
-            .insert_header(("upgrade", "websocket"))
-            .insert_header(("connection", "upgrade"))
-            .insert_header(("sec-websocket-version", "13"))
-            .insert_header(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="))
-            .to_http_parts();
-        let payload = web::Payload::from_request(&req, &mut payload)
+    fn shared() -> (WsWriter, WsReader, Takeover) {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            space: Notify::new(),
+            attached: Notify::new(),
+            poisoned: IntCounter::new("poisoned", "poisoned").unwrap(),
+        });
+        let reader = WsReader {
+            shared: Arc::clone(&shared),
+            stream: None,
+            buf: BytesMut::new(),
+            codec: Codec::new().max_size(1_000),
+            ended: false,
+        };
+        let writer = WsWriter {
+            handle: Arc::new(WriterHandle {
+                shared: Arc::clone(&shared),
+            }),
+        };
+        (
+            writer,
+            reader,
+            Takeover {
+                shared: Some(shared),
+            },
+        )
+    }
+
+    /// A connected pair on loopback: (the server's end, the client's end).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (server, client) = tokio::join!(listener.accept(), client);
+        (server.unwrap().0, client.unwrap())
+    }
+
+    /// Reads server frames off `client` until `count` arrived: (opcode, payload) each.
+    async fn frames(client: &mut TcpStream, count: usize) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        while out.len() < count {
+            let mut head = [0u8; 2];
+            client.read_exact(&mut head).await.unwrap();
+            assert_eq!(head[0] & 0x80, 0x80, "FIN is set");
+            assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
+            let len = match head[1] & 0x7f {
+                126 => client.read_u16().await.unwrap() as usize,
+                127 => client.read_u64().await.unwrap() as usize,
+                n => n as usize,
+            };
+            let mut payload = vec![0u8; len];
+            client.read_exact(&mut payload).await.unwrap();
+            out.push((head[0] & 0x0f, payload));
+        }
+        out
+    }
+
+    /// A client frame (masked, as clients must).
+    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        frame
+    }
+
+    #[test]
+    fn frame_headers_use_the_shortest_length_form() {
+        assert_eq!(
+            frame_header(OP_TEXT, 125),
+            ([0x81, 125, 0, 0, 0, 0, 0, 0, 0, 0], 2)
+        );
+        assert_eq!(frame_header(OP_TEXT, 126).1, 4);
+        assert_eq!(
+            &frame_header(OP_TEXT, 65_535).0[..4],
+            &[0x81, 126, 0xff, 0xff]
+        );
+        let (header, len) = frame_header(OP_CLOSE, 65_536);
+        assert_eq!(len, 10);
+        assert_eq!(&header[..10], &[0x88, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_close_reason_is_cut_to_what_a_control_frame_holds() {
+        let long = CloseReason {
+            code: CloseCode::Policy,
+            description: Some("é".repeat(100)),
+        };
+        let payload = close_payload(Some(long));
+        assert!(payload.len() <= 125, "{}", payload.len());
+        assert_eq!(&payload[..2], &1008u16.to_be_bytes());
+        assert!(std::str::from_utf8(&payload[2..]).is_ok());
+        assert!(close_payload(None).is_empty());
+    }
+
+    #[tokio::test]
+    async fn frames_written_before_the_takeover_leave_first_in_order_then_writes_go_straight_out() {
+        let (writer, _reader, takeover) = shared();
+        writer.text("0{\"sid\":\"x\"}").await.unwrap();
+        writer.text("40").await.unwrap();
+        let (server, mut client) = pair().await;
+        takeover.attach(server, b"");
+        writer.text("x".repeat(300)).await.unwrap();
+        writer
+            .close(Some(CloseReason {
+                code: CloseCode::Away,
+                description: None,
+            }))
             .await
             .unwrap();
-        handle(
-            &req,
-            payload,
-            1_000,
-            IntCounter::new("poisoned", "poisoned").unwrap(),
-        )
-        .unwrap()
-    }
-
-    /// The next chunk the connection would take, if one is ready.
-    fn next_chunk(body: &mut actix_web::body::BoxBody) -> Option<Option<Bytes>> {
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        match Pin::new(body).poll_next(&mut cx) {
-            Poll::Ready(Some(Ok(bytes))) => Some(Some(bytes)),
-            Poll::Ready(None) => Some(None),
-            Poll::Ready(Some(Err(_))) | Poll::Pending => None,
-        }
-    }
-
-    #[actix_web::test]
-    async fn frames_queued_together_leave_in_chunks_of_at_most_4_kib_and_the_close_ends_the_body() {
-        let (response, writer, _reader) = websocket().await;
-        assert_eq!(response.status().as_u16(), 101);
-        let mut body = response.into_body();
-        assert!(next_chunk(&mut body).is_none(), "nothing queued yet");
-        let frame = "x".repeat(1_000);
-        for _ in 0..10 {
-            writer.text(frame.clone()).await.unwrap();
-        }
-        writer.close(None).await.unwrap();
-        let mut sizes = Vec::new();
-        while let Some(Some(chunk)) = next_chunk(&mut body) {
-            sizes.push(chunk.len());
-        }
-        // 10 frames of 1 004 bytes (4-byte header) and a 2-byte close frame.
-        assert_eq!(sizes.iter().sum::<usize>(), 10 * 1_004 + 2);
-        assert!(sizes.iter().all(|&s| s <= OUTBOX_CHUNK), "{sizes:?}");
-        assert_eq!(sizes.len(), 3, "{sizes:?}");
+        let got = frames(&mut client, 4).await;
+        assert_eq!(got[0], (OP_TEXT, b"0{\"sid\":\"x\"}".to_vec()));
+        assert_eq!(got[1], (OP_TEXT, b"40".to_vec()));
+        assert_eq!(got[2], (OP_TEXT, vec![b'x'; 300]));
+        assert_eq!(got[3], (OP_CLOSE, 1001u16.to_be_bytes().to_vec()));
         assert_eq!(
-            next_chunk(&mut body),
-            Some(None),
-            "the body ends after the close"
+            writer.text("late").await,
+            Err(Closed),
+            "nothing follows a close"
         );
-        assert_eq!(writer.text("late").await, Err(Closed));
     }
 
-    #[actix_web::test]
-    async fn a_full_outbox_holds_the_writer_until_the_connection_takes_its_bytes() {
-        let (response, writer, _reader) = websocket().await;
-        let mut body = response.into_body();
+    #[tokio::test]
+    async fn a_full_outbox_holds_the_writer_until_the_client_reads() {
+        let (writer, _reader, takeover) = shared();
+        let (server, mut client) = pair().await;
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4_096)
+            .unwrap();
+        takeover.attach(server, b"");
         let frame = "y".repeat(8 * 1024);
-        for _ in 0..8 {
-            writer.text(frame.clone()).await.unwrap();
+        // The client reads nothing: the kernel's buffers fill, then the outbox.
+        let mut written = 0;
+        while let Ok(result) =
+            tokio::time::timeout(Duration::from_millis(200), writer.text(frame.clone())).await
+        {
+            result.unwrap();
+            written += 1;
+            assert!(written < 10_000, "the writer was never held");
         }
-        // 64 KiB and more are waiting: the next write waits.
-        let blocked = tokio::time::timeout(Duration::from_millis(50), writer.text("z")).await;
-        assert!(blocked.is_err(), "a write into a full outbox must wait");
         let waiting = {
             let writer = writer.clone();
             tokio::spawn(async move { writer.text("z").await })
         };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiting.is_finished());
-        while let Some(Some(_)) = next_chunk(&mut body) {}
-        let written = tokio::time::timeout(Duration::from_secs(5), waiting).await;
-        assert_eq!(written.unwrap().unwrap(), Ok(()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a write into a full outbox must wait"
+        );
+        let got = tokio::spawn(async move { frames(&mut client, written + 1).await });
+        let result = tokio::time::timeout(Duration::from_secs(10), waiting).await;
+        assert_eq!(result.unwrap().unwrap(), Ok(()));
+        let got = tokio::time::timeout(Duration::from_secs(10), got)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(got[..written]
+            .iter()
+            .all(|(op, p)| *op == OP_TEXT && p.len() == 8 * 1024));
+        assert_eq!(
+            got[written],
+            (OP_TEXT, b"z".to_vec()),
+            "in order, none lost"
+        );
     }
 
-    #[actix_web::test]
-    async fn the_body_ends_when_the_last_writer_is_gone_and_writes_fail_once_the_body_is() {
-        let (response, writer, _reader) = websocket().await;
-        let mut body = response.into_body();
-        let clone = writer.clone();
-        drop(writer);
-        assert!(next_chunk(&mut body).is_none(), "a clone still writes");
-        drop(clone);
-        assert_eq!(next_chunk(&mut body), Some(None));
-
-        let (response, writer, mut reader) = websocket().await;
-        drop(response);
-        assert_eq!(writer.text("to nobody").await, Err(Closed));
-        let ended = tokio::time::timeout(Duration::from_secs(5), reader.recv()).await;
+    #[tokio::test]
+    async fn the_reader_decodes_what_came_with_the_handshake_and_what_follows() {
+        let (_writer, mut reader, takeover) = shared();
+        let (server, mut client) = pair().await;
+        let early = client_frame(OP_TEXT, b"2probe");
+        takeover.attach(server, &early);
+        client.write_all(&client_frame(0x9, b"p")).await.unwrap();
+        client
+            .write_all(&client_frame(OP_TEXT, b"5"))
+            .await
+            .unwrap();
+        client
+            .write_all(&client_frame(OP_CLOSE, &[0x03, 0xe8]))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(format!("{:?}", reader.recv().await.unwrap().unwrap()));
+        }
+        assert_eq!(
+            got,
+            ["Text(\"2probe\")", "Ping(b\"p\")", "Text(\"5\")", "Close"]
+        );
+        drop(client);
         assert!(
-            matches!(ended, Ok(None)),
+            reader.recv().await.is_none(),
             "the reader ends with the connection"
         );
+    }
+
+    #[tokio::test]
+    async fn without_a_connection_writes_fail_and_the_reader_ends() {
+        let (writer, mut reader, takeover) = shared();
+        writer.text("queued").await.unwrap();
+        drop(takeover);
+        assert_eq!(writer.text("to nobody").await, Err(Closed));
+        let ended = tokio::time::timeout(Duration::from_secs(5), reader.recv()).await;
+        assert!(matches!(ended, Ok(None)), "the reader ends");
+    }
+
+    #[tokio::test]
+    async fn ending_the_connection_ends_the_client_s_stream_and_later_writes_fail() {
+        let (writer, _reader, takeover) = shared();
+        let (server, mut client) = pair().await;
+        takeover.attach(server, b"");
+        writer.text("bye").await.unwrap();
+        writer.end(super::super::tcp::Ending::Graceful);
+        let got = frames(&mut client, 1).await;
+        assert_eq!(got[0], (OP_TEXT, b"bye".to_vec()));
+        let mut rest = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest)).await;
+        assert!(
+            matches!(read, Ok(Ok(0))),
+            "FIN after what was sent: {read:?}"
+        );
+        assert_eq!(writer.text("late").await, Err(Closed));
     }
 }
