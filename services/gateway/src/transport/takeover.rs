@@ -47,13 +47,16 @@ where
     let body = actix_web::body::to_bytes(body)
         .await
         .map_err(|error| std::io::Error::other(error.to_string()))?;
+    // Head and body in one write: `feed` only buffers, `flush` writes (actix-codec's
+    // `close` shuts the socket down without writing what is buffered).
     framed
-        .send(Message::Item((head, BodySize::Sized(body.len() as u64))))
+        .feed(Message::Item((head, BodySize::Sized(body.len() as u64))))
         .await?;
     if !body.is_empty() {
-        framed.send(Message::Chunk(Some(body))).await?;
+        framed.feed(Message::Chunk(Some(body))).await?;
     }
-    framed.send(Message::Chunk(None)).await?;
+    framed.feed(Message::Chunk(None)).await?;
+    framed.flush().await?;
     framed.close().await?;
     Ok(())
 }

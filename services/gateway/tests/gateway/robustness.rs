@@ -89,7 +89,28 @@ async fn connections_beyond_the_replica_limit_are_refused() {
         stack.gw(0).replace("http", "ws")
     );
     let refused = tokio_tungstenite::connect_async(url).await;
-    assert!(refused.is_err(), "the second handshake is refused");
+    assert_eq!(
+        refused_with(refused),
+        (503, json!({"code": 3, "message": "Server unavailable"})),
+        "the second handshake is refused with Engine.IO's error body"
+    );
+}
+
+/// The status and JSON body of a refused WebSocket handshake.
+fn refused_with<S>(
+    outcome: Result<S, tokio_tungstenite::tungstenite::Error>,
+) -> (u16, serde_json::Value) {
+    match outcome {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response.body().as_deref().unwrap_or_default();
+            (
+                response.status().as_u16(),
+                serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
+            )
+        }
+        Err(error) => panic!("not an HTTP refusal: {error}"),
+        Ok(_) => panic!("the handshake was accepted"),
+    }
 }
 
 /// Reads the open packet, connects with `token`, joins `project` and reads up to the
@@ -305,8 +326,19 @@ async fn polling_from(base: &str, origin: Option<&str>) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
-/// Whether a WebSocket handshake from `origin` is accepted.
-async fn websocket_from(base: &str, origin: &str) -> bool {
+/// A WebSocket handshake from `origin`.
+async fn websocket_from(
+    base: &str,
+    origin: &str,
+) -> Result<
+    (
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
             "{}/socket.io/?EIO=4&transport=websocket",
@@ -316,7 +348,7 @@ async fn websocket_from(base: &str, origin: &str) -> bool {
     request
         .headers_mut()
         .insert("Origin", origin.parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.is_ok()
+    tokio_tungstenite::connect_async(request).await
 }
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
@@ -338,7 +370,10 @@ async fn by_default_only_the_page_own_origin_and_clients_without_one_are_allowed
         header(&allowed, "access-control-allow-credentials"),
         Some("true")
     );
-    assert!(websocket_from(&own, &own).await, "same-origin WebSocket");
+    assert!(
+        websocket_from(&own, &own).await.is_ok(),
+        "same-origin WebSocket"
+    );
     let plain = polling_from(&own, None).await;
     assert_eq!(plain.status(), 200, "non-browser clients send no Origin");
     assert_eq!(header(&plain, "access-control-allow-origin"), None);
@@ -352,8 +387,9 @@ async fn by_default_only_the_page_own_origin_and_clients_without_one_are_allowed
     );
     let other_port = own.replace("127.0.0.1:", "127.0.0.1:1");
     assert_eq!(polling_from(&own, Some(&other_port)).await.status(), 403);
-    assert!(
-        !websocket_from(&own, "https://evil.example").await,
+    assert_eq!(
+        refused_with(websocket_from(&own, "https://evil.example").await),
+        (403, json!({"code": 4, "message": "Forbidden"})),
         "WebSocket handshakes too"
     );
 }
@@ -374,10 +410,15 @@ async fn a_listed_origin_is_allowed_with_credentials_and_others_are_refused() {
         header(&allowed, "access-control-allow-credentials"),
         Some("true")
     );
-    assert!(websocket_from(stack.gw(0), "https://board.example").await);
+    assert!(websocket_from(stack.gw(0), "https://board.example")
+        .await
+        .is_ok());
     let refused = polling_from(stack.gw(0), Some("https://evil.example")).await;
     assert_eq!(refused.status(), 403);
-    assert!(!websocket_from(stack.gw(0), "https://evil.example").await);
+    assert_eq!(
+        refused_with(websocket_from(stack.gw(0), "https://evil.example").await).0,
+        403
+    );
 }
 
 #[tokio::test]
@@ -387,7 +428,9 @@ async fn a_configured_star_allows_any_origin_but_never_with_credentials() {
     assert_eq!(allowed.status(), 200);
     assert_eq!(header(&allowed, "access-control-allow-origin"), Some("*"));
     assert_eq!(header(&allowed, "access-control-allow-credentials"), None);
-    assert!(websocket_from(stack.gw(0), "https://anywhere.example").await);
+    assert!(websocket_from(stack.gw(0), "https://anywhere.example")
+        .await
+        .is_ok());
     let own = polling_from(stack.gw(0), Some(stack.gw(0))).await;
     assert_eq!(
         header(&own, "access-control-allow-credentials"),
