@@ -6,7 +6,8 @@
 //! burst of E events to every board (E × N deliveries) and the memory right after it and
 //! once it has settled. Per layer: RSS per connection (from /proc) and, for a gateway built
 //! with `--features heap-stats`, its live heap bytes per connection, which splits a
-//! connection's bytes into what the code allocates and what the allocator keeps.
+//! connection's bytes into what the code allocates and what the allocator keeps. More
+//! sockets than this process may open are held by worker processes (`idle_workers`).
 
 use crate::presence::{Sink, Stream};
 use crate::procs::Kind;
@@ -30,7 +31,7 @@ pub struct Options {
 
 /// The layers the clients go through together; each waits for the signal to start.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Stage {
+pub(crate) enum Stage {
     Open,
     Connect,
     Join,
@@ -38,14 +39,134 @@ enum Stage {
     Done,
 }
 
+const STAGES: [(Stage, &str); 5] = [
+    (Stage::Open, "open"),
+    (Stage::Connect, "connect"),
+    (Stage::Join, "join"),
+    (Stage::Burst, "burst"),
+    (Stage::Done, "done"),
+];
+
+impl Stage {
+    /// The stage's name, as a worker process is told it.
+    pub(crate) fn name(self) -> &'static str {
+        STAGES
+            .iter()
+            .find(|(stage, _)| *stage == self)
+            .map_or("done", |(_, name)| name)
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Stage> {
+        STAGES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(stage, _)| *stage)
+    }
+}
+
 /// Clients that have finished each stage.
 #[derive(Default)]
-struct Progress {
-    opened: AtomicUsize,
-    connected: AtomicUsize,
-    joined: AtomicUsize,
-    burst_received: AtomicUsize,
-    failed: AtomicUsize,
+pub(crate) struct Progress {
+    pub(crate) opened: AtomicUsize,
+    pub(crate) connected: AtomicUsize,
+    pub(crate) joined: AtomicUsize,
+    pub(crate) burst_received: AtomicUsize,
+    pub(crate) failed: AtomicUsize,
+}
+
+/// Where the run's clients are: tasks of this process, or worker processes when there are
+/// more than this process may open.
+enum Clients {
+    Local {
+        stage: watch::Sender<Stage>,
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+    },
+    Workers(Vec<crate::idle_workers::Worker>),
+}
+
+impl Clients {
+    fn start(
+        sockets: usize,
+        addresses: &[String],
+        boards: &[String],
+        burst: i64,
+        progress: &Arc<Progress>,
+    ) -> Clients {
+        let per_process = crate::idle_workers::per_process();
+        if sockets > per_process {
+            let workers = sockets.div_ceil(per_process);
+            let share = sockets.div_ceil(workers);
+            println!("idle: {sockets} sockets over {workers} worker processes (open-file limit)");
+            let workers = (0..sockets)
+                .step_by(share)
+                .map(|first| {
+                    crate::idle_workers::Worker::spawn(
+                        first,
+                        share.min(sockets - first),
+                        addresses,
+                        boards,
+                        burst,
+                        Arc::clone(progress),
+                    )
+                })
+                .collect();
+            return Clients::Workers(workers);
+        }
+        let (stage, watch_stage) = watch::channel(Stage::Open);
+        let gate = Arc::new(tokio::sync::Semaphore::new(200));
+        let mut tasks = Vec::with_capacity(sockets);
+        for i in 0..sockets {
+            let address = addresses[i % addresses.len()].clone();
+            let board = boards[i % boards.len()].clone();
+            let (watch_stage, progress, gate) =
+                (watch_stage.clone(), Arc::clone(progress), Arc::clone(&gate));
+            tasks.push(tokio::spawn(async move {
+                client(address, board, burst, watch_stage, &progress, gate).await;
+            }));
+        }
+        Clients::Local { stage, tasks }
+    }
+
+    /// The CPU seconds the worker processes used so far (none: the clients are local).
+    fn worker_cpu_seconds(&self) -> Option<f64> {
+        match self {
+            Clients::Local { .. } => None,
+            Clients::Workers(workers) => Some(
+                workers
+                    .iter()
+                    .map(|w| crate::procs::cpu_seconds(w.pid()))
+                    .sum(),
+            ),
+        }
+    }
+
+    fn advance(&mut self, next: Stage) {
+        match self {
+            Clients::Local { stage, .. } => {
+                stage.send_replace(next);
+            }
+            Clients::Workers(workers) => workers.iter_mut().for_each(|w| w.advance(next)),
+        }
+    }
+
+    async fn finish(self) {
+        match self {
+            Clients::Local { stage, tasks } => {
+                stage.send_replace(Stage::Done);
+                for task in tasks {
+                    let _ = task.await;
+                }
+            }
+            Clients::Workers(workers) => {
+                let _ = tokio::task::spawn_blocking(move || {
+                    workers
+                        .into_iter()
+                        .for_each(crate::idle_workers::Worker::finish)
+                })
+                .await;
+            }
+        }
+    }
 }
 
 /// One reading of the servers' memory.
@@ -56,7 +177,9 @@ struct Reading {
 }
 
 pub async fn run(options: Options, redis_url: String) {
-    raise_file_limit(options.sockets);
+    // The servers inherit the limit; clients beyond what this process may open go to
+    // worker processes (`Clients::start`), so only the servers' share must fit here.
+    raise_file_limit(options.sockets.div_ceil(2));
     let mut results = Vec::new();
     for &kind in &options.servers {
         results.push((kind, run_one(kind, &options, &redis_url).await));
@@ -94,25 +217,15 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<(&'stati
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut readings = vec![reading(&pair, "started, no connection").await];
 
-    let (stage, watch_stage) = watch::channel(Stage::Open);
     let progress = Arc::new(Progress::default());
-    let gate = Arc::new(tokio::sync::Semaphore::new(200));
-    let addresses = pair.addresses();
-    let mut tasks = Vec::with_capacity(sockets);
     let started = Instant::now();
-    for i in 0..sockets {
-        let address = addresses[i % addresses.len()].clone();
-        let board = boards[i % rooms].clone();
-        let (watch_stage, progress, gate) = (
-            watch_stage.clone(),
-            Arc::clone(&progress),
-            Arc::clone(&gate),
-        );
-        let burst = options.burst;
-        tasks.push(tokio::spawn(async move {
-            client(address, board, burst, watch_stage, &progress, gate).await;
-        }));
-    }
+    let mut clients = Clients::start(
+        sockets,
+        &pair.addresses(),
+        &boards,
+        options.burst,
+        &progress,
+    );
     let step = |what: &'static str, count: fn(&Progress) -> &AtomicUsize| {
         let progress = Arc::clone(&progress);
         async move {
@@ -141,14 +254,14 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<(&'stati
     step("Engine.IO sessions open", |p| &p.opened).await;
     let ramp = started.elapsed();
     readings.push(reading(&pair, "Engine.IO session open").await);
-    stage.send_replace(Stage::Connect);
+    clients.advance(Stage::Connect);
     step("Socket.IO connected", |p| &p.connected).await;
     readings.push(reading(&pair, "Socket.IO connected").await);
-    stage.send_replace(Stage::Join);
+    clients.advance(Stage::Join);
     step("joined a board", |p| &p.joined).await;
     readings.push(reading(&pair, "joined a board").await);
 
-    stage.send_replace(Stage::Burst);
+    clients.advance(Stage::Burst);
     let burst_started = Instant::now();
     for seq in 1..=options.burst {
         for board in &boards {
@@ -162,12 +275,12 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<(&'stati
     readings.push(reading(&pair, "10 s after the burst").await);
     let slow = pair.slow_closes().await;
     let cpu = pair.cpu_seconds() - cpu_before;
-    let host = host.report_with(&[("servers", cpu)]);
+    let host = match clients.worker_cpu_seconds() {
+        Some(workers) => host.report_with(&[("servers", cpu), ("client workers", workers)]),
+        None => host.report_with(&[("servers", cpu)]),
+    };
 
-    stage.send_replace(Stage::Done);
-    for task in tasks {
-        let _ = task.await;
-    }
+    clients.finish().await;
     for board in &boards {
         pair.forget(board).await;
     }
@@ -233,7 +346,7 @@ async fn reading(pair: &Pair, label: &'static str) -> Reading {
     }
 }
 
-async fn client(
+pub(crate) async fn client(
     address: String,
     board: String,
     burst: i64,
@@ -264,8 +377,11 @@ async fn client(
             &progress.joined,
         ),
     ];
+    // Burst events counted from the start: one may arrive before this client saw the
+    // stage change (a worker process learns it through a pipe).
+    let mut received = 0;
     for (when, send, answer, done) in steps {
-        if !idle_until(&mut stage, when, &mut sink, &mut stream).await {
+        if !idle_until(&mut stage, when, &mut sink, &mut stream, &mut received).await {
             progress.failed.fetch_add(1, Ordering::SeqCst);
             return;
         }
@@ -278,33 +394,49 @@ async fn client(
         done.fetch_add(1, Ordering::SeqCst);
     }
     // The burst: count this board's events until all arrived.
-    let mut received = 0;
-    if !idle_until(&mut stage, Stage::Burst, &mut sink, &mut stream).await {
+    if !idle_until(
+        &mut stage,
+        Stage::Burst,
+        &mut sink,
+        &mut stream,
+        &mut received,
+    )
+    .await
+    {
         progress.failed.fetch_add(1, Ordering::SeqCst);
         return;
     }
     while received < burst {
-        if !read_until(&mut sink, &mut stream, |t| {
-            t.starts_with("42[\"ticket:deleted\"")
-        })
-        .await
-        {
+        if !read_until(&mut sink, &mut stream, is_burst_event).await {
             progress.failed.fetch_add(1, Ordering::SeqCst);
             return;
         }
         received += 1;
     }
     progress.burst_received.fetch_add(1, Ordering::SeqCst);
-    idle_until(&mut stage, Stage::Done, &mut sink, &mut stream).await;
+    idle_until(
+        &mut stage,
+        Stage::Done,
+        &mut sink,
+        &mut stream,
+        &mut received,
+    )
+    .await;
     let _ = sink.close().await;
 }
 
-/// Answers pings until the run reaches `stage`; false if the server closed.
+fn is_burst_event(text: &str) -> bool {
+    text.starts_with("42[\"ticket:deleted\"")
+}
+
+/// Answers pings until the run reaches `stage`, counting burst events in `received`;
+/// false if the server closed.
 async fn idle_until(
     watch: &mut watch::Receiver<Stage>,
     stage: Stage,
     sink: &mut Sink,
     stream: &mut Stream,
+    received: &mut i64,
 ) -> bool {
     while *watch.borrow_and_update() < stage {
         tokio::select! {
@@ -313,6 +445,7 @@ async fn idle_until(
                 Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
                     let _ = sink.send(Message::Text("3".into())).await;
                 }
+                Some(Ok(Message::Text(t))) if is_burst_event(t.as_str()) => *received += 1,
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return false,
                 Some(Ok(_)) => {}
             },

@@ -21,6 +21,7 @@ mod e2e;
 mod fanout;
 mod host;
 mod idle;
+mod idle_workers;
 mod join_storm;
 mod plot;
 mod presence;
@@ -165,7 +166,7 @@ async fn main() {
         }
         Some("idle") => {
             let options = idle::Options {
-                // The 20 000 needs an open-file limit above 20 000 for the tool.
+                // Beyond what one process may open, worker processes hold the clients.
                 sockets: argv.number("--sockets", 10_000),
                 rooms: argv.number("--rooms", 100),
                 burst: argv.number("--burst", 20),
@@ -174,6 +175,25 @@ async fn main() {
                 node_reference: argv.node_reference(),
             };
             idle::run(options, redis_url).await;
+        }
+        // A worker of `idle` (started by it, not by hand).
+        Some("idle-clients") => {
+            let list = |name: &str| -> Vec<String> {
+                argv.value(name)
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            };
+            idle_workers::serve(
+                argv.number("--first", 0),
+                argv.number("--count", 0),
+                list("--addresses"),
+                list("--boards"),
+                argv.number("--burst", 20),
+            )
+            .await;
         }
         Some("join-storm") => {
             let options = join_storm::Options {
