@@ -494,3 +494,24 @@ pub fn raise_file_limit(sockets: usize) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stage_reaches_a_worker_by_its_name() {
+        for (stage, name) in STAGES {
+            assert_eq!(stage.name(), name);
+            assert_eq!(Stage::parse(name), Some(stage));
+        }
+        assert_eq!(Stage::parse("later"), None);
+    }
+
+    #[test]
+    fn burst_events_are_told_from_other_frames() {
+        assert!(is_burst_event(r#"42["ticket:deleted",{"seq":1}]"#));
+        assert!(!is_burst_event(r#"42["presence:update",{}]"#));
+        assert!(!is_burst_event("2"));
+    }
+}
