@@ -130,6 +130,17 @@ impl<M: Send + 'static> Io<'_, M> {
         self.core.send_packet(packet).await
     }
 
+    /// Holds the frames sent from now on until [`Io::uncork`], which writes them together
+    /// (in a few large writes rather than one per frame). Every cork must be ended.
+    pub fn cork(&mut self) {
+        self.core.writer.cork();
+    }
+
+    /// Writes the frames held since [`Io::cork`].
+    pub fn uncork(&mut self) {
+        self.core.writer.uncork();
+    }
+
     /// Sends one encoded Engine.IO frame (a shared, pre-encoded event).
     pub async fn send_frame(&mut self, frame: ByteString) -> Result<(), Cause> {
         self.core.send_raw(frame).await

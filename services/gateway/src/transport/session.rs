@@ -19,6 +19,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// The most queued items a session handles in one go (their frames written together)
+/// before it looks at the client's frames, its timers and its signals again.
+const QUEUED_TOGETHER: usize = 32;
+
 /// One session: the transport's part ([`Core`]) and the application's.
 pub struct Session<A: Application> {
     core: Core<A::Message>,
@@ -127,7 +131,7 @@ impl<A: Application> Session<A> {
                 }
                 message = next_ws(&mut core.ws_stream) => self.on_ws_message(message).await,
                 queued = core.rx.recv() => match queued {
-                    Some(item) => self.on_queued(item).await,
+                    Some(item) => self.on_queued_together(item).await,
                     None => Err(Cause::TransportError),
                 },
                 _ = &mut timer => self.on_deadline().await,
@@ -197,6 +201,27 @@ impl<A: Application> Session<A> {
             Some(Ok(Incoming::Close)) => Err(Cause::ClientClosed),
             Some(Ok(Incoming::Pong)) => Ok(()),
         }
+    }
+
+    /// Handles `item` and, when more are already queued, up to [`QUEUED_TOGETHER`] of
+    /// them with it, their frames written together.
+    async fn on_queued_together(&mut self, item: ToSession<A::Message>) -> Result<(), Cause> {
+        if self.core.rx.is_empty() {
+            return self.on_queued(item).await;
+        }
+        self.core.writer.cork();
+        let mut result = self.on_queued(item).await;
+        for _ in 1..QUEUED_TOGETHER {
+            if result.is_err() {
+                break;
+            }
+            let Ok(next) = self.core.rx.try_recv() else {
+                break;
+            };
+            result = self.on_queued(next).await;
+        }
+        self.core.writer.uncork();
+        result
     }
 
     async fn on_queued(&mut self, item: ToSession<A::Message>) -> Result<(), Cause> {

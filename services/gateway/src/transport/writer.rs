@@ -30,6 +30,21 @@ impl Writer {
         }
     }
 
+    /// Holds the frames written from now on until [`Writer::uncork`], which writes them
+    /// together (a WebSocket; a polling buffer is taken whole by each GET anyway).
+    pub fn cork(&self) {
+        if let Writer::Ws(ws) = self {
+            ws.cork();
+        }
+    }
+
+    /// Writes what the cork held.
+    pub fn uncork(&self) {
+        if let Writer::Ws(ws) = self {
+            ws.uncork();
+        }
+    }
+
     /// Ends the transport for `cause`; for a WebSocket, true when the close frame was
     /// handed over within `timeout` (a client that stopped reading may never take it).
     pub async fn close(self, cause: &Cause, timeout: Duration) -> bool {

@@ -28,6 +28,10 @@ pub use actix_http::ws::{CloseCode, CloseReason};
 /// than growing its outbox without bound.
 const OUTBOX_LIMIT: usize = 64 * 1024;
 
+/// The most a cork holds before it writes: frames written together leave in writes of
+/// about this size.
+const CORK_LIMIT: usize = 16 * 1024;
+
 /// The most read from the socket at once (from a buffer on the stack).
 const READ_CHUNK: usize = 4 * 1024;
 
@@ -158,6 +162,11 @@ struct State {
     buf: BytesMut,
     /// A flush task is writing the outbox: writers append, they do not write.
     flushing: bool,
+    /// The session is writing several frames at once: they leave together.
+    corked: bool,
+    /// The one frame written since the cork began, held by reference (a frame that ends
+    /// up alone is written without a copy).
+    held: Option<(u8, Bytes)>,
     /// A close frame was queued: nothing follows it.
     closed: bool,
     /// The connection failed or was ended (or never came).
@@ -176,19 +185,21 @@ impl Shared {
             let mut state = self.state();
             state.gone = true;
             state.buf = BytesMut::new();
+            state.held = None;
         }
         self.space.notify_waiters();
         self.attached.notify_waiters();
     }
 
     /// Writes the frame `opcode`/`payload`: straight to the socket when nothing waits
-    /// before it; what the socket does not take goes to the outbox. `Ok(false)` when the
-    /// outbox is full (the frame is not written; with `wait`, the flush task wakes the
-    /// writer once it wrote).
+    /// before it; what the socket does not take goes to the outbox. While the writer is
+    /// corked, frames are held and leave together at [`WsWriter::uncork`] (or once
+    /// [`CORK_LIMIT`] bytes are held). `Ok(false)` when the outbox is full (the frame is
+    /// not written; with `wait`, the flush task wakes the writer once it wrote).
     fn try_write(
         self: &Arc<Self>,
         opcode: u8,
-        payload: &[u8],
+        payload: &Bytes,
         closing: bool,
         wait: bool,
     ) -> Result<bool, Closed> {
@@ -200,19 +211,46 @@ impl Shared {
             state.writer_waiting |= wait;
             return Ok(false);
         }
+        state.closed = closing;
+        let writable = state.stream.is_some() && !state.flushing;
+        if !writable {
+            // Before the handshake's response is written, or behind frames that wait.
+            release_held(&mut state);
+            append_frame(&mut state.buf, opcode, payload);
+            return Ok(true);
+        }
+        if state.corked {
+            if state.held.is_none() && state.buf.is_empty() {
+                // One frame held by reference: alone, it still leaves without a copy.
+                state.held = Some((opcode, payload.clone()));
+                return Ok(true);
+            }
+            release_held(&mut state);
+            append_frame(&mut state.buf, opcode, payload);
+            if state.buf.len() >= CORK_LIMIT {
+                self.write_outbox(state);
+            }
+            return Ok(true);
+        }
+        self.write_frame(state, opcode, payload)?;
+        Ok(true)
+    }
+
+    /// Writes one frame straight from `payload` (header and payload in one `writev`);
+    /// what the socket does not take goes to the outbox, for a flush task. The outbox is
+    /// empty and no flush task runs.
+    fn write_frame(
+        self: &Arc<Self>,
+        mut state: MutexGuard<'_, State>,
+        opcode: u8,
+        payload: &[u8],
+    ) -> Result<(), Closed> {
+        let Some(stream) = state.stream.clone() else {
+            append_frame(&mut state.buf, opcode, payload);
+            return Ok(());
+        };
         let (header, header_len) = frame_header(opcode, payload.len());
         let header = &header[..header_len];
-        state.closed = closing;
-        let direct = match &state.stream {
-            Some(stream) if !state.flushing => Some(Arc::clone(stream)),
-            _ => None,
-        };
-        let Some(stream) = direct else {
-            // Before the handshake's response is written, or behind frames that wait.
-            state.buf.extend_from_slice(header);
-            state.buf.extend_from_slice(payload);
-            return Ok(true);
-        };
         let total = header.len() + payload.len();
         let written =
             match stream.try_write_vectored(&[IoSlice::new(header), IoSlice::new(payload)]) {
@@ -224,7 +262,7 @@ impl Shared {
                 }
             };
         if written == total {
-            return Ok(true);
+            return Ok(());
         }
         if written < header.len() {
             state.buf.extend_from_slice(&header[written..]);
@@ -237,8 +275,75 @@ impl Shared {
         state.flushing = true;
         drop(state);
         tokio::spawn(flush_outbox(Arc::clone(self), stream));
-        Ok(true)
+        Ok(())
     }
+
+    /// Writes what the outbox holds; what the socket does not take stays for a flush
+    /// task. No flush task runs.
+    fn write_outbox(self: &Arc<Self>, mut state: MutexGuard<'_, State>) {
+        let Some(stream) = state.stream.clone() else {
+            return;
+        };
+        while !state.buf.is_empty() {
+            match stream.try_write(&state.buf) {
+                Ok(0) => {
+                    state.gone = true;
+                    return;
+                }
+                Ok(n) => {
+                    let _ = state.buf.split_to(n);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    state.gone = true;
+                    return;
+                }
+            }
+        }
+        if state.buf.is_empty() {
+            state.buf = BytesMut::new();
+            return;
+        }
+        state.flushing = true;
+        drop(state);
+        tokio::spawn(flush_outbox(Arc::clone(self), stream));
+    }
+
+    /// Ends a cork: the frames it held leave now, together.
+    fn uncork(self: &Arc<Self>) {
+        let mut state = self.state();
+        state.corked = false;
+        if state.gone || state.stream.is_none() || state.flushing {
+            // Written by the takeover's or the running flush task.
+            release_held(&mut state);
+            return;
+        }
+        match state.held.take() {
+            Some((opcode, payload)) if state.buf.is_empty() => {
+                // A failure marks the connection gone; the next write reports it.
+                let _ = self.write_frame(state, opcode, &payload);
+            }
+            Some((opcode, payload)) => {
+                append_frame(&mut state.buf, opcode, &payload);
+                self.write_outbox(state);
+            }
+            None if !state.buf.is_empty() => self.write_outbox(state),
+            None => {}
+        }
+    }
+}
+
+/// Moves a frame held by a cork into the outbox, ahead of what follows it.
+fn release_held(state: &mut State) {
+    if let Some((opcode, payload)) = state.held.take() {
+        append_frame(&mut state.buf, opcode, &payload);
+    }
+}
+
+fn append_frame(buf: &mut BytesMut, opcode: u8, payload: &[u8]) {
+    let (header, header_len) = frame_header(opcode, payload.len());
+    buf.extend_from_slice(&header[..header_len]);
+    buf.extend_from_slice(payload);
 }
 
 /// Writes the outbox as the socket drains, then ends (and frees the outbox).
@@ -348,20 +453,35 @@ impl Drop for WriterHandle {
 impl WsWriter {
     /// Writes a text frame, waiting while the outbox is full.
     pub async fn text(&self, text: impl Into<ByteString>) -> Result<(), Closed> {
-        let text = text.into();
-        self.write(OP_TEXT, text.as_bytes(), false).await
+        self.write(OP_TEXT, text.into().into_bytes(), false).await
     }
 
     /// Answers a ping.
     pub async fn pong(&self, bytes: &[u8]) -> Result<(), Closed> {
-        self.write(OP_PONG, bytes, false).await
+        self.write(OP_PONG, Bytes::copy_from_slice(bytes), false)
+            .await
+    }
+
+    /// Holds the frames written from now on until [`WsWriter::uncork`], which writes them
+    /// together: a session that has several frames ready writes them in one system call
+    /// (or a few, of about 16 KiB each) rather than one each.
+    pub fn cork(&self) {
+        self.handle.shared.state().corked = true;
+    }
+
+    /// Writes what the cork held.
+    pub fn uncork(&self) {
+        self.handle.shared.uncork();
     }
 
     /// Writes the close frame and waits until the socket took it (and everything before
     /// it), so that ending the connection afterwards loses none of it.
     pub async fn close(&self, reason: Option<CloseReason>) -> Result<(), Closed> {
-        self.write(OP_CLOSE, &close_payload(reason), true).await?;
+        self.write(OP_CLOSE, Bytes::from(close_payload(reason)), true)
+            .await?;
         let shared = &self.handle.shared;
+        // Nothing follows a close frame: a cork ends with it.
+        shared.uncork();
         loop {
             let drained = shared.space.notified();
             tokio::pin!(drained);
@@ -371,7 +491,7 @@ impl WsWriter {
                 if state.gone {
                     return Err(Closed);
                 }
-                if state.buf.is_empty() && state.stream.is_some() {
+                if state.buf.is_empty() && state.held.is_none() && state.stream.is_some() {
                     return Ok(());
                 }
                 drop(state);
@@ -398,10 +518,10 @@ impl WsWriter {
         self.handle.shared.set_gone();
     }
 
-    async fn write(&self, opcode: u8, payload: &[u8], closing: bool) -> Result<(), Closed> {
+    async fn write(&self, opcode: u8, payload: Bytes, closing: bool) -> Result<(), Closed> {
         let shared = &self.handle.shared;
         loop {
-            if shared.try_write(opcode, payload, closing, false)? {
+            if shared.try_write(opcode, &payload, closing, false)? {
                 return Ok(());
             }
             // Full: wait for the socket to drain. Registered before the second look, so
@@ -409,7 +529,7 @@ impl WsWriter {
             let space = shared.space.notified();
             tokio::pin!(space);
             space.as_mut().enable();
-            if shared.try_write(opcode, payload, closing, true)? {
+            if shared.try_write(opcode, &payload, closing, true)? {
                 return Ok(());
             }
             space.await;
@@ -743,5 +863,53 @@ mod tests {
             "FIN after what was sent: {read:?}"
         );
         assert_eq!(writer.text("late").await, Err(Closed));
+    }
+
+    #[tokio::test]
+    async fn corked_frames_leave_together_at_uncork_in_order() {
+        let (writer, _reader, takeover) = shared();
+        let (server, mut client) = pair().await;
+        takeover.attach(server, b"");
+        writer.cork();
+        for text in ["a", "bb", "ccc"] {
+            writer.text(text).await.unwrap();
+        }
+        let mut byte = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(100), client.read(&mut byte)).await;
+        assert!(early.is_err(), "nothing leaves while corked");
+        writer.uncork();
+        let got = frames(&mut client, 3).await;
+        assert_eq!(
+            got,
+            [
+                (OP_TEXT, b"a".to_vec()),
+                (OP_TEXT, b"bb".to_vec()),
+                (OP_TEXT, b"ccc".to_vec())
+            ]
+        );
+        // Uncorked again: a frame leaves at once.
+        writer.text("d").await.unwrap();
+        assert_eq!(frames(&mut client, 1).await, [(OP_TEXT, b"d".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn a_cork_writes_once_it_holds_16_kib_and_a_close_ends_it() {
+        let (writer, _reader, takeover) = shared();
+        let (server, mut client) = pair().await;
+        takeover.attach(server, b"");
+        writer.cork();
+        let frame = "e".repeat(1_000);
+        for _ in 0..20 {
+            writer.text(frame.clone()).await.unwrap();
+        }
+        // More than 16 KiB were held: the first of them are written without an uncork.
+        let first = tokio::time::timeout(Duration::from_secs(5), frames(&mut client, 16)).await;
+        assert!(first.is_ok(), "a full cork writes");
+        writer.close(None).await.unwrap();
+        let rest = frames(&mut client, 5).await;
+        assert!(rest[..4]
+            .iter()
+            .all(|(op, p)| *op == OP_TEXT && p.len() == 1_000));
+        assert_eq!(rest[4], (OP_CLOSE, Vec::new()), "the close is not held");
     }
 }

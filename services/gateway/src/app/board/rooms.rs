@@ -228,21 +228,14 @@ impl BoardSocket {
                 }
             };
             let mut next = cursor + 1;
-            for event in events.iter() {
-                if event.seq < next || to.is_some_and(|to| event.seq > to) {
-                    continue;
-                }
-                if event.seq != next {
-                    return Ok(Replayed::Hole);
-                }
-                if count {
-                    self.board.metrics.replayed_events_total.inc();
-                }
-                self.deliver(io, event.clone()).await?;
-                next += 1;
-                if self.cursor(project).is_none() {
-                    return Ok(Replayed::Complete);
-                }
+            // A page's events leave together, in a few large writes.
+            io.cork();
+            let ended = self
+                .deliver_page(io, project, &events, &mut next, to, count)
+                .await;
+            io.uncork();
+            if let Some(replayed) = ended? {
+                return Ok(replayed);
             }
             if next <= history::page_end(page) {
                 // The end of history: everything older than `live_from` was in it.
@@ -256,6 +249,36 @@ impl BoardSocket {
                 });
             }
         }
+    }
+
+    /// Delivers a history page's events from `next` on (up to `to`), advancing `next`;
+    /// `Some` when the replay ends here (a hole, or a revocation took the socket out).
+    async fn deliver_page(
+        &mut self,
+        io: &mut Io<'_, RoomEvent>,
+        project: &Arc<str>,
+        events: &[RoomEvent],
+        next: &mut i64,
+        to: Option<i64>,
+        count: bool,
+    ) -> Result<Option<Replayed>, Cause> {
+        for event in events {
+            if event.seq < *next || to.is_some_and(|to| event.seq > to) {
+                continue;
+            }
+            if event.seq != *next {
+                return Ok(Some(Replayed::Hole));
+            }
+            if count {
+                self.board.metrics.replayed_events_total.inc();
+            }
+            self.deliver(io, event.clone()).await?;
+            *next += 1;
+            if self.cursor(project).is_none() {
+                return Ok(Some(Replayed::Complete));
+            }
+        }
+        Ok(None)
     }
 
     async fn resync(
