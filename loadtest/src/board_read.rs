@@ -37,7 +37,7 @@ pub async fn run(options: Options, redis_url: String) {
         tickets,
         ref results,
     } = options;
-    crate::idle::raise_file_limit(readers * 4 + 64);
+    crate::host::raise_file_limit(readers * 4 + 64);
     let db = e2e::scratch_database().await;
     let prefix = kanban_test_support::redis_prefix();
     let settings = |url: &str, cache: bool| {

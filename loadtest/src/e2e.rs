@@ -557,7 +557,7 @@ pub async fn run(options: Options, redis_url: String) {
         boards >= 1 && count >= boards,
         "need at least one board and a watcher per board"
     );
-    crate::idle::raise_file_limit(count + IN_FLIGHT);
+    crate::host::raise_file_limit(count + IN_FLIGHT);
     let db = scratch_database().await;
     let prefix = kanban_test_support::redis_prefix();
     let mut settings = api_settings(&db.url, &redis_url, &prefix);

@@ -1,6 +1,7 @@
 //! The host's CPU during a run, from /proc: all cores' busy time, this process's own
 //! (the load tool and the in-process servers), and the rest, another process's load,
-//! which makes a run's figures suspect when it is more than a tenth of a core.
+//! which makes a run's figures suspect when it is more than a tenth of a core; and this
+//! process's open-file limit, raised to what a run's sockets need.
 
 use std::time::Instant;
 
@@ -106,4 +107,29 @@ pub async fn redis_cpu(redis: &mut impl redis::aio::ConnectionLike) -> f64 {
                 .and_then(|(_, v)| v.trim().parse::<f64>().ok())
         })
         .sum()
+}
+
+/// Raises this process's open-file limit (and so its servers', which inherit it) to what
+/// `sockets` connections need: the soft limit up to the hard one, and the hard one too
+/// when the process may (as root).
+pub fn raise_file_limit(sockets: usize) {
+    let wanted = (sockets as u64) * 2 + 4096;
+    let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
+        return;
+    };
+    if soft >= wanted {
+        return;
+    }
+    if rlimit::Resource::NOFILE
+        .set(wanted, wanted.max(hard))
+        .is_err()
+    {
+        let _ = rlimit::Resource::NOFILE.set(hard, hard);
+    }
+    let (soft, _) = rlimit::Resource::NOFILE.get().unwrap_or((0, 0));
+    if soft < sockets as u64 + 1024 {
+        eprintln!(
+            "warning: the open-file limit is {soft}, too low for {sockets} sockets (raise it with ulimit -n)"
+        );
+    }
 }

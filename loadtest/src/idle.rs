@@ -9,16 +9,14 @@
 //! connection's bytes into what the code allocates and what the allocator keeps. More
 //! sockets than this process may open are held by worker processes (`idle_workers`).
 
-use crate::presence::{Sink, Stream};
+use crate::idle_client::{client, Progress, Stage};
 use crate::procs::Kind;
 use crate::servers::Pair;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 
 pub struct Options {
     pub sockets: usize,
@@ -27,51 +25,6 @@ pub struct Options {
     pub results: std::path::PathBuf,
     pub servers: Vec<Kind>,
     pub node_reference: Option<std::path::PathBuf>,
-}
-
-/// The layers the clients go through together; each waits for the signal to start.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub(crate) enum Stage {
-    Open,
-    Connect,
-    Join,
-    Burst,
-    Done,
-}
-
-const STAGES: [(Stage, &str); 5] = [
-    (Stage::Open, "open"),
-    (Stage::Connect, "connect"),
-    (Stage::Join, "join"),
-    (Stage::Burst, "burst"),
-    (Stage::Done, "done"),
-];
-
-impl Stage {
-    /// The stage's name, as a worker process is told it.
-    pub(crate) fn name(self) -> &'static str {
-        STAGES
-            .iter()
-            .find(|(stage, _)| *stage == self)
-            .map_or("done", |(_, name)| name)
-    }
-
-    pub(crate) fn parse(name: &str) -> Option<Stage> {
-        STAGES
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(stage, _)| *stage)
-    }
-}
-
-/// Clients that have finished each stage.
-#[derive(Default)]
-pub(crate) struct Progress {
-    pub(crate) opened: AtomicUsize,
-    pub(crate) connected: AtomicUsize,
-    pub(crate) joined: AtomicUsize,
-    pub(crate) burst_received: AtomicUsize,
-    pub(crate) failed: AtomicUsize,
 }
 
 /// Where the run's clients are: tasks of this process, or worker processes when there are
@@ -179,7 +132,7 @@ struct Reading {
 pub async fn run(options: Options, redis_url: String) {
     // The servers inherit the limit; clients beyond what this process may open go to
     // worker processes (`Clients::start`), so only the servers' share must fit here.
-    raise_file_limit(options.sockets.div_ceil(2));
+    crate::host::raise_file_limit(options.sockets.div_ceil(2));
     let mut results = Vec::new();
     for &kind in &options.servers {
         results.push((kind, run_one(kind, &options, &redis_url).await));
@@ -343,175 +296,5 @@ async fn reading(pair: &Pair, label: &'static str) -> Reading {
         label,
         rss_kib: pair.rss_kib(),
         heap_bytes: pair.heap_bytes().await,
-    }
-}
-
-pub(crate) async fn client(
-    address: String,
-    board: String,
-    burst: i64,
-    mut stage: watch::Receiver<Stage>,
-    progress: &Progress,
-    gate: Arc<tokio::sync::Semaphore>,
-) {
-    let permit = gate.acquire_owned().await.expect("semaphore");
-    let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
-    let Ok((ws, _)) = tokio_tungstenite::connect_async(&url).await else {
-        progress.failed.fetch_add(1, Ordering::SeqCst);
-        return;
-    };
-    let (mut sink, mut stream) = ws.split();
-    if !matches!(stream.next().await, Some(Ok(Message::Text(t))) if t.starts_with('0')) {
-        progress.failed.fetch_add(1, Ordering::SeqCst);
-        return;
-    }
-    drop(permit);
-    progress.opened.fetch_add(1, Ordering::SeqCst);
-
-    let steps: [(Stage, String, &str, &AtomicUsize); 2] = [
-        (Stage::Connect, "40".to_owned(), "40", &progress.connected),
-        (
-            Stage::Join,
-            format!("420{}", json!(["project:join", board])),
-            "430",
-            &progress.joined,
-        ),
-    ];
-    // Burst events counted from the start: one may arrive before this client saw the
-    // stage change (a worker process learns it through a pipe).
-    let mut received = 0;
-    for (when, send, answer, done) in steps {
-        if !idle_until(&mut stage, when, &mut sink, &mut stream, &mut received).await {
-            progress.failed.fetch_add(1, Ordering::SeqCst);
-            return;
-        }
-        if sink.send(Message::Text(send.into())).await.is_err()
-            || !read_until(&mut sink, &mut stream, |t| t.starts_with(answer)).await
-        {
-            progress.failed.fetch_add(1, Ordering::SeqCst);
-            return;
-        }
-        done.fetch_add(1, Ordering::SeqCst);
-    }
-    // The burst: count this board's events until all arrived.
-    if !idle_until(
-        &mut stage,
-        Stage::Burst,
-        &mut sink,
-        &mut stream,
-        &mut received,
-    )
-    .await
-    {
-        progress.failed.fetch_add(1, Ordering::SeqCst);
-        return;
-    }
-    while received < burst {
-        if !read_until(&mut sink, &mut stream, is_burst_event).await {
-            progress.failed.fetch_add(1, Ordering::SeqCst);
-            return;
-        }
-        received += 1;
-    }
-    progress.burst_received.fetch_add(1, Ordering::SeqCst);
-    idle_until(
-        &mut stage,
-        Stage::Done,
-        &mut sink,
-        &mut stream,
-        &mut received,
-    )
-    .await;
-    let _ = sink.close().await;
-}
-
-fn is_burst_event(text: &str) -> bool {
-    text.starts_with("42[\"ticket:deleted\"")
-}
-
-/// Answers pings until the run reaches `stage`, counting burst events in `received`;
-/// false if the server closed.
-async fn idle_until(
-    watch: &mut watch::Receiver<Stage>,
-    stage: Stage,
-    sink: &mut Sink,
-    stream: &mut Stream,
-    received: &mut i64,
-) -> bool {
-    while *watch.borrow_and_update() < stage {
-        tokio::select! {
-            changed = watch.changed() => if changed.is_err() { return false },
-            message = stream.next() => match message {
-                Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
-                    let _ = sink.send(Message::Text("3".into())).await;
-                }
-                Some(Ok(Message::Text(t))) if is_burst_event(t.as_str()) => *received += 1,
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return false,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-    true
-}
-
-/// Reads (answering pings) until a text frame for which `wanted` holds; false if the
-/// server closed first or nothing came for 120 s.
-async fn read_until(sink: &mut Sink, stream: &mut Stream, wanted: impl Fn(&str) -> bool) -> bool {
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(120), stream.next()).await;
-        match next {
-            Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
-                let _ = sink.send(Message::Text("3".into())).await;
-            }
-            Ok(Some(Ok(Message::Text(t)))) if wanted(t.as_str()) => return true,
-            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => return false,
-            Ok(Some(Ok(_))) => {}
-        }
-    }
-}
-
-/// Raises this process's open-file limit (and so its servers', which inherit it) to what
-/// `sockets` connections need: the soft limit up to the hard one, and the hard one too
-/// when the process may (as root).
-pub fn raise_file_limit(sockets: usize) {
-    let wanted = (sockets as u64) * 2 + 4096;
-    let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
-        return;
-    };
-    if soft >= wanted {
-        return;
-    }
-    if rlimit::Resource::NOFILE
-        .set(wanted, wanted.max(hard))
-        .is_err()
-    {
-        let _ = rlimit::Resource::NOFILE.set(hard, hard);
-    }
-    let (soft, _) = rlimit::Resource::NOFILE.get().unwrap_or((0, 0));
-    if soft < sockets as u64 + 1024 {
-        eprintln!(
-            "warning: the open-file limit is {soft}, too low for {sockets} sockets (raise it with ulimit -n)"
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_stage_reaches_a_worker_by_its_name() {
-        for (stage, name) in STAGES {
-            assert_eq!(stage.name(), name);
-            assert_eq!(Stage::parse(name), Some(stage));
-        }
-        assert_eq!(Stage::parse("later"), None);
-    }
-
-    #[test]
-    fn burst_events_are_told_from_other_frames() {
-        assert!(is_burst_event(r#"42["ticket:deleted",{"seq":1}]"#));
-        assert!(!is_burst_event(r#"42["presence:update",{}]"#));
-        assert!(!is_burst_event("2"));
     }
 }

@@ -5,7 +5,7 @@
 //! progress on its standard output as one line of five counts (opened, connected, joined,
 //! burst received, failed) whenever they change.
 
-use crate::idle::{client, Progress, Stage};
+use crate::idle_client::{client, Progress, Stage};
 use std::io::{BufRead, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -142,7 +142,7 @@ pub async fn serve(
     boards: Vec<String>,
     burst: i64,
 ) {
-    crate::idle::raise_file_limit(count);
+    crate::host::raise_file_limit(count);
     assert!(
         !addresses.is_empty() && !boards.is_empty(),
         "idle-clients needs --addresses and --boards"

@@ -21,7 +21,7 @@ pub struct Options {
 }
 
 pub async fn run(options: Options, redis_url: String) {
-    crate::idle::raise_file_limit(options.sockets);
+    crate::host::raise_file_limit(options.sockets);
     let mut ramps = Vec::new();
     for &kind in &options.servers {
         ramps.push(run_one(kind, &options, &redis_url).await);

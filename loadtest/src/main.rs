@@ -1,7 +1,8 @@
 //! Benchmarks that need the real system, one scenario per run (`kanban-loadtest SCENARIO`
 //! or `--scenario SCENARIO`; `USAGE` below lists their options): `pipeline` (here),
 //! `presence` (`presence.rs`), `resume-storm` (`resume.rs`), `fanout` (`fanout.rs`), `idle`
-//! (`idle.rs`), `join-storm` (`join_storm.rs`), `e2e` (`e2e.rs`), `board-read`
+//! (`idle.rs`, its clients in `idle_client.rs`, its worker processes in
+//! `idle_workers.rs`), `join-storm` (`join_storm.rs`), `e2e` (`e2e.rs`), `board-read`
 //! (`board_read.rs`) and `seed` (`seed.rs`). `--server kanban|node|both` runs `fanout`,
 //! `idle` and `join-storm` against our gateways, the Node reference, or both side by side.
 //!
@@ -21,6 +22,7 @@ mod e2e;
 mod fanout;
 mod host;
 mod idle;
+mod idle_client;
 mod idle_workers;
 mod join_storm;
 mod plot;

@@ -41,7 +41,7 @@ pub async fn run(options: Options, redis_url: String) {
         history,
         spread,
     } = options;
-    crate::idle::raise_file_limit(sockets);
+    crate::host::raise_file_limit(sockets);
     let prefix = kanban_test_support::redis_prefix();
     let project = crate::presence::uuid_like();
     write_history(&redis_url, &prefix, &project, history).await;

@@ -33,7 +33,7 @@ pub async fn run(options: Options, redis_url: String) {
         ref results,
     } = options;
     assert!(clients >= 2, "seed needs a mover and at least one receiver");
-    crate::idle::raise_file_limit(clients + 64);
+    crate::host::raise_file_limit(clients + 64);
     let db = e2e::scratch_database().await;
     let prefix = kanban_test_support::redis_prefix();
     let api = e2e::start_api(e2e::api_settings(&db.url, &redis_url, &prefix)).await;
