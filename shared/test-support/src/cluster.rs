@@ -241,6 +241,22 @@ impl OwnCluster {
         }
     }
 
+    /// Waits (as [`OwnCluster::wait_for`]) until the primary serving `slot` is one for
+    /// whose port `owner` holds.
+    pub async fn wait_for_slot_owner(
+        &self,
+        what: &str,
+        slot: u16,
+        owner: impl Fn(u16) -> bool,
+    ) -> Duration {
+        self.wait_for(what, |ranges| {
+            ranges
+                .iter()
+                .any(|r| (r.start..=r.end).contains(&slot) && owner(r.primary_port))
+        })
+        .await
+    }
+
     /// Every running node reports `cluster_state:ok` and the same primaries for `ranges`.
     async fn all_agree(&self, ranges: &[SlotRange]) -> bool {
         for port in self.alive() {

@@ -245,22 +245,25 @@ impl Shared {
         opcode: u8,
         payload: &[u8],
     ) -> Result<(), Closed> {
-        let Some(stream) = state.stream.clone() else {
-            append_frame(&mut state.buf, opcode, payload);
-            return Ok(());
-        };
         let (header, header_len) = frame_header(opcode, payload.len());
         let header = &header[..header_len];
         let total = header.len() + payload.len();
-        let written =
-            match stream.try_write_vectored(&[IoSlice::new(header), IoSlice::new(payload)]) {
-                Ok(n) => n,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(_) => {
-                    state.gone = true;
-                    return Err(Closed);
-                }
-            };
+        // The stream is borrowed, not cloned: a delivery costs no reference count.
+        let attempt = state.stream.as_ref().map(|stream| {
+            stream.try_write_vectored(&[IoSlice::new(header), IoSlice::new(payload)])
+        });
+        let written = match attempt {
+            None => {
+                append_frame(&mut state.buf, opcode, payload);
+                return Ok(());
+            }
+            Some(Ok(n)) => n,
+            Some(Err(error)) if error.kind() == io::ErrorKind::WouldBlock => 0,
+            Some(Err(_)) => {
+                state.gone = true;
+                return Err(Closed);
+            }
+        };
         if written == total {
             return Ok(());
         }
@@ -272,9 +275,7 @@ impl Shared {
                 .buf
                 .extend_from_slice(&payload[written - header.len()..]);
         }
-        state.flushing = true;
-        drop(state);
-        tokio::spawn(flush_outbox(Arc::clone(self), stream));
+        self.start_flush(state);
         Ok(())
     }
 
@@ -304,6 +305,15 @@ impl Shared {
             state.buf = BytesMut::new();
             return;
         }
+        drop(stream);
+        self.start_flush(state);
+    }
+
+    /// Starts the flush task for what the outbox holds.
+    fn start_flush(self: &Arc<Self>, mut state: MutexGuard<'_, State>) {
+        let Some(stream) = state.stream.clone() else {
+            return;
+        };
         state.flushing = true;
         drop(state);
         tokio::spawn(flush_outbox(Arc::clone(self), stream));
@@ -677,6 +687,14 @@ mod tests {
         (server.unwrap().0, client.unwrap())
     }
 
+    /// A writer whose connection is attached, and the client's end of it.
+    async fn attached() -> (WsWriter, TcpStream) {
+        let (writer, _reader, takeover) = shared();
+        let (server, client) = pair().await;
+        takeover.attach(server, b"");
+        (writer, client)
+    }
+
     /// Reads server frames off `client` until `count` arrived: (opcode, payload) each.
     async fn frames(client: &mut TcpStream, count: usize) -> Vec<(u8, Vec<u8>)> {
         let mut out = Vec::new();
@@ -848,9 +866,7 @@ mod tests {
 
     #[tokio::test]
     async fn ending_the_connection_ends_the_client_s_stream_and_later_writes_fail() {
-        let (writer, _reader, takeover) = shared();
-        let (server, mut client) = pair().await;
-        takeover.attach(server, b"");
+        let (writer, mut client) = attached().await;
         writer.text("bye").await.unwrap();
         writer.end(super::super::tcp::Ending::Graceful);
         let got = frames(&mut client, 1).await;
@@ -867,9 +883,7 @@ mod tests {
 
     #[tokio::test]
     async fn corked_frames_leave_together_at_uncork_in_order() {
-        let (writer, _reader, takeover) = shared();
-        let (server, mut client) = pair().await;
-        takeover.attach(server, b"");
+        let (writer, mut client) = attached().await;
         writer.cork();
         for text in ["a", "bb", "ccc"] {
             writer.text(text).await.unwrap();
@@ -894,9 +908,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cork_writes_once_it_holds_16_kib_and_a_close_ends_it() {
-        let (writer, _reader, takeover) = shared();
-        let (server, mut client) = pair().await;
-        takeover.attach(server, b"");
+        let (writer, mut client) = attached().await;
         writer.cork();
         let frame = "e".repeat(1_000);
         for _ in 0..20 {

@@ -48,6 +48,14 @@ async fn boards_on_every_shard(stack: &Stack, cluster: &OwnCluster) -> Vec<(Stri
     panic!("40 boards did not cover the three shards");
 }
 
+/// Lets 40 more writes commit, then waits (as [`reach_or_explain`]) until every client has
+/// applied the board's last committed seq.
+async fn reach_after_more_writes(stack: &Stack, writer: &Writer, fleet: &Fleet, project: &str) {
+    writer.wait_for_more(40).await;
+    let committed = stack.last_seq(project).await;
+    reach_or_explain(stack, fleet, committed).await;
+}
+
 /// Waits until every client has applied `seq`; if they do not within the harness's
 /// deadline, fails with what the gateways logged (their warnings), which is where a lost
 /// subscription shows.
@@ -251,15 +259,11 @@ async fn a_primary_killed_under_load_fails_over_and_loses_nothing() {
     let killed = Instant::now();
     cluster.kill(victim);
     let promoted = cluster
-        .wait_for("a replica to take over the board's slot", |ranges| {
-            ranges
-                .iter()
-                .any(|r| (r.start..=r.end).contains(&slot) && r.primary_port != victim)
+        .wait_for_slot_owner("a replica to take over the board's slot", slot, |port| {
+            port != victim
         })
         .await;
-    writer.wait_for_more(40).await;
-    let committed = stack.last_seq(&project).await;
-    reach_or_explain(&stack, &fleet, committed).await;
+    reach_after_more_writes(&stack, &writer, &fleet, &project).await;
     let recovered = killed.elapsed();
     // The gateways' shard metrics follow: the promoted replica is up and holds the board,
     // the dead primary's series are gone.
@@ -290,18 +294,13 @@ async fn a_primary_killed_under_load_fails_over_and_loses_nothing() {
     let killed_again = Instant::now();
     cluster.kill(second);
     let failed_back = cluster
-        .wait_for(
+        .wait_for_slot_owner(
             "the restarted node to take the board's slot back",
-            |ranges| {
-                ranges
-                    .iter()
-                    .any(|r| (r.start..=r.end).contains(&slot) && r.primary_port == victim)
-            },
+            slot,
+            |port| port == victim,
         )
         .await;
-    writer.wait_for_more(40).await;
-    let committed = stack.last_seq(&project).await;
-    reach_or_explain(&stack, &fleet, committed).await;
+    reach_after_more_writes(&stack, &writer, &fleet, &project).await;
     let recovered_again = killed_again.elapsed();
 
     let Ending {
@@ -352,15 +351,9 @@ async fn a_busy_boards_slot_migrating_to_another_primary_loses_nothing() {
     let started = Instant::now();
     let resharded = cluster.reshard_through(slot, &from.primary_id, &to.1).await;
     cluster
-        .wait_for("the board's slot to move", |ranges| {
-            ranges
-                .iter()
-                .any(|r| (r.start..=r.end).contains(&slot) && r.primary_port == to.0)
-        })
+        .wait_for_slot_owner("the board's slot to move", slot, |port| port == to.0)
         .await;
-    writer.wait_for_more(40).await;
-    let committed = stack.last_seq(&project).await;
-    reach_or_explain(&stack, &fleet, committed).await;
+    reach_after_more_writes(&stack, &writer, &fleet, &project).await;
     let recovered = started.elapsed();
 
     let Ending {
