@@ -208,6 +208,26 @@ impl Broker {
         self.history.page(project, page, not_before).await
     }
 
+    /// The seq of the newest event in `project`'s history (`None`: the history is empty).
+    pub async fn history_head(&self, project: &str) -> Result<Option<i64>, redis::RedisError> {
+        Ok(self.newest(project).await?.map(|event| event.seq))
+    }
+
+    /// The last seq `project`'s room was sent live (`None`: no local room).
+    pub fn room_cursor(&self, project: &str) -> Option<i64> {
+        self.hub.cursor(project)
+    }
+
+    /// The room has not received events its board's history has held for seconds (seen by
+    /// the shard probes): its subscription was lost without any push saying so. Subscribes
+    /// the board again and catches the room up from history.
+    pub fn revive_room(self: &Arc<Self>, project: Arc<str>) {
+        self.metrics.redis_rooms_revived_total.inc();
+        tracing::warn!(project.id = %project, "the room is behind its board's history; subscribing again and catching it up");
+        self.restore(Arc::clone(&project));
+        self.catch_up_room(project);
+    }
+
     /// The newest event in `project`'s history.
     async fn newest(&self, project: &str) -> Result<Option<RoomEvent>, redis::RedisError> {
         let mut conn = self.commands.clone();

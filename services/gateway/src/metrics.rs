@@ -84,6 +84,8 @@ kanban_telemetry::metrics_struct! {
         pub redis_shard_subscriptions: IntGaugeVec ["shard"],
         /// Boards subscribed again after a Redis Cluster node dropped their channels by itself or their slot moved to another primary.
         pub redis_subscriptions_restored_total: IntCounter,
+        /// Rooms found behind their board's history at two shard probes in a row (a subscription lost without notice), then subscribed again and caught up; cluster mode only.
+        pub redis_rooms_revived_total: IntCounter,
         /// Messages pushed on the Redis subscription connection that found the gateway's push queue full and were dropped (each starts a catch-up from history).
         pub redis_pushes_dropped_total: IntCounter,
         /// Times a lock was found poisoned (a task panicked while holding it); its data is kept and the lock cleared.

@@ -3,7 +3,7 @@
 //! gateways, resume by seq and presence across replicas; then a primary killed and a
 //! board's slot migrated, each under a steady stream of moves.
 
-use crate::client::{is_presence, Client, Incoming};
+use crate::client::{is_board_event, is_presence, BoardEvent, Client, Incoming};
 use crate::harness::{
     assert_all_written, end_run, lag_resyncs, spread, tally, wait_until, Ending, Fleet, Options,
     Stack, Write, Writer, DEADLINE, LOST_HISTORY_RESYNC, RELAY_LAG_RESYNC,
@@ -385,4 +385,74 @@ async fn a_busy_boards_slot_migrating_to_another_primary_loses_nothing() {
         recovered.as_millis(),
         lag_resyncs(&logs)
     );
+}
+
+/// A room whose subscription is lost without any push saying so is revived by the shard
+/// probes. Here the board's history gains an event that is never published (what a
+/// subscription held on a node that no longer serves the slot sees): within two probes,
+/// each gateway finds its room short of it, subscribes the board again and sends the room
+/// the newest event from history, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_short_of_its_boards_history_is_revived_by_the_shard_probes() {
+    let cluster = OwnCluster::start().await;
+    let stack = stack_on(&cluster).await;
+    let (project, _tickets) = stack.board().await;
+    let last = stack.last_seq(&project).await;
+    stack.history_reaches(&project, last).await;
+    let mut clients = Vec::new();
+    for index in 0..2 {
+        let mut client = Client::connected(&stack.gateway_url(index), &stack.token("alice")).await;
+        client.resume(&project, last).await;
+        clients.push(client);
+    }
+    // Each gateway's probe has seen the board (and its history's head) before the append.
+    for index in 0..2 {
+        wait_until("the board held in the gateway's shard metrics", || async {
+            per_shard(&stack, index, "kanban_gateway_redis_shard_subscriptions")
+                .await
+                .values()
+                .sum::<f64>()
+                == 1.0
+        })
+        .await;
+    }
+    let unpublished = stack.append_unpublished(&project).await;
+    let appended = Instant::now();
+
+    let mut seqs = vec![Vec::new(), Vec::new()];
+    let mut revived = Vec::new();
+    for (client, seqs) in clients.iter_mut().zip(&mut seqs) {
+        while !seqs.contains(&unpublished) && appended.elapsed() < DEADLINE {
+            board_seqs(client, Duration::from_millis(250), seqs).await;
+        }
+        revived.push(appended.elapsed());
+    }
+    for (client, seqs) in clients.iter_mut().zip(&mut seqs) {
+        // Nothing more arrives: the room is revived once, not at every probe.
+        board_seqs(client, Duration::from_secs(1), seqs).await;
+        assert_eq!(
+            *seqs,
+            vec![unpublished],
+            "the room got the unpublished event from history, once"
+        );
+    }
+    for index in 0..2 {
+        let count = gateway_metric(&stack, index, "kanban_gateway_redis_rooms_revived_total").await;
+        assert!(count >= 1.0, "gateway {index} counted its revival: {count}");
+    }
+    println!(
+        "an event in history but never published reached both gateways' sockets {} ms and \
+         {} ms after it was appended (shard probes every 5 s)",
+        revived[0].as_millis(),
+        revived[1].as_millis(),
+    );
+}
+
+/// Adds the seqs of the board events that arrive within `quiet` to `seqs`.
+async fn board_seqs(client: &mut Client, quiet: Duration, seqs: &mut Vec<i64>) {
+    for item in client.drain(quiet).await {
+        if is_board_event(&item) {
+            seqs.push(BoardEvent::from_incoming(item).meta.seq);
+        }
+    }
 }

@@ -402,6 +402,43 @@ impl Stack {
         (body["seq"].as_i64().unwrap(), model_of_snapshot(&body))
     }
 
+    /// Appends to the board's Redis history a copy of its newest event under the next
+    /// seq, without publishing it: what a gateway whose subscription was lost without
+    /// notice sees (the history goes on, nothing arrives live). Returns the new seq.
+    pub async fn append_unpublished(&self, project: &str) -> i64 {
+        let key = kanban_protocol::redis_keys::history(&self.config.prefix, project);
+        let mut conn = kanban_redis::connect(
+            &self.config.redis_settings(),
+            kanban_redis::Reconnect::default(),
+        )
+        .expect("a Redis connection");
+        let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+            .arg(&key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .expect("XREVRANGE of the board's history");
+        let (_, fields) = newest.first().expect("the board's history holds an event");
+        let (_, raw) = fields
+            .iter()
+            .find(|(field, _)| field == "e")
+            .expect("an envelope field");
+        let mut envelope: EventEnvelope = serde_json::from_str(raw).expect("an envelope");
+        envelope.seq += 1;
+        let _: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg(format!("{}-0", envelope.seq))
+            .arg("e")
+            .arg(serde_json::to_string(&envelope).expect("an envelope serialises"))
+            .query_async(&mut conn)
+            .await
+            .expect("XADD to the board's history");
+        envelope.seq
+    }
+
     /// Waits until the relay has written the board's Redis history up to `seq`.
     pub async fn history_reaches(&self, project: &str, seq: i64) {
         let key = kanban_protocol::redis_keys::history(&self.config.prefix, project);

@@ -268,7 +268,7 @@ pub struct BoardEvent {
 impl BoardEvent {
     /// Panics unless `item` is a board event with a well-formed meta: a board event
     /// without its seq is a protocol violation, not something to skip.
-    fn from_incoming(item: Incoming) -> BoardEvent {
+    pub fn from_incoming(item: Incoming) -> BoardEvent {
         let Incoming::Event(name, args) = item else {
             panic!("not an event: {item:?}");
         };
