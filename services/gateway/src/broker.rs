@@ -565,4 +565,21 @@ mod tests {
             1_768_471_542_093_000
         );
     }
+
+    /// A delivery's latency from the commit is the commit → receipt time, read once per
+    /// event on the wall clock, plus the time inside the gateway.
+    #[test]
+    fn the_commit_to_receipt_time_is_read_once_on_the_wall_clock() {
+        let before = chrono::Utc::now().timestamp_micros();
+        let committed = before - 5_000_000;
+        let event = RoomEvent::from_envelope(envelope(Some(committed)));
+        let after = chrono::Utc::now().timestamp_micros();
+        assert!(
+            (before - committed..=after - committed).contains(&event.commit_to_receipt_us),
+            "{} not within [{}, {}]",
+            event.commit_to_receipt_us,
+            before - committed,
+            after - committed
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The gateway's Prometheus metrics: one struct; each field's doc comment is its help text
 //! (`docs/metrics.md` lists them all). HTTP requests, `process_*` and `build_info` come
-//! with the struct from `kanban_telemetry`.
+//! with the struct from `kanban_telemetry`. What is counted once per delivery is striped
+//! (a stripe per thread, summed when scraped), so the workers do not share its cache lines.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -57,11 +58,11 @@ kanban_telemetry::metrics_struct! {
         /// Refused project:join commands (not a member, bad input, limits).
         pub joins_refused_total: IntCounter,
         /// Board events written to sockets.
-        pub deliveries_total: IntCounter,
+        pub deliveries_total: StripedCounter,
         /// Board events not queued for a socket because its queue was full.
-        pub deliveries_dropped_total: IntCounter,
+        pub deliveries_dropped_total: StripedCounter,
         /// Frames already waiting in a socket's queue when a board event was queued for it.
-        pub outbound_queue_depth: Histogram buckets QUEUE_DEPTH_BUCKETS,
+        pub outbound_queue_depth: StripedHistogram buckets QUEUE_DEPTH_BUCKETS,
         /// Sockets closed because they could not keep up.
         pub slow_consumer_closes_total: IntCounter,
         /// Sockets taken out of a board's room because their user lost access to it (removed, role changed, board deleted).
@@ -101,9 +102,9 @@ kanban_telemetry::metrics_struct! {
         /// Sessions closed for protocol violations (bad packets, binary, oversize).
         pub protocol_errors_total: IntCounter,
         /// Seconds from the event's commit (its tsUs, microseconds) to the socket write.
-        pub delivery_latency_seconds: Histogram buckets DELIVERY_BUCKETS,
+        pub delivery_latency_seconds: StripedHistogram buckets DELIVERY_BUCKETS,
         /// Seconds from the gateway's receipt of an event (from Redis or history) to the socket write.
-        pub fanout_latency_seconds: Histogram buckets FANOUT_BUCKETS,
+        pub fanout_latency_seconds: StripedHistogram buckets FANOUT_BUCKETS,
         /// Presence events (room:userJoined / room:userLeft) queued for sockets.
         pub presence_updates_total: IntCounter,
         /// Room recomputations that found nothing new to announce.

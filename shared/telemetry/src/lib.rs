@@ -10,6 +10,7 @@
 //!   line per request.
 //! - [`metric`]: [`metrics_struct!`], a service's metrics as one struct whose field docs
 //!   are the help text.
+//! - [`striped`]: counters and histograms with a stripe per thread, for per-delivery paths.
 //! - [`process`]: `process_*` metrics and `<namespace>_build_info`.
 //! - [`render`]: the text exposition of a registry.
 //! - [`healthcheck`]: the `--healthcheck` probe of the container images.
@@ -19,6 +20,7 @@ pub mod http;
 pub mod metric;
 pub mod process;
 pub mod propagation;
+pub mod striped;
 pub mod trace;
 
 pub use prometheus;

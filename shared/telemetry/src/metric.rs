@@ -2,10 +2,20 @@
 //! once: [`metrics_struct!`](crate::metrics_struct) declares the struct and builds and
 //! registers every field from its name, doc comment, labels and buckets.
 
+use crate::striped::{StripedCounter, StripedHistogram};
 use prometheus::{
     Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts,
 };
+
+/// The metric types [`metrics_struct!`](crate::metrics_struct) can declare, by the names
+/// a field gives.
+pub mod kinds {
+    pub use crate::striped::{StripedCounter, StripedHistogram};
+    pub use prometheus::{
+        Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    };
+}
 
 /// What a metric is built from.
 pub struct Spec<'a> {
@@ -59,6 +69,18 @@ impl Build for Histogram {
     }
 }
 
+impl Build for StripedCounter {
+    fn build(spec: &Spec<'_>) -> Result<Self, prometheus::Error> {
+        StripedCounter::with_opts(spec.opts())
+    }
+}
+
+impl Build for StripedHistogram {
+    fn build(spec: &Spec<'_>) -> Result<Self, prometheus::Error> {
+        StripedHistogram::with_opts(spec.histogram_opts())
+    }
+}
+
 impl Build for IntCounterVec {
     fn build(spec: &Spec<'_>) -> Result<Self, prometheus::Error> {
         IntCounterVec::new(spec.opts(), spec.labels)
@@ -104,7 +126,7 @@ macro_rules! metrics_struct {
             pub http: $crate::http::HttpMetrics,
             $(
                 #[doc = $help]
-                pub $field: $crate::prometheus::$kind,
+                pub $field: $crate::metric::kinds::$kind,
             )*
         }
 
@@ -116,7 +138,7 @@ macro_rules! metrics_struct {
                 $crate::process::register(&registry, $namespace, $crate::build_info!())?;
                 let metrics = $name {
                     $(
-                        $field: <$crate::prometheus::$kind as $crate::metric::Build>::build(
+                        $field: <$crate::metric::kinds::$kind as $crate::metric::Build>::build(
                             &$crate::metric::Spec {
                                 namespace: $namespace,
                                 name: stringify!($field),

@@ -319,14 +319,14 @@ impl BoardSocket {
             (Some(revocation), Some(user)) => revocation.applies_to(&user.id),
             _ => None,
         };
-        let latency = (chrono::Utc::now().timestamp_micros() - event.ts_us).max(0) as f64 / 1e6;
         io.send_frame(event.frame.clone()).await?;
-        self.board.metrics.deliveries_total.inc();
-        self.board.metrics.delivery_latency_seconds.observe(latency);
-        self.board
-            .metrics
-            .fanout_latency_seconds
-            .observe(event.received.elapsed().as_secs_f64());
+        let inside = event.received.elapsed().as_secs_f64();
+        let metrics = &self.board.metrics;
+        metrics.deliveries_total.inc();
+        metrics
+            .delivery_latency_seconds
+            .observe((event.commit_to_receipt_us as f64 / 1e6 + inside).max(0.0));
+        metrics.fanout_latency_seconds.observe(inside);
         if let Some(reason) = revoked {
             Box::pin(self.revoke(io, &event.project, reason, event.seq)).await?;
         }
