@@ -12,9 +12,11 @@
 //! takes it: a stale board is served at most until the event that outdates it is
 //! published, never for the cache TTL.
 
-use kanban_protocol::redis_keys;
+use kanban_protocol::redis_keys::{self, snapshot_fields};
+use kanban_protocol::MemberRole;
 use kanban_redis::Connection;
 use redis::Script;
+use std::collections::HashMap;
 
 /// What is cached per project (its shape is the protocol crate's).
 pub use kanban_protocol::redis_keys::CachedBoard;
@@ -26,11 +28,14 @@ if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'EX', AR
 return 1
 "#;
 
-/// Stores the board (ARGV[2], seq ARGV[1]) unless the committed seq is already newer.
+/// Stores the board (seq ARGV[1], members ARGV[2], snapshot ARGV[3], for ARGV[4] seconds)
+/// unless the committed seq is already newer. The field names are
+/// `redis_keys::snapshot_fields`.
 const PUT: &str = r#"
 local committed = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) < committed then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('HSET', KEYS[2], 'seq', ARGV[1], 'members', ARGV[2], 'snapshot', ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
 "#;
 
@@ -58,25 +63,30 @@ pub enum Lookup {
 }
 
 /// A cached board as a hit serves it: the snapshot's JSON exactly as it was stored (the
-/// bytes `serde_json` wrote for the `BoardSnapshot`, so it is answered without being
-/// decoded and encoded again) and the members, for the access check.
+/// bytes `serde_json` wrote for the `BoardSnapshot`, answered without being decoded,
+/// scanned or copied) and the members, for the access check.
 pub struct CachedHit {
-    pub snapshot_json: String,
-    pub members: std::collections::HashMap<String, kanban_protocol::MemberRole>,
+    pub snapshot_json: Vec<u8>,
+    pub members: HashMap<String, MemberRole>,
 }
 
-/// A stored [`CachedBoard`], read without decoding its snapshot.
-#[derive(serde::Deserialize)]
-struct StoredBoard<'a> {
-    #[serde(borrow)]
-    snapshot: &'a serde_json::value::RawValue,
-    members: std::collections::HashMap<String, kanban_protocol::MemberRole>,
+/// A board read from Postgres, encoded once: for the cache and for the response.
+pub struct EncodedBoard {
+    pub project_id: String,
+    pub seq: i64,
+    pub members_json: Vec<u8>,
+    pub snapshot_json: Vec<u8>,
 }
 
-/// The one field of a snapshot the freshness check needs.
-#[derive(serde::Deserialize)]
-struct SnapshotSeq {
-    seq: i64,
+impl EncodedBoard {
+    pub fn of(board: &CachedBoard) -> Result<EncodedBoard, serde_json::Error> {
+        Ok(EncodedBoard {
+            project_id: board.snapshot.project.id.clone(),
+            seq: board.snapshot.seq,
+            members_json: serde_json::to_vec(&board.members)?,
+            snapshot_json: serde_json::to_vec(&board.snapshot)?,
+        })
+    }
 }
 
 impl BoardCache {
@@ -90,46 +100,52 @@ impl BoardCache {
         }
     }
 
+    /// The cached board if it holds every committed event: one round trip (the committed
+    /// seq and the entry's three fields), and no JSON but the members is decoded. An entry
+    /// that does not read as a board is a miss (and is overwritten).
     pub async fn get(&self, project_id: &str) -> Result<Lookup, redis::RedisError> {
         let mut conn = self.conn.clone();
-        let (seq, board): (Option<i64>, Option<String>) = redis::cmd("MGET")
+        let (committed, fields): (Option<i64>, Vec<Option<Vec<u8>>>) = redis::pipe()
+            .cmd("GET")
             .arg(redis_keys::committed_seq(&self.prefix, project_id))
-            .arg(redis_keys::board(&self.prefix, project_id))
+            .cmd("HMGET")
+            .arg(redis_keys::snapshot(&self.prefix, project_id))
+            .arg(snapshot_fields::SEQ)
+            .arg(snapshot_fields::MEMBERS)
+            .arg(snapshot_fields::SNAPSHOT)
             .query_async(&mut conn)
             .await?;
-        let Some(board) = board else {
+        let Ok([Some(seq), Some(members), Some(snapshot)]) = <[_; 3]>::try_from(fields) else {
             return Ok(Lookup::Miss);
         };
-        // An entry that does not read as a board is a miss (and is overwritten).
-        let Ok(stored) = serde_json::from_str::<StoredBoard<'_>>(&board) else {
-            return Ok(Lookup::Miss);
-        };
-        let Ok(SnapshotSeq { seq: cached_seq }) = serde_json::from_str(stored.snapshot.get())
+        let Some(seq) = std::str::from_utf8(&seq)
+            .ok()
+            .and_then(|seq| seq.parse::<i64>().ok())
         else {
             return Ok(Lookup::Miss);
         };
-        if cached_seq < seq.unwrap_or(0) {
+        let Ok(members) = serde_json::from_slice(&members) else {
+            return Ok(Lookup::Miss);
+        };
+        if seq < committed.unwrap_or(0) {
             return Ok(Lookup::Miss);
         }
         Ok(Lookup::Hit(CachedHit {
-            snapshot_json: stored.snapshot.get().to_owned(),
-            members: stored.members,
+            snapshot_json: snapshot,
+            members,
         }))
     }
 
     /// Stores a board read from Postgres; returns whether it was stored.
-    pub async fn put(&self, board: &CachedBoard) -> Result<bool, redis::RedisError> {
-        let project_id = &board.snapshot.project.id;
-        let json = serde_json::to_string(board).map_err(|e| {
-            redis::RedisError::from((redis::ErrorKind::Client, "encoding board", e.to_string()))
-        })?;
+    pub async fn put(&self, board: &EncodedBoard) -> Result<bool, redis::RedisError> {
         let mut conn = self.conn.clone();
         let stored: i64 = self
             .put
-            .key(redis_keys::committed_seq(&self.prefix, project_id))
-            .key(redis_keys::board(&self.prefix, project_id))
-            .arg(board.snapshot.seq)
-            .arg(json)
+            .key(redis_keys::committed_seq(&self.prefix, &board.project_id))
+            .key(redis_keys::snapshot(&self.prefix, &board.project_id))
+            .arg(board.seq)
+            .arg(&board.members_json[..])
+            .arg(&board.snapshot_json[..])
             .arg(self.ttl_seconds)
             .invoke_async(&mut conn)
             .await?;

@@ -9,7 +9,7 @@
 //! | `<prefix>:{<id>}:events` | pub/sub channel | API relay | one JSON [`EventEnvelope`](crate::events::EventEnvelope) per committed event, in `seq` order |
 //! | `<prefix>:{<id>}:history` | stream | API relay | the same envelopes, entry id `<seq>-0`, field `e`; capped by count, expires when idle |
 //! | `<prefix>:{<id>}:seq` | string | API after commit | highest committed `seq` known to the cache (read-your-writes guard) |
-//! | `<prefix>:{<id>}:board` | string | API on cache miss | one JSON [`CachedBoard`]: the board snapshot and its members' roles, with TTL |
+//! | `<prefix>:{<id>}:snapshot` | hash | API on cache miss | the cached board, with TTL; fields ([`snapshot_fields`]): `seq`, the snapshot's seq; `members`, JSON user id → [`MemberRole`](crate::MemberRole); `snapshot`, the [`BoardSnapshot`](crate::BoardSnapshot)'s JSON, answered as it is |
 //! | `<prefix>:{<id>}:presence` | hash | gateways | field: replica id, value: JSON list of [`PresentUser`](crate::socket::PresentUser) |
 //! | `<prefix>:{<id>}:presence` | pub/sub channel | gateways | a replica's id, after it changed its field |
 //! | `<prefix>:{<id>}:hints` | pub/sub channel | gateways | one JSON [`Hint`](crate::socket::Hint) per message, never stored |
@@ -21,8 +21,9 @@
 //! `<prefix>:presence:replica:<replica>` ([`untagged_replica_heartbeat`]), so that old and
 //! new replicas see each other during a rolling upgrade.
 
-/// The value of a project's `board` key: its snapshot and who may read it, so that a
-/// cache hit can answer a read (and refuse a non-member) without Postgres.
+/// A board as the cache stores it: its snapshot and who may read it, so that a cache hit
+/// can answer a read (and refuse a non-member) without Postgres. Stored as the fields of
+/// the [`snapshot`] hash ([`snapshot_fields`]).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CachedBoard {
     pub snapshot: crate::BoardSnapshot,
@@ -50,9 +51,21 @@ pub fn committed_seq(prefix: &str, project_id: &str) -> String {
     format!("{prefix}:{{{project_id}}}:seq")
 }
 
-/// The cached board snapshot.
-pub fn board(prefix: &str, project_id: &str) -> String {
-    format!("{prefix}:{{{project_id}}}:board")
+/// The cached board: a hash of [`snapshot_fields`]. (Versions before it stored one JSON
+/// [`CachedBoard`] string under `<prefix>:{<id>}:board`, which expires by its TTL.)
+pub fn snapshot(prefix: &str, project_id: &str) -> String {
+    format!("{prefix}:{{{project_id}}}:snapshot")
+}
+
+/// The fields of the [`snapshot`] hash. They are written together, so a hit reads the
+/// seq and the members without decoding the snapshot and answers the snapshot's bytes.
+pub mod snapshot_fields {
+    /// The snapshot's seq, a decimal integer.
+    pub const SEQ: &str = "seq";
+    /// JSON object: user id → role.
+    pub const MEMBERS: &str = "members";
+    /// The `BoardSnapshot`'s JSON.
+    pub const SNAPSHOT: &str = "snapshot";
 }
 
 /// The presence hash of a project, one field per gateway replica. The same name is the
@@ -114,7 +127,7 @@ mod tests {
         assert_eq!(events_channel("kanban", "p1"), "kanban:{p1}:events");
         assert_eq!(history("kanban", "p1"), "kanban:{p1}:history");
         assert_eq!(committed_seq("kanban", "p1"), "kanban:{p1}:seq");
-        assert_eq!(board("kanban", "p1"), "kanban:{p1}:board");
+        assert_eq!(snapshot("kanban", "p1"), "kanban:{p1}:snapshot");
         assert_eq!(presence("kanban", "p1"), "kanban:{p1}:presence");
         assert_eq!(hints_channel("kanban", "p1"), "kanban:{p1}:hints");
         assert_eq!(

@@ -4,7 +4,6 @@ use crate::auth::AuthUser;
 use crate::domain::{Description, ProjectName, UserId};
 use crate::error::ApiError;
 use crate::service::admission::Target;
-use crate::service::board::Board;
 use crate::service::projects::{self as service, CreateProject, UpdateProject};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -46,14 +45,10 @@ pub async fn snapshot(
     user: AuthUser,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(
-        match crate::service::board::read(&state, &user, path.into_inner()).await? {
-            Board::Cached(json) => HttpResponse::Ok()
-                .content_type(actix_web::http::header::ContentType::json())
-                .body(json),
-            Board::Loaded(board) => HttpResponse::Ok().json(board),
-        },
-    )
+    let json = crate::service::board::read(&state, &user, path.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(json))
 }
 
 pub async fn update(

@@ -4,7 +4,7 @@
 use super::access::{require, Need};
 use super::corrupt;
 use crate::auth::AuthUser;
-use crate::cache::{CachedBoard, Lookup};
+use crate::cache::{CachedBoard, EncodedBoard, Lookup};
 use crate::db::{self, PgConn};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -12,23 +12,22 @@ use kanban_protocol::{BoardSnapshot, MemberRole, Ticket, TicketStatus};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// A board snapshot to answer with: as the cache holds its JSON, or as just loaded.
-pub enum Board {
-    /// The `BoardSnapshot`'s JSON as stored by the cache (see `cache::CachedHit`).
-    Cached(String),
-    Loaded(BoardSnapshot),
-}
-
-/// The board and the seq it reflects. A cache hit checks membership against the cached
-/// member list, touches no database connection and decodes no ticket.
-pub async fn read(state: &AppState, user: &AuthUser, project_id: Uuid) -> Result<Board, ApiError> {
+/// The board and the seq it reflects, as the `BoardSnapshot`'s JSON. A cache hit checks
+/// membership against the cached member list, touches no database connection, and
+/// answers the stored bytes without decoding a ticket. A miss encodes the board once, for
+/// the cache and for the answer.
+pub async fn read(
+    state: &AppState,
+    user: &AuthUser,
+    project_id: Uuid,
+) -> Result<Vec<u8>, ApiError> {
     let key = project_id.to_string();
     if let Some(cache) = &state.cache {
         match cache.get(&key).await {
             Ok(Lookup::Hit(board)) => {
                 state.metrics.cache_hits_total.inc();
                 return if board.members.contains_key(&user.id) {
-                    Ok(Board::Cached(board.snapshot_json))
+                    Ok(board.snapshot_json)
                 } else {
                     Err(ApiError::not_found("project"))
                 };
@@ -43,6 +42,8 @@ pub async fn read(state: &AppState, user: &AuthUser, project_id: Uuid) -> Result
     }
     let mut conn = state.db().await?;
     let board = load(&mut conn, user, project_id).await?;
+    let board =
+        EncodedBoard::of(&board).map_err(|e| corrupt(format!("encoding the board: {e}")))?;
     if let Some(cache) = &state.cache {
         if let Err(error) = cache.put(&board).await {
             state.metrics.cache_errors_total.inc();
@@ -50,7 +51,7 @@ pub async fn read(state: &AppState, user: &AuthUser, project_id: Uuid) -> Result
             tracing::warn!(project.id = %project_id, %error, "board cache write failed");
         }
     }
-    Ok(Board::Loaded(board.snapshot))
+    Ok(board.snapshot_json)
 }
 
 /// The whole board, its members and the seq it reflects, in one repeatable-read snapshot.

@@ -66,6 +66,95 @@ async fn a_cache_hit_answers_the_same_bytes_as_the_database_read() {
     assert_eq!(hit_body, miss_body);
 }
 
+/// The shared Redis, for reading and damaging the API's cache entries.
+async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(crate::helpers::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The cache entry is a hash of the snapshot's seq, the members and the snapshot's JSON,
+/// which a hit answers byte for byte.
+#[tokio::test]
+async fn the_cache_entry_holds_the_seq_the_members_and_the_answered_bytes() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    app.create_ticket(&project, "alice", "t", "TODO").await;
+    let body = app
+        .client
+        .get(format!("{}/api/projects/{project}", app.address))
+        .bearer_auth(app.token("alice"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let key = kanban_protocol::redis_keys::snapshot(&app.settings.redis.key_prefix, &project);
+    let entry: std::collections::HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+        .arg(&key)
+        .query_async(&mut redis_conn().await)
+        .await
+        .unwrap();
+    let mut fields: Vec<&str> = entry.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["members", "seq", "snapshot"]);
+    let answered: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answered["tickets"][0]["title"], "t");
+    assert_eq!(entry["seq"], answered["seq"].to_string().into_bytes());
+    let members: serde_json::Value = serde_json::from_slice(&entry["members"]).unwrap();
+    assert_eq!(members, json!({"alice": "owner"}));
+    assert_eq!(entry["snapshot"], body.to_vec());
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut redis_conn().await)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "the entry expires: TTL {ttl}");
+}
+
+/// An entry that does not read as a board (a seq that is not a number, members that are
+/// not JSON, a missing field) is a miss: the board comes from Postgres and the entry is
+/// written again.
+#[tokio::test]
+async fn a_damaged_cache_entry_is_a_miss_and_is_written_again() {
+    let app = spawn_app().await;
+    let project = app.create_project("alice").await;
+    app.create_ticket(&project, "alice", "t", "TODO").await;
+    let good = app.snapshot(&project, "alice").await;
+    let key = kanban_protocol::redis_keys::snapshot(&app.settings.redis.key_prefix, &project);
+    let mut conn = redis_conn().await;
+    let misses = "kanban_ticket_api_cache_misses_total";
+    for (field, value) in [
+        ("seq", Some("two")),
+        ("members", Some("{")),
+        ("snapshot", None),
+    ] {
+        let damage = match value {
+            Some(value) => redis::cmd("HSET").arg(&key).arg(field).arg(value).clone(),
+            None => redis::cmd("HDEL").arg(&key).arg(field).clone(),
+        };
+        let _: i64 = damage.query_async(&mut conn).await.unwrap();
+        let before = metric(&app.metrics_text().await, misses);
+        assert_eq!(app.snapshot(&project, "alice").await, good, "{field}");
+        assert_eq!(
+            metric(&app.metrics_text().await, misses),
+            before + 1.0,
+            "a damaged {field} is a miss"
+        );
+        let hits = "kanban_ticket_api_cache_hits_total";
+        let before = metric(&app.metrics_text().await, hits);
+        assert_eq!(app.snapshot(&project, "alice").await, good);
+        assert_eq!(
+            metric(&app.metrics_text().await, hits),
+            before + 1.0,
+            "the entry was written again after the damaged {field}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_cache_hit_still_refuses_non_members() {
     let app = spawn_app().await;
