@@ -7,11 +7,12 @@
 //! moves are POSTed through the API for S seconds, open-loop (started on schedule, at most
 //! 256 in flight). Per rate it reports moves committed/s, HTTP status counts and how fast
 //! refusals (429, 503) came, the latency from request sent → each watcher's receipt
-//! (HdrHistogram over all deliveries) and from the HTTP response → receipt, lost (a gap in
-//! a watcher's seqs, or not received 10 s after the phase's last response), duplicated and
-//! out-of-order deliveries by seq (must be 0), the gateways' CPU and RSS,
-//! this process's CPU (it hosts the API and the watchers), Postgres's and Redis's, and the
-//! host's foreign CPU; appends one JSON line per rate to the results file.
+//! (HdrHistogram over all deliveries), from the commit (the event's `ts`) and from the
+//! HTTP response → receipt, lost (a gap in a watcher's seqs, or not received 10 s after
+//! the phase's last response), duplicated and out-of-order deliveries by seq (must be 0),
+//! the gateways' CPU and RSS, this process's CPU (it hosts the API and the watchers),
+//! Postgres's and Redis's, and the host's foreign CPU; appends one JSON line per rate to
+//! the results file.
 //!
 //! The API, gateway-process and authenticated-socket helpers here are shared with
 //! `seed.rs` and `board_read.rs`.
@@ -280,8 +281,8 @@ const BOARD_EVENTS: [&str; 9] = [
 
 /// A received frame as a watcher sees it.
 enum Received<'a> {
-    /// A board event: its name, seq and mutation id.
-    Event(&'a str, i64, Option<&'a str>),
+    /// A board event: its name, seq, mutation id and commit time (`ts`, ms since epoch).
+    Event(&'a str, i64, Option<&'a str>, Option<i64>),
     Resync,
     Other,
 }
@@ -301,20 +302,36 @@ fn received(text: &str) -> Received<'_> {
     if !BOARD_EVENTS.contains(&name) {
         return Received::Other;
     }
-    let Some(seq) = text.rfind("\"seq\":").and_then(|at| {
-        let digits = &text[at + 6..];
-        let end = digits
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(digits.len());
-        digits[..end].parse().ok()
-    }) else {
+    let Some(seq) = last_number(text, "\"seq\":") else {
         return Received::Other;
     };
+    let committed_ms = last_number(text, "\"ts\":");
     let mutation = text.rfind("\"mutationId\":\"").and_then(|at| {
         let id = &text[at + 14..];
         id.find('"').map(|end| &id[..end])
     });
-    Received::Event(name, seq, mutation)
+    Received::Event(name, seq, mutation, committed_ms)
+}
+
+/// The number after the last `field` (`"name":`) in `text`.
+fn last_number(text: &str, field: &str) -> Option<i64> {
+    let digits = &text[text.rfind(field)? + field.len()..];
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+/// One `ticket:moved` a watcher received of the scenario's moves.
+pub struct Receipt {
+    pub phase: u32,
+    /// The move's index in the phase's schedule.
+    pub index: u32,
+    /// When it arrived, µs since the epoch.
+    pub at: i64,
+    /// When its transaction committed (the event's `ts`: ms since the epoch, taken just
+    /// before the commit, so a latency from it errs long by up to 1 ms).
+    pub committed_ms: Option<i64>,
 }
 
 /// What one watching socket saw, shared with the scenario while it runs.
@@ -322,8 +339,8 @@ pub struct Watcher {
     pub board: usize,
     /// The last seq received in order (the join ack's seq at first).
     pub cursor: AtomicI64,
-    /// `ticket:moved` receipts of the scenario's moves: (phase, move index, µs since epoch).
-    pub receipts: Mutex<Vec<(u32, u32, i64)>>,
+    /// `ticket:moved` receipts of the scenario's moves.
+    pub receipts: Mutex<Vec<Receipt>>,
     pub lost: AtomicU64,
     pub duplicated: AtomicU64,
     pub out_of_order: AtomicU64,
@@ -415,7 +432,7 @@ pub async fn watch(
             Frame::Closed => break,
         };
         match received(text.as_str()) {
-            Received::Event(name, seq, mutation) => {
+            Received::Event(name, seq, mutation, committed_ms) => {
                 let cursor = watcher.cursor.load(Ordering::SeqCst);
                 if seq <= cursor {
                     watcher.duplicated.fetch_add(1, Ordering::SeqCst);
@@ -429,11 +446,12 @@ pub async fn watch(
                 }
                 if name == "ticket:moved" {
                     if let Some((phase, index)) = mutation.and_then(|m| parse_mutation(tag, m)) {
-                        watcher
-                            .receipts
-                            .lock()
-                            .expect("receipts")
-                            .push((phase, index, at));
+                        watcher.receipts.lock().expect("receipts").push(Receipt {
+                            phase,
+                            index,
+                            at,
+                            committed_ms,
+                        });
                     }
                 }
                 watcher.cursor.store(seq, Ordering::SeqCst);
@@ -792,10 +810,13 @@ pub async fn run(options: Options, redis_url: String) {
         let mut to_delivery = histogram();
         let mut after_response: Vec<i64> = Vec::new();
         let mut last_delivery: HashMap<u32, i64> = HashMap::new();
+        let mut from_commit = histogram();
+        let mut last_from_commit: HashMap<u32, i64> = HashMap::new();
         let mut delivered = 0u64;
         for watcher in &watchers {
             let mut receipts = watcher.receipts.lock().expect("receipts");
-            for &(_, index, at) in receipts.iter().filter(|r| r.0 as usize == phase) {
+            for receipt in receipts.iter().filter(|r| r.phase as usize == phase) {
+                let (index, at) = (receipt.index, receipt.at);
                 let Some(slot) = slots.get(index as usize) else {
                     continue;
                 };
@@ -804,17 +825,27 @@ pub async fn run(options: Options, redis_url: String) {
                 let _ = to_delivery.record((at - sent).max(1) as u64);
                 let entry = last_delivery.entry(index).or_insert(at);
                 *entry = (*entry).max(at);
+                if let Some(committed_ms) = receipt.committed_ms {
+                    let since_commit = at - committed_ms * 1000;
+                    let _ = from_commit.record(since_commit.max(1) as u64);
+                    let entry = last_from_commit.entry(index).or_insert(since_commit);
+                    *entry = (*entry).max(since_commit);
+                }
                 if (200..300).contains(&slot.status.load(Ordering::SeqCst)) {
                     after_response.push(at - slot.answered_us.load(Ordering::SeqCst));
                 }
             }
-            receipts.retain(|r| r.0 as usize != phase);
+            receipts.retain(|r| r.phase as usize != phase);
         }
         after_response.sort_unstable();
         let mut last = histogram();
         for (index, at) in &last_delivery {
             let sent = slots[*index as usize].sent_us.load(Ordering::SeqCst);
             let _ = last.record((at - sent).max(1) as u64);
+        }
+        let mut last_commit = histogram();
+        for since_commit in last_from_commit.values() {
+            let _ = last_commit.record((*since_commit).max(1) as u64);
         }
         let expected: u64 = committed_per_board
             .iter()
@@ -843,6 +874,16 @@ pub async fn run(options: Options, redis_url: String) {
             quantile(&after_response, 0.99) / 1000.0,
         );
         println!(
+            "    commit (the event's ts, whole ms) → delivery ms p50 {:.2} p90 {:.2} p99 {:.2} \
+             max {:.2}; to the last watcher p50 {:.2} p99 {:.2}",
+            q(&from_commit, 0.5),
+            q(&from_commit, 0.9),
+            q(&from_commit, 0.99),
+            from_commit.max() as f64 / 1000.0,
+            q(&last_commit, 0.5),
+            q(&last_commit, 0.99),
+        );
+        println!(
             "    lost {lost}, duplicated {duplicated}, out of order {out_of_order}, resyncs \
              {resyncs}, slow-consumer closes {slow}, watchers closed {closed}; gateways {:.2} \
              cores, RSS {rss} KiB; this process {:.2} cores",
@@ -865,6 +906,8 @@ pub async fn run(options: Options, redis_url: String) {
             "shed_answer_ms": shed_json,
             "request_to_delivery_ms": latency_ms(&to_delivery),
             "request_to_last_watcher_ms": latency_ms(&last),
+            "commit_to_delivery_ms": latency_ms(&from_commit),
+            "commit_to_last_watcher_ms": latency_ms(&last_commit),
             "response_to_delivery_ms": {
                 "p50": quantile(&after_response, 0.5) / 1000.0,
                 "p99": quantile(&after_response, 0.99) / 1000.0,
@@ -923,13 +966,18 @@ mod tests {
 
     #[test]
     fn reads_a_board_event_frame() {
-        let frame = r#"42["ticket:moved",{"ticketId":"x","ticket":{"version":3,"title":"t1"}},{"projectId":"p","seq":17,"ts":1,"mutationId":"e2e-2-40"}]"#;
-        let Received::Event(name, seq, mutation) = received(frame) else {
+        let frame = r#"42["ticket:moved",{"ticketId":"x","ticket":{"version":3,"title":"t1","ts":5,"seq":2}},{"projectId":"p","seq":17,"ts":1768471542093,"mutationId":"e2e-2-40"}]"#;
+        let Received::Event(name, seq, mutation, committed_ms) = received(frame) else {
             panic!("not an event")
         };
         assert_eq!(
-            (name, seq, mutation),
-            ("ticket:moved", 17, Some("e2e-2-40"))
+            (name, seq, mutation, committed_ms),
+            (
+                "ticket:moved",
+                17,
+                Some("e2e-2-40"),
+                Some(1_768_471_542_093)
+            )
         );
         assert_eq!(parse_mutation("e2e", "e2e-2-40"), Some((2, 40)));
         assert!(matches!(

@@ -137,10 +137,10 @@ pub async fn run(options: Options, redis_url: String) {
     let mut latencies: Vec<i64> = Vec::new();
     let mut after_response: Vec<i64> = Vec::new();
     for watcher in watchers.iter().skip(1) {
-        for &(_, index, at) in watcher.receipts.lock().expect("receipts").iter() {
-            let (request, response) = sent[index as usize];
-            latencies.push(at - request);
-            after_response.push(at - response);
+        for receipt in watcher.receipts.lock().expect("receipts").iter() {
+            let (request, response) = sent[receipt.index as usize];
+            latencies.push(receipt.at - request);
+            after_response.push(receipt.at - response);
         }
     }
     latencies.sort_unstable();
