@@ -8,6 +8,7 @@
 //! LISTEN/NOTIFY when another replica commits, and on a sweep timer as a safety net; it
 //! then publishes everything unpublished. A crash between publishing and marking a row
 //! re-sends it later, and the publish script drops it, so each seq is published once.
+//! A project's run of events in a batch is published in one round trip (a pipeline).
 
 pub mod publisher;
 
@@ -21,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
-use tracing::Instrument;
 
 /// How often the relay prunes old events and idempotency keys.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -165,12 +165,13 @@ impl Relay {
                     .iter()
                     .position(|e| e.project_id != project)
                     .map_or(batch.len(), |n| start + n);
-                for event in &batch[start..end] {
-                    let fresh = self
-                        .publisher
-                        .publish(&event.to_envelope())
-                        .instrument(publish_span(event))
-                        .await?;
+                let run = &batch[start..end];
+                let envelopes: Vec<_> = run.iter().map(|event| event.to_envelope()).collect();
+                // One span per event, each as long as the run's one round trip.
+                let spans: Vec<_> = run.iter().map(publish_span).collect();
+                let published = self.publisher.publish_all(&envelopes).await?;
+                drop(spans);
+                for (event, fresh) in run.iter().zip(published) {
                     if fresh {
                         self.metrics.outbox_published_total.inc();
                         self.metrics

@@ -4,7 +4,7 @@
 use kanban_protocol::events::EventEnvelope;
 use kanban_protocol::redis_keys;
 use kanban_redis::Connection;
-use redis::Script;
+use redis::{ErrorKind, Script, ScriptInvocation, ServerErrorKind};
 
 /// Skips events at or below the history's last seq (already published: a relay that died
 /// between publishing and marking the row re-sends it), so each seq goes out once.
@@ -63,12 +63,52 @@ impl Publisher {
 
     /// Returns whether the event was published now (`false`: it had been already).
     pub async fn publish(&self, envelope: &EventEnvelope) -> Result<bool, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let published: i64 = self.invocation(envelope)?.invoke_async(&mut conn).await?;
+        Ok(published == 1)
+    }
+
+    /// Publishes `envelopes` in one round trip: a pipeline of the publish script, run in
+    /// order (one project's events share a hash tag, so on a cluster they go to one node,
+    /// in order). Returns for each whether it was published now. If Redis lost its scripts
+    /// (a restart, a failover), the script is loaded and the pipeline sent once more:
+    /// the script drops what the first attempt had published.
+    pub async fn publish_all(
+        &self,
+        envelopes: &[EventEnvelope],
+    ) -> Result<Vec<bool>, redis::RedisError> {
+        if envelopes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let invocations = envelopes
+            .iter()
+            .map(|envelope| self.invocation(envelope))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut pipe = redis::pipe();
+        for invocation in &invocations {
+            pipe.invoke_script(invocation);
+        }
+        let mut conn = self.conn.clone();
+        let published: Vec<i64> = match pipe.query_async(&mut conn).await {
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.script.load_async(&mut conn).await?;
+                pipe.query_async(&mut conn).await?
+            }
+            answer => answer?,
+        };
+        Ok(published.into_iter().map(|p| p == 1).collect())
+    }
+
+    /// The publish script's call for one event.
+    fn invocation(
+        &self,
+        envelope: &EventEnvelope,
+    ) -> Result<ScriptInvocation<'_>, redis::RedisError> {
         let json = serde_json::to_string(envelope).map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::Client, "encoding event", e.to_string()))
         })?;
-        let mut conn = self.conn.clone();
-        let published: i64 = self
-            .script
+        let mut invocation = self.script.prepare_invoke();
+        invocation
             .key(redis_keys::history(&self.prefix, &envelope.project_id))
             .key(redis_keys::committed_seq(
                 &self.prefix,
@@ -83,9 +123,7 @@ impl Publisher {
             .arg(self.history_max_len)
             .arg(self.history_ttl_seconds)
             .arg(self.guard_ttl_seconds)
-            .arg(self.conn.topology().publish_command())
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(published == 1)
+            .arg(self.conn.topology().publish_command());
+        Ok(invocation)
     }
 }

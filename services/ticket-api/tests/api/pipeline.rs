@@ -418,3 +418,64 @@ async fn a_relay_process_killed_between_publish_and_mark_is_replaced_without_dup
         "the second relay re-sent all three, and Redis dropped them"
     );
 }
+
+/// A run of events goes to Redis in one pipeline: published in order, each once (a resent
+/// run is dropped event by event), and a Redis that lost its scripts gets the script again
+/// instead of failing every publish.
+#[tokio::test]
+async fn a_run_of_events_is_published_in_one_pipeline_in_order_and_once() {
+    let redis = OwnRedis::start(); // SCRIPT FLUSH must not touch the shared server
+    redis.wait_ready().await;
+    let mut settings = test_settings("unused");
+    settings.redis.url = secrecy::SecretString::from(redis.url());
+    let prefix = settings.redis.key_prefix.clone();
+    let conn = kanban_redis::connect(&settings.redis, kanban_redis::Reconnect::default()).unwrap();
+    let publisher =
+        ticket_api::relay::publisher::Publisher::new(conn, prefix.clone(), 1000, 600, 600);
+    let project = uuid::Uuid::new_v4().to_string();
+    let envelope = |seq: i64| kanban_protocol::events::EventEnvelope {
+        project_id: project.clone(),
+        seq,
+        event: "ticket:deleted".into(),
+        data: json!({"ticketId": format!("t{seq}")}),
+        ts: 1_768_471_542_093,
+        ts_us: None,
+        mutation_id: None,
+        traceparent: None,
+    };
+    let mut rx = subscribe(&redis.url(), &prefix, &project).await;
+
+    let first: Vec<_> = (1..=5).map(envelope).collect();
+    assert_eq!(publisher.publish_all(&first).await.unwrap(), vec![true; 5]);
+    let mut received = receive(&mut rx, 5).await;
+    assert_eq!(seqs(&received), vec![1, 2, 3, 4, 5]);
+    // Sent again (a relay that died before marking them): each is dropped.
+    assert_eq!(
+        publisher.publish_all(&first[2..]).await.unwrap(),
+        vec![false; 3]
+    );
+    assert_quiet(&mut rx).await;
+
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: String = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let next: Vec<_> = (6..=8).map(envelope).collect();
+    assert_eq!(publisher.publish_all(&next).await.unwrap(), vec![true; 3]);
+    received.extend(receive(&mut rx, 3).await);
+    assert_eq!(seqs(&received), (1..=8).collect::<Vec<_>>());
+    assert_eq!(
+        history_seqs(&redis.url(), &prefix, &project).await,
+        (1..=8).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        publisher.publish_all(&[]).await.unwrap(),
+        Vec::<bool>::new()
+    );
+}
