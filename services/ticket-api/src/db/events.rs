@@ -96,19 +96,24 @@ pub async fn unpublished(conn: &mut AsyncPgConnection, limit: i64) -> QueryResul
         .await
 }
 
-/// Marks a project's events up to `seq` as published.
+/// Marks each `(project, seq)` of `runs` published: the project's events up to that seq,
+/// for every project in one statement.
 pub async fn mark_published(
     conn: &mut AsyncPgConnection,
-    project_id: Uuid,
-    up_to: i64,
+    runs: &[(Uuid, i64)],
 ) -> QueryResult<usize> {
-    diesel::update(
-        events::table
-            .filter(events::project_id.eq(project_id))
-            .filter(events::seq.le(up_to))
-            .filter(events::published_at.is_null()),
+    if runs.is_empty() {
+        return Ok(0);
+    }
+    let (projects, up_to): (Vec<Uuid>, Vec<i64>) = runs.iter().copied().unzip();
+    diesel::sql_query(
+        "UPDATE events SET published_at = now() \
+         FROM unnest($1::uuid[], $2::bigint[]) AS run(project_id, up_to) \
+         WHERE events.project_id = run.project_id AND events.seq <= run.up_to \
+         AND events.published_at IS NULL",
     )
-    .set(events::published_at.eq(diesel::dsl::now))
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(projects)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(up_to)
     .execute(conn)
     .await
 }

@@ -8,7 +8,8 @@
 //! LISTEN/NOTIFY when another replica commits, and on a sweep timer as a safety net; it
 //! then publishes everything unpublished. A crash between publishing and marking a row
 //! re-sends it later, and the publish script drops it, so each seq is published once.
-//! A project's run of events in a batch is published in one round trip (a pipeline).
+//! A project's run of events in a batch is published in one round trip (a pipeline), the
+//! runs of a batch side by side, and the batch is marked published in one statement.
 
 pub mod publisher;
 
@@ -158,37 +159,60 @@ impl Relay {
                 return Ok(());
             }
             let full = batch.len() as i64 >= self.settings.batch_size;
-            let mut start = 0;
-            while start < batch.len() {
-                let project = batch[start].project_id;
-                let end = batch[start..]
-                    .iter()
-                    .position(|e| e.project_id != project)
-                    .map_or(batch.len(), |n| start + n);
-                let run = &batch[start..end];
+            // The batch is ordered by project, then seq: one run per project.
+            let runs: Vec<&[db::events::EventRow]> = batch
+                .chunk_by(|a, b| a.project_id == b.project_id)
+                .collect();
+            // Each run in one round trip, the runs side by side: their order across
+            // projects does not matter, and each keeps its own.
+            let results = futures_util::future::join_all(runs.iter().map(|run| async move {
                 let envelopes: Vec<_> = run.iter().map(|event| event.to_envelope()).collect();
-                // One span per event, each as long as the run's one round trip.
+                // One span per event, each as long as its run's round trip.
                 let spans: Vec<_> = run.iter().map(publish_span).collect();
-                let published = self.publisher.publish_all(&envelopes).await?;
+                let published = self.publisher.publish_all(&envelopes).await;
                 drop(spans);
-                for (event, fresh) in run.iter().zip(published) {
-                    if fresh {
-                        self.metrics.outbox_published_total.inc();
-                        self.metrics
-                            .outbox_publish_delay_seconds
-                            .observe(seconds_since(event.created_at));
-                    } else {
-                        self.metrics.outbox_duplicates_skipped_total.inc();
+                published
+            }))
+            .await;
+            let mut done = Vec::with_capacity(runs.len());
+            let mut failed = None;
+            for (run, result) in runs.iter().zip(results) {
+                match result {
+                    Ok(published) => {
+                        self.count(run, &published);
+                        if let Some(last) = run.last() {
+                            done.push((last.project_id, last.seq));
+                        }
+                    }
+                    Err(error) => {
+                        failed.get_or_insert(error);
                     }
                 }
-                if self.faults.crashes_after_publish() {
-                    return Err(RelayError::InjectedCrash);
-                }
-                db::events::mark_published(conn, project, batch[end - 1].seq).await?;
-                start = end;
+            }
+            if self.faults.crashes_after_publish() {
+                return Err(RelayError::InjectedCrash);
+            }
+            // What went out is marked even when another run failed: it is not sent again.
+            db::events::mark_published(conn, &done).await?;
+            if let Some(error) = failed {
+                return Err(error.into());
             }
             if !full {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Counts a published run: each event published now, or dropped as published before.
+    fn count(&self, run: &[db::events::EventRow], published: &[bool]) {
+        for (event, fresh) in run.iter().zip(published) {
+            if *fresh {
+                self.metrics.outbox_published_total.inc();
+                self.metrics
+                    .outbox_publish_delay_seconds
+                    .observe(seconds_since(event.created_at));
+            } else {
+                self.metrics.outbox_duplicates_skipped_total.inc();
             }
         }
     }

@@ -123,6 +123,48 @@ async fn events_committed_while_no_relay_runs_are_published_when_one_starts() {
     assert_eq!(received[0]["data"]["title"], "one");
 }
 
+/// A batch holding several boards' events: each board's run goes out in order and once,
+/// and the whole batch is marked published (one statement for all the boards).
+#[tokio::test]
+async fn a_batch_of_several_boards_is_published_in_order_per_board_and_marked() {
+    let db = test_database().await;
+    let mut settings = test_settings(&db.url);
+    settings.relay.enabled = false;
+    let writer = spawn_with(settings, db).await;
+    let prefix = writer.settings.redis.key_prefix.clone();
+    let mut boards = Vec::new();
+    for b in 0..3 {
+        let project = writer.create_project("alice").await;
+        let rx = subscribe(&redis_url(), &prefix, &project).await;
+        for t in 0..=b {
+            writer
+                .create_ticket(&project, "alice", &format!("b{b} t{t}"), "TODO")
+                .await;
+        }
+        boards.push((project, rx, b + 1));
+    }
+    let mut conn = writer.db.connect().await;
+    assert_eq!(unpublished(&mut conn).await, 6);
+
+    let mut relay_settings = writer.settings.clone();
+    relay_settings.relay.enabled = true;
+    let _relay = crate::helpers::spawn_shared(relay_settings, Arc::clone(&writer.db)).await;
+    for (project, rx, count) in &mut boards {
+        let received = receive(rx, *count).await;
+        assert_eq!(
+            seqs(&received),
+            (1..=*count as i64).collect::<Vec<_>>(),
+            "{project}"
+        );
+        assert_quiet(rx).await;
+        assert_eq!(
+            history_seqs(&redis_url(), &prefix, project).await,
+            (1..=*count as i64).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(wait_for_unpublished_zero(&mut conn).await, 0);
+}
+
 #[tokio::test]
 async fn a_relay_that_dies_between_publish_and_mark_publishes_each_seq_once() {
     let app = spawn_app().await;
