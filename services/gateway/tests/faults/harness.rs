@@ -412,16 +412,10 @@ impl Stack {
             kanban_redis::Reconnect::default(),
         )
         .expect("a Redis connection");
-        let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
-            .arg(&key)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn)
+        let (_, fields) = newest_entry(&mut conn, &key)
             .await
-            .expect("XREVRANGE of the board's history");
-        let (_, fields) = newest.first().expect("the board's history holds an event");
+            .expect("XREVRANGE of the board's history")
+            .expect("the board's history holds an event");
         let (_, raw) = fields
             .iter()
             .find(|(field, _)| field == "e")
@@ -448,21 +442,32 @@ impl Stack {
             else {
                 return false;
             };
-            let last: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
-                .arg(&key)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut conn)
+            newest_entry(&mut conn, &key)
                 .await
-                .unwrap_or_default();
-            last.first()
+                .ok()
+                .flatten()
+                .as_ref()
                 .and_then(|(id, _)| id.split('-').next()?.parse::<i64>().ok())
                 .is_some_and(|newest| newest >= seq)
         })
         .await;
     }
+}
+
+/// The newest entry (id and fields) of the history stream at `key`, if it has one.
+async fn newest_entry(
+    conn: &mut kanban_redis::Connection,
+    key: &str,
+) -> redis::RedisResult<Option<(String, Vec<(String, String)>)>> {
+    let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await?;
+    Ok(newest.into_iter().next())
 }
 
 /// Polls `condition` until it holds; fails the test after [`DEADLINE`].
