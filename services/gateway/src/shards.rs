@@ -11,6 +11,7 @@
 
 use crate::broker::Broker;
 use crate::metrics::GatewayMetrics;
+use futures_util::StreamExt;
 use kanban_redis::{Connection, Shard};
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -18,6 +19,9 @@ use std::time::Duration;
 
 /// How often the shards are probed.
 pub const INTERVAL: Duration = Duration::from_secs(5);
+
+/// History heads read at once by a probe (one `XREVRANGE … COUNT 1` per held board).
+const HEAD_READS_IN_FLIGHT: usize = 32;
 
 /// Probes the cluster's shards until the broker is dropped.
 pub fn spawn(broker: &Arc<Broker>, metrics: Arc<GatewayMetrics>) {
@@ -139,24 +143,31 @@ async fn revive_stalled_rooms(
     heads: &mut HashMap<String, Head>,
     projects: &[String],
 ) {
-    let mut now = HashMap::with_capacity(projects.len());
-    for project in projects {
-        let Some(cursor) = broker.room_cursor(project) else {
-            continue;
-        };
-        let seq = match broker.history_head(project).await {
-            Ok(Some(seq)) => seq,
-            Ok(None) => continue,
-            Err(error) => {
-                tracing::debug!(project.id = %project, %error, "reading the board's history head failed");
-                continue;
+    let reads: Vec<(String, i64, i64)> = futures_util::stream::iter(projects.to_vec())
+        .map(|project| {
+            let broker = Arc::clone(broker);
+            async move {
+                let cursor = broker.room_cursor(&project)?;
+                match broker.history_head(&project).await {
+                    Ok(seq) => Some((project, cursor, seq?)),
+                    Err(error) => {
+                        tracing::debug!(project.id = %project, %error, "reading the board's history head failed");
+                        None
+                    }
+                }
             }
-        };
-        let before = heads.get(project).copied();
+        })
+        .buffer_unordered(HEAD_READS_IN_FLIGHT)
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
+    let mut now = HashMap::with_capacity(reads.len());
+    for (project, cursor, seq) in reads {
+        let before = heads.get(&project).copied();
         if stalled(before, cursor) {
             broker.revive_room(project.as_str().into());
         }
-        now.insert(project.clone(), next_head(before, seq));
+        now.insert(project, next_head(before, seq));
     }
     *heads = now;
 }
