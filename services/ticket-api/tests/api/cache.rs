@@ -1,7 +1,7 @@
 //! The board cache: hits cost no database connection, and a client that got a write
 //! response never reads an older board afterwards.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{redis_conn, redis_url, spawn_app, TestApp};
 use crate::pipeline::metric;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -37,25 +37,10 @@ async fn a_cache_hit_answers_the_same_bytes_as_the_database_read() {
     app.create_ticket(&project, "alice", "first", "TODO").await;
     app.create_ticket(&project, "alice", "é \"quoted\" ✓", "IN_PROGRESS")
         .await;
-    let read = || async {
-        let response = app
-            .client
-            .get(format!("{}/api/projects/{project}", app.address))
-            .bearer_auth(app.token("alice"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let kind = response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        (kind, response.bytes().await.unwrap())
-    };
     let hits = "kanban_ticket_api_cache_hits_total";
     let before = metric(&app.metrics_text().await, hits);
-    let (miss_type, miss_body) = read().await;
-    let (hit_type, hit_body) = read().await;
+    let (miss_type, miss_body) = raw_snapshot(&app, &project).await;
+    let (hit_type, hit_body) = raw_snapshot(&app, &project).await;
     assert_eq!(
         metric(&app.metrics_text().await, hits),
         before + 1.0,
@@ -66,13 +51,21 @@ async fn a_cache_hit_answers_the_same_bytes_as_the_database_read() {
     assert_eq!(hit_body, miss_body);
 }
 
-/// The shared Redis, for reading and damaging the API's cache entries.
-async fn redis_conn() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(crate::helpers::redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
+/// alice's read of the board as the API answers it: its content type and bytes.
+async fn raw_snapshot(app: &TestApp, project: &str) -> (String, Vec<u8>) {
+    let response = app
+        .client
+        .get(format!("{}/api/projects/{project}", app.address))
+        .bearer_auth(app.token("alice"))
+        .send()
         .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let kind = response.headers()["content-type"]
+        .to_str()
         .unwrap()
+        .to_owned();
+    (kind, response.bytes().await.unwrap().to_vec())
 }
 
 /// The cache entry is a hash of the snapshot's seq, the members and the snapshot's JSON,
@@ -82,20 +75,12 @@ async fn the_cache_entry_holds_the_seq_the_members_and_the_answered_bytes() {
     let app = spawn_app().await;
     let project = app.create_project("alice").await;
     app.create_ticket(&project, "alice", "t", "TODO").await;
-    let body = app
-        .client
-        .get(format!("{}/api/projects/{project}", app.address))
-        .bearer_auth(app.token("alice"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let (_, body) = raw_snapshot(&app, &project).await;
     let key = kanban_protocol::redis_keys::snapshot(&app.settings.redis.key_prefix, &project);
+    let mut conn = redis_conn(&redis_url()).await;
     let entry: std::collections::HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
         .arg(&key)
-        .query_async(&mut redis_conn().await)
+        .query_async(&mut conn)
         .await
         .unwrap();
     let mut fields: Vec<&str> = entry.keys().map(String::as_str).collect();
@@ -106,10 +91,10 @@ async fn the_cache_entry_holds_the_seq_the_members_and_the_answered_bytes() {
     assert_eq!(entry["seq"], answered["seq"].to_string().into_bytes());
     let members: serde_json::Value = serde_json::from_slice(&entry["members"]).unwrap();
     assert_eq!(members, json!({"alice": "owner"}));
-    assert_eq!(entry["snapshot"], body.to_vec());
+    assert_eq!(entry["snapshot"], body);
     let ttl: i64 = redis::cmd("TTL")
         .arg(&key)
-        .query_async(&mut redis_conn().await)
+        .query_async(&mut conn)
         .await
         .unwrap();
     assert!(ttl > 0, "the entry expires: TTL {ttl}");
@@ -125,7 +110,7 @@ async fn a_damaged_cache_entry_is_a_miss_and_is_written_again() {
     app.create_ticket(&project, "alice", "t", "TODO").await;
     let good = app.snapshot(&project, "alice").await;
     let key = kanban_protocol::redis_keys::snapshot(&app.settings.redis.key_prefix, &project);
-    let mut conn = redis_conn().await;
+    let mut conn = redis_conn(&redis_url()).await;
     let misses = "kanban_ticket_api_cache_misses_total";
     for (field, value) in [
         ("seq", Some("two")),
@@ -281,11 +266,7 @@ async fn a_failed_invalidation_is_repaired_when_the_relay_publishes_the_event() 
     let other = app.create_project("alice").await;
     app.snapshot(&project, "alice").await; // cached, at seq 0
 
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_conn(&redis.url()).await;
     let before = metric(
         &app.metrics_text().await,
         "kanban_ticket_api_cache_errors_total",

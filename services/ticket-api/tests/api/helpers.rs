@@ -68,6 +68,16 @@ pub fn redis_url() -> String {
     std::env::var("KANBAN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
+/// A connection of the test's own to the Redis at `url` (for reading, damaging or
+/// pausing what the API keeps there).
+pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
 pub async fn test_database() -> TestDatabase {
     TestDatabase::create(
         Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")),

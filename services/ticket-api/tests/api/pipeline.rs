@@ -498,11 +498,7 @@ async fn a_run_of_events_is_published_in_one_pipeline_in_order_and_once() {
     );
     assert_quiet(&mut rx).await;
 
-    let mut admin = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut admin = crate::helpers::redis_conn(&redis.url()).await;
     let _: String = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut admin)
