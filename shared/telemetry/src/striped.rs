@@ -24,6 +24,13 @@ fn stripe() -> usize {
     STRIPE.with(|stripe| *stripe)
 }
 
+/// [`STRIPES`] metrics made by `make`, each its own allocation.
+fn stripes<M>(
+    make: impl Fn() -> Result<M, prometheus::Error>,
+) -> Result<Arc<[M]>, prometheus::Error> {
+    (0..STRIPES).map(|_| make()).collect()
+}
+
 /// An integer counter whose increments go to the calling thread's stripe.
 #[derive(Clone)]
 pub struct StripedCounter {
@@ -32,11 +39,8 @@ pub struct StripedCounter {
 
 impl StripedCounter {
     pub fn with_opts(opts: Opts) -> Result<Self, prometheus::Error> {
-        let stripes = (0..STRIPES)
-            .map(|_| IntCounter::with_opts(opts.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(StripedCounter {
-            stripes: stripes.into(),
+            stripes: stripes(|| IntCounter::with_opts(opts.clone()))?,
         })
     }
 
@@ -79,11 +83,8 @@ pub struct StripedHistogram {
 
 impl StripedHistogram {
     pub fn with_opts(opts: HistogramOpts) -> Result<Self, prometheus::Error> {
-        let stripes = (0..STRIPES)
-            .map(|_| Histogram::with_opts(opts.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(StripedHistogram {
-            stripes: stripes.into(),
+            stripes: stripes(|| Histogram::with_opts(opts.clone()))?,
         })
     }
 
