@@ -3,9 +3,12 @@
 //!
 //! A broadcast takes the rooms' read lock once per event, not per delivery, and hands every
 //! member a clone of the same encoded frame (reference-counted bytes: no copy, no
-//! allocation per socket). A member whose queue is full is not waited for: it is flagged
-//! as a slow consumer and closes itself, and resumes by seq when it reconnects.
+//! allocation per socket). A member that waits idle for the room's next event gets it
+//! written straight to its WebSocket through its [`Lane`], without a wake-up. A member
+//! whose queue is full is not waited for: it is flagged as a slow consumer and closes
+//! itself, and resumes by seq when it reconnects.
 
+use crate::lane::Lane;
 use crate::locks;
 use crate::metrics::GatewayMetrics;
 use crate::protocol::socketio;
@@ -127,6 +130,9 @@ pub struct Member {
     pub id: SessionId,
     pub tx: mpsc::Sender<ToSession<RoomEvent>>,
     pub signals: Arc<Signals>,
+    /// The way to write the room's next event straight to the socket while its session
+    /// is idle (none: always through the queue).
+    pub lane: Option<Arc<Lane>>,
 }
 
 /// A room's local members: a list that broadcasts walk, and each session's place in it,
@@ -291,11 +297,26 @@ impl Hub {
         room.last_seq.fetch_max(event.seq, Ordering::Relaxed);
         let mut delivered = 0;
         let mut dropped = 0;
+        let mut written = 0;
         // Counted per broadcast, not per member: one flush of the depths, one add of the drops.
         let depths = self.metrics.outbound_queue_depth.local();
+        let latencies = self.metrics.delivery_latency_seconds.local();
+        let fanout = self.metrics.fanout_latency_seconds.local();
+        // A revocation changes the socket's rooms: only its session may deliver it.
+        let lanes = event.revokes.is_none();
         for member in &room.members {
             let depth = member.tx.max_capacity() - member.tx.capacity();
             depths.observe(depth as f64);
+            if lanes && depth == 0 {
+                let lane = member.lane.as_deref();
+                if lane.is_some_and(|lane| lane.write(&event.project, event.seq, &event.frame)) {
+                    let inside = event.received.elapsed().as_secs_f64();
+                    fanout.observe(inside);
+                    latencies.observe((event.commit_to_receipt_us as f64 / 1e6 + inside).max(0.0));
+                    written += 1;
+                    continue;
+                }
+            }
             match member.tx.try_send(ToSession::App(event.clone())) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -308,7 +329,11 @@ impl Hub {
         if dropped > 0 {
             self.metrics.deliveries_dropped_total.inc_by(dropped);
         }
-        (room.members.len(), delivered)
+        if written > 0 {
+            self.metrics.deliveries_total.inc_by(written);
+            self.metrics.lane_deliveries_total.inc_by(written);
+        }
+        (room.members.len(), delivered + written as usize)
     }
 }
 
@@ -325,6 +350,7 @@ mod tests {
             id,
             tx,
             signals: Arc::new(Signals::default()),
+            lane: None,
         };
         (member, rx)
     }
@@ -393,6 +419,67 @@ mod tests {
         assert_eq!(hub.broadcast(&event(1)), 1);
         assert_eq!(received(&mut rx), vec![1]);
         assert_eq!(metrics.poisoned_locks_total.get(), 1);
+    }
+
+    /// An idle member gets the room's next event written straight to its WebSocket and
+    /// nothing queued; one with something queued, one a gap ahead, and every member for
+    /// an event that revokes access get it through their queue.
+    #[tokio::test]
+    async fn an_idle_members_next_event_takes_its_lane_and_the_rest_is_queued() {
+        use crate::transport::ws::testing::{attached_writer, read_texts};
+        let metrics = Arc::new(GatewayMetrics::new().unwrap());
+        let hub = Hub::new(Arc::clone(&metrics));
+        let (writer, mut client) = attached_writer().await;
+        let lane = Arc::new(Lane::new(metrics.poisoned_locks_total.clone()));
+        let (mut idle, mut idle_rx) = member(1);
+        idle.lane = Some(Arc::clone(&lane));
+        hub.join(ID, idle, 0);
+        let mut cursors = HashMap::from([(Arc::from(ID), 0)]);
+        lane.open(Some(&writer), &cursors);
+        let (mut busy, mut busy_rx) = member(2);
+        let busy_lane = Arc::new(Lane::new(metrics.poisoned_locks_total.clone()));
+        busy.lane = Some(Arc::clone(&busy_lane));
+        busy_lane.open(Some(&writer), &cursors);
+        busy.tx.try_send(ToSession::Frame("2".into())).unwrap();
+        hub.join(ID, busy, 0);
+
+        assert_eq!(hub.broadcast(&event(1)), 2);
+        assert_eq!(hub.broadcast(&event(3)), 2, "a gap");
+        let removal = RoomEvent::from_envelope(EventEnvelope {
+            project_id: ID.into(),
+            seq: 2,
+            event: "project:deleted".into(),
+            data: json!(ID),
+            ts: 1_768_471_542_093,
+            ts_us: None,
+            mutation_id: None,
+            traceparent: None,
+        });
+        assert_eq!(hub.broadcast(&removal), 2);
+
+        assert_eq!(
+            read_texts(&mut client, 1).await,
+            [event(1).frame.to_string()]
+        );
+        assert_eq!(
+            received(&mut idle_rx),
+            vec![3, 2],
+            "the gap and the revocation"
+        );
+        assert!(matches!(busy_rx.try_recv(), Ok(ToSession::Frame(_))));
+        assert_eq!(
+            received(&mut busy_rx),
+            vec![1, 3, 2],
+            "queued behind its frame"
+        );
+        assert_eq!(metrics.lane_deliveries_total.get(), 1);
+        assert_eq!(
+            metrics.deliveries_total.get(),
+            1,
+            "queued ones count when written"
+        );
+        lane.shut(&mut cursors);
+        assert_eq!(cursors[ID], 1, "the session takes the cursor back");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! # Layout (each layer imports only the ones below it; `docs/architecture.md` has the picture)
 //! - [`app`]: the Socket.IO applications: the board protocol ([`app::board`]) or the
 //!   conformance echo handlers ([`app::echo`]).
-//! - [`hub`]: local rooms and the encode-once broadcast; [`broker`]: the Redis
+//! - [`hub`]: local rooms and the encode-once broadcast, [`lane`]: its direct write to an
+//!   idle socket; [`broker`]: the Redis
 //!   subscription per room, hints, the catch-up after a reconnect; [`history`]: shared,
 //!   paged reads of the history stream; [`presence`]: cluster-wide presence per board;
 //!   [`subscriptions`]: which channels the subscription connection holds, one lock per
@@ -26,6 +27,7 @@ pub mod config;
 pub mod heap;
 pub mod history;
 pub mod hub;
+pub mod lane;
 pub mod locks;
 #[cfg(test)]
 pub mod memory;

@@ -59,6 +59,8 @@ kanban_telemetry::metrics_struct! {
         pub joins_refused_total: IntCounter,
         /// Board events written to sockets.
         pub deliveries_total: StripedCounter,
+        /// Board events the hub wrote straight to a socket whose session was idle (its lane), without queueing them or waking the session; part of deliveries_total.
+        pub lane_deliveries_total: IntCounter,
         /// Board events not queued for a socket because its queue was full.
         pub deliveries_dropped_total: StripedCounter,
         /// Frames already waiting in a socket's queue when a board event was queued for it.

@@ -5,6 +5,7 @@
 use super::cause::Cause;
 use super::core::Core;
 use super::queue::{SessionId, Signals, ToSession};
+use super::ws::WsWriter;
 use crate::protocol::socketio;
 use bytestring::ByteString;
 use serde_json::Value;
@@ -60,6 +61,16 @@ pub trait Application: 'static {
         io: &mut Io<'_, Self::Message>,
         message: Self::Message,
     ) -> impl Future<Output = Result<(), Cause>>;
+
+    /// The session is about to wait with nothing queued; `writer` is its WebSocket, when
+    /// that is its transport. Until [`Application::resumed`] none of the application's
+    /// code runs, so it may let another task write to the client meanwhile (the board's
+    /// lane, [`crate::lane`]).
+    fn idle(&mut self, _writer: Option<&WsWriter>) {}
+
+    /// The session woke up after [`Application::idle`], for whatever reason: called
+    /// before anything else of the application runs.
+    fn resumed(&mut self) {}
 
     /// The application's next deadline, if it has one; [`Application::on_deadline`] runs
     /// once it has passed.

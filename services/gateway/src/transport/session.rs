@@ -122,21 +122,42 @@ impl<A: Application> Session<A> {
             if timer.deadline() != deadline {
                 timer.as_mut().reset(deadline);
             }
+            // Waiting with nothing queued: the application may let another task write
+            // meanwhile, until it is told the session woke (before anything else runs).
+            let idle = self.core.rx.is_empty();
+            if idle {
+                let writer = match &self.core.writer {
+                    Writer::Ws(ws) => Some(ws),
+                    Writer::Polling(_) => None,
+                };
+                self.app.idle(writer);
+            }
             let core = &mut self.core;
-            let step = tokio::select! {
+            let woke = tokio::select! {
                 biased;
                 () = &mut slow => {
                     slow.set(signals.notify.notified());
-                    if signals.is_slow() { Err(Cause::SlowConsumer) } else { Ok(()) }
+                    Woke::Signal
                 }
-                message = next_ws(&mut core.ws_stream) => self.on_ws_message(message).await,
-                queued = core.rx.recv() => match queued {
-                    Some(item) => self.on_queued_together(item).await,
-                    None => Err(Cause::TransportError),
-                },
-                _ = &mut timer => self.on_deadline().await,
+                message = next_ws(&mut core.ws_stream) => Woke::Client(message),
+                queued = core.rx.recv() => Woke::Queued(queued),
+                _ = &mut timer => Woke::Deadline,
                 () = &mut drain, if !drain_seen => {
                     drain_seen = true;
+                    Woke::Drain
+                }
+            };
+            if idle {
+                self.app.resumed();
+            }
+            let step = match woke {
+                Woke::Signal if signals.is_slow() => Err(Cause::SlowConsumer),
+                Woke::Signal => Ok(()),
+                Woke::Client(message) => self.on_ws_message(message).await,
+                Woke::Queued(Some(item)) => self.on_queued_together(item).await,
+                Woke::Queued(None) => Err(Cause::TransportError),
+                Woke::Deadline => self.on_deadline().await,
+                Woke::Drain => {
                     self.core.schedule_drain();
                     Ok(())
                 }
@@ -376,6 +397,20 @@ impl<A: Application> Session<A> {
         }
         self.core.close(cause).await;
     }
+}
+
+/// What woke a session's loop.
+enum Woke<M> {
+    /// The slow-consumer signal.
+    Signal,
+    /// A frame from the client (or the end of its stream).
+    Client(Option<Result<Incoming, ProtocolError>>),
+    /// An item of the queue (none: every sender is gone).
+    Queued(Option<ToSession<M>>),
+    /// The earliest deadline passed.
+    Deadline,
+    /// The replica started draining.
+    Drain,
 }
 
 /// Resolves once the replica drains (at once if it already does); never if the drain

@@ -466,6 +466,14 @@ impl WsWriter {
         self.write(OP_TEXT, text.into().into_bytes(), false).await
     }
 
+    /// Writes a text frame if the outbox has room, without waiting: `Ok(false)` when it
+    /// is full (nothing was written). For a writer other than the session ([`crate::lane`]).
+    pub fn try_text(&self, text: &ByteString) -> Result<bool, Closed> {
+        self.handle
+            .shared
+            .try_write(OP_TEXT, text.as_bytes(), false, false)
+    }
+
     /// Answers a ping.
     pub async fn pong(&self, bytes: &[u8]) -> Result<(), Closed> {
         self.write(OP_PONG, Bytes::copy_from_slice(bytes), false)
@@ -645,13 +653,14 @@ fn incoming(frame: Frame) -> Result<Incoming, ProtocolError> {
     })
 }
 
+/// WebSockets on loopback connections, for tests of what writes to them.
 #[cfg(test)]
-mod tests {
+pub mod testing {
     use super::*;
-    use std::time::Duration;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
 
-    fn shared() -> (WsWriter, WsReader, Takeover) {
+    /// A WebSocket whose connection is not attached yet: its writer, reader and takeover.
+    pub fn unattached() -> (WsWriter, WsReader, Takeover) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             space: Notify::new(),
@@ -679,8 +688,17 @@ mod tests {
         )
     }
 
+    /// A client frame (masked, as clients must).
+    pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        frame
+    }
+
     /// A connected pair on loopback: (the server's end, the client's end).
-    async fn pair() -> (TcpStream, TcpStream) {
+    pub async fn pair() -> (TcpStream, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (server, client) = tokio::join!(listener.accept(), client);
@@ -688,15 +706,15 @@ mod tests {
     }
 
     /// A writer whose connection is attached, and the client's end of it.
-    async fn attached() -> (WsWriter, TcpStream) {
-        let (writer, _reader, takeover) = shared();
+    pub async fn attached_writer() -> (WsWriter, TcpStream) {
+        let (writer, _reader, takeover) = unattached();
         let (server, client) = pair().await;
         takeover.attach(server, b"");
         (writer, client)
     }
 
     /// Reads server frames off `client` until `count` arrived: (opcode, payload) each.
-    async fn frames(client: &mut TcpStream, count: usize) -> Vec<(u8, Vec<u8>)> {
+    pub async fn frames(client: &mut TcpStream, count: usize) -> Vec<(u8, Vec<u8>)> {
         let mut out = Vec::new();
         while out.len() < count {
             let mut head = [0u8; 2];
@@ -715,14 +733,25 @@ mod tests {
         out
     }
 
-    /// A client frame (masked, as clients must).
-    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [1u8, 2, 3, 4];
-        let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        frame
+    /// Reads `count` text frames off `client`, as text.
+    pub async fn read_texts(client: &mut TcpStream, count: usize) -> Vec<String> {
+        frames(client, count)
+            .await
+            .into_iter()
+            .map(|(opcode, payload)| {
+                assert_eq!(opcode, OP_TEXT);
+                String::from_utf8(payload).unwrap()
+            })
+            .collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{attached_writer, client_frame, frames, pair, unattached};
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn frame_headers_use_the_shortest_length_form() {
@@ -755,7 +784,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_written_before_the_takeover_leave_first_in_order_then_writes_go_straight_out() {
-        let (writer, _reader, takeover) = shared();
+        let (writer, _reader, takeover) = unattached();
         writer.text("0{\"sid\":\"x\"}").await.unwrap();
         writer.text("40").await.unwrap();
         let (server, mut client) = pair().await;
@@ -782,7 +811,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_outbox_holds_the_writer_until_the_client_reads() {
-        let (writer, _reader, takeover) = shared();
+        let (writer, _reader, takeover) = unattached();
         let (server, mut client) = pair().await;
         socket2::SockRef::from(&server)
             .set_send_buffer_size(4_096)
@@ -826,7 +855,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_reader_decodes_what_came_with_the_handshake_and_what_follows() {
-        let (_writer, mut reader, takeover) = shared();
+        let (_writer, mut reader, takeover) = unattached();
         let (server, mut client) = pair().await;
         let early = client_frame(OP_TEXT, b"2probe");
         takeover.attach(server, &early);
@@ -856,7 +885,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_connection_writes_fail_and_the_reader_ends() {
-        let (writer, mut reader, takeover) = shared();
+        let (writer, mut reader, takeover) = unattached();
         writer.text("queued").await.unwrap();
         drop(takeover);
         assert_eq!(writer.text("to nobody").await, Err(Closed));
@@ -866,7 +895,7 @@ mod tests {
 
     #[tokio::test]
     async fn ending_the_connection_ends_the_client_s_stream_and_later_writes_fail() {
-        let (writer, mut client) = attached().await;
+        let (writer, mut client) = attached_writer().await;
         writer.text("bye").await.unwrap();
         writer.end(super::super::tcp::Ending::Graceful);
         let got = frames(&mut client, 1).await;
@@ -883,7 +912,7 @@ mod tests {
 
     #[tokio::test]
     async fn corked_frames_leave_together_at_uncork_in_order() {
-        let (writer, mut client) = attached().await;
+        let (writer, mut client) = attached_writer().await;
         writer.cork();
         for text in ["a", "bb", "ccc"] {
             writer.text(text).await.unwrap();
@@ -908,7 +937,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cork_writes_once_it_holds_16_kib_and_a_close_ends_it() {
-        let (writer, mut client) = attached().await;
+        let (writer, mut client) = attached_writer().await;
         writer.cork();
         let frame = "e".repeat(1_000);
         for _ in 0..20 {

@@ -363,3 +363,63 @@ async fn with_the_api_down_or_hung_joins_and_commands_answer_unavailable_and_the
         );
     }
 }
+
+/// Events arriving while the socket's session is idle and while it is busy (joining its
+/// room again, which waits for the API): each reaches the socket once and in order,
+/// whether the hub wrote it straight to the idle socket (its lane) or queued it for the
+/// busy session, and each is counted once.
+#[tokio::test]
+async fn events_reach_an_idle_or_busy_socket_once_in_order_by_lane_or_queue() {
+    const EVENTS: i64 = 300;
+    let stack = stack(1).await;
+    let project = stack.create_project("alice", &[]).await;
+    let mut alice = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    assert_eq!(alice.join(&project).await["seq"], 0);
+    let mut redis = stack.redis().await;
+    let history = redis_keys::history(&stack.prefix, &project);
+    let channel = redis_keys::events_channel(&stack.prefix, &project);
+    let board = project.clone();
+    let publisher = tokio::spawn(async move {
+        for seq in 1..=EVENTS {
+            let envelope = json!({"projectId": board, "seq": seq, "event": "ticket:deleted", "data": format!("gone-{seq}"), "ts": 1});
+            let _: (i64,) = redis::pipe()
+                .cmd("XADD")
+                .arg(&history)
+                .arg(format!("{seq}-0"))
+                .arg("e")
+                .arg(envelope.to_string())
+                .ignore()
+                .cmd("PUBLISH")
+                .arg(&channel)
+                .arg(envelope.to_string())
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let mut got = Vec::new();
+    while got.len() < EVENTS as usize {
+        // A join of the room it is in (30 in all, within the rate limit's burst): the
+        // session waits for the API meanwhile, and
+        // events that arrive then are queued for it.
+        assert_eq!(alice.join(&project).await["ok"], true);
+        let more = (EVENTS as usize - got.len()).min(10);
+        got.extend(alice.events(more).await);
+    }
+    publisher.await.unwrap();
+    assert_eq!(seqs(&got), (1..=EVENTS).collect::<Vec<_>>());
+    assert_eq!(got[0].data, "gone-1");
+    let stray = alice.drain(Duration::from_millis(300)).await;
+    assert!(!stray.iter().any(is_board_event), "repeated: {stray:?}");
+    let gw = stack.gw(0);
+    assert_eq!(
+        metric(gw, "kanban_gateway_deliveries_total").await,
+        EVENTS as f64
+    );
+    let lane = metric(gw, "kanban_gateway_lane_deliveries_total").await;
+    assert!(
+        lane > 0.0 && lane < EVENTS as f64,
+        "{lane} of {EVENTS} took the lane: both ways must have been used"
+    );
+}

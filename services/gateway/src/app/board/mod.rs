@@ -12,6 +12,7 @@ mod socket_tests;
 pub mod state;
 
 use crate::hub::RoomEvent;
+use crate::transport::ws::WsWriter;
 use crate::transport::{AppFactory, Application, Cause, Io, Refusal, SessionInfo};
 use kanban_protocol::events::names;
 use kanban_protocol::ErrorCode;
@@ -73,6 +74,16 @@ impl Application for BoardSocket {
 
     async fn message(&mut self, io: &mut Io<'_, RoomEvent>, event: RoomEvent) -> Result<(), Cause> {
         self.room_event(io, event).await
+    }
+
+    fn idle(&mut self, writer: Option<&WsWriter>) {
+        if !self.cursors.is_empty() {
+            self.lane.open(writer, &self.cursors);
+        }
+    }
+
+    fn resumed(&mut self) {
+        self.lane.shut(&mut self.cursors);
     }
 
     fn deadline(&self) -> Option<Instant> {

@@ -118,6 +118,7 @@ impl BoardSocket {
             id: io.id(),
             tx: io.sender(),
             signals: Arc::clone(io.signals()),
+            lane: Some(Arc::clone(&self.lane)),
         };
         let known = latest.unwrap_or(0);
         self.board.hub.join(&project, member, known);

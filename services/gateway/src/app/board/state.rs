@@ -6,6 +6,7 @@ use crate::api_client::ApiClient;
 use crate::broker::RoomBus;
 use crate::config::Settings;
 use crate::hub::Hub;
+use crate::lane::Lane;
 use crate::metrics::GatewayMetrics;
 use crate::presence::PresenceTracker;
 use kanban_auth::TokenVerifier;
@@ -35,6 +36,9 @@ pub struct BoardSocket {
     pub(super) user: Option<User>,
     /// project id → last seq sent on this socket.
     pub(super) cursors: HashMap<Arc<str>, i64>,
+    /// The hub's way to write a room's next event while the session is idle; it holds
+    /// the cursors meanwhile ([`crate::lane`]).
+    pub(super) lane: Arc<Lane>,
     /// When this socket last sent a hint (ms since the epoch).
     pub(super) last_hint_ms: i64,
     /// Rooms whose history ended, at the join, before the seq the API called latest:
@@ -49,11 +53,13 @@ pub struct BoardSocket {
 
 impl BoardSocket {
     pub fn new(board: Arc<Board>, sid: String) -> Self {
+        let lane = Arc::new(Lane::new(board.metrics.poisoned_locks_total.clone()));
         BoardSocket {
             board,
             sid,
             user: None,
             cursors: HashMap::new(),
+            lane,
             last_hint_ms: 0,
             awaiting: HashMap::new(),
             relay_lag_check: None,
