@@ -169,6 +169,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         let cpu_before = pair.cpu_seconds();
         let redis_before = pair.redis_cpu().await;
         let slow_before = pair.slow_closes().await;
+        let lane_before = pair.lane_deliveries().await;
         let started = Instant::now();
         let end = started + Duration::from_secs(seconds);
         let mut published = 0u64;
@@ -195,6 +196,11 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             .await
             .zip(slow_before)
             .map(|(after, before)| after - before);
+        let lane = pair
+            .lane_deliveries()
+            .await
+            .zip(lane_before)
+            .map(|(after, before)| after - before);
         rows.push(Row {
             rate,
             events: published,
@@ -202,6 +208,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             gateway_cpu_s: cpu,
             redis_cpu_s,
             slow_closes: slow,
+            lane_deliveries: lane,
             rss_kib: pair.rss_kib(),
             host: host.report_with(&[("servers", cpu), ("redis", redis_cpu_s)]),
         });
@@ -237,10 +244,13 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         let slow = row
             .slow_closes
             .map_or_else(|| "n/a".to_owned(), |s| format!("{s}"));
+        // The share of the deliveries the hubs wrote through idle sockets' lanes.
+        let lane_share = row.lane_deliveries.map(|l| l / delivered.max(1) as f64);
+        let lane = lane_share.map_or_else(|| "n/a".to_owned(), |l| format!("{:.0} %", l * 100.0));
         println!(
             "  {:>5.0}k/s offered: {:>8.0} deliveries/s ({} events × {clients}), latency ms p50 {:.2} \
              p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}; server CPU {:.2} µs/delivery ({:.2} cores), \
-             Redis CPU {:.1} µs/event; slow closes {slow}; server RSS {} KiB",
+             Redis CPU {:.1} µs/event; slow closes {slow}; by lane {lane}; server RSS {} KiB",
             row.rate,
             rate,
             row.events,
@@ -266,6 +276,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             "gateway_cpu_us_per_delivery": per_delivery_us,
             "redis_cpu_us_per_event": row.redis_cpu_s * 1e6 / row.events.max(1) as f64,
             "slow_consumer_closes": row.slow_closes,
+            "lane_share": lane_share,
             "gateway_rss_kib": row.rss_kib,
             "lost": lost, "duplicated": duplicated, "out_of_order": out_of_order,
             "host": row.host,
@@ -299,6 +310,8 @@ struct Row {
     gateway_cpu_s: f64,
     redis_cpu_s: f64,
     slow_closes: Option<f64>,
+    /// Deliveries written through idle sockets' lanes (our gateways only).
+    lane_deliveries: Option<f64>,
     rss_kib: u64,
     host: String,
 }

@@ -144,14 +144,24 @@ impl Pair {
 
     /// Sockets closed as slow consumers so far; the Node reference has no such close.
     pub async fn slow_closes(&self) -> Option<f64> {
+        self.counter("kanban_gateway_slow_consumer_closes_total")
+            .await
+    }
+
+    /// Deliveries the gateways' hubs wrote straight to idle sockets (their lanes) so far;
+    /// the Node reference has no lanes.
+    pub async fn lane_deliveries(&self) -> Option<f64> {
+        self.counter("kanban_gateway_lane_deliveries_total").await
+    }
+
+    /// One of our gateways' counters, summed over both; none for the Node reference.
+    async fn counter(&self, name: &str) -> Option<f64> {
         if self.kind != Kind::Kanban {
             return None;
         }
         let mut total = 0.0;
         for server in &self.servers {
-            total += server
-                .metric("kanban_gateway_slow_consumer_closes_total")
-                .await;
+            total += server.metric(name).await;
         }
         Some(total)
     }
