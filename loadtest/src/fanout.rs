@@ -245,7 +245,10 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             .slow_closes
             .map_or_else(|| "n/a".to_owned(), |s| format!("{s}"));
         // The share of the deliveries the hubs wrote through idle sockets' lanes.
-        let lane_share = row.lane_deliveries.map(|l| l / delivered.max(1) as f64);
+        let lane_share = row
+            .lane_deliveries
+            .filter(|l| l.is_finite())
+            .map(|l| l / delivered.max(1) as f64);
         let lane = lane_share.map_or_else(|| "n/a".to_owned(), |l| format!("{:.0} %", l * 100.0));
         println!(
             "  {:>5.0}k/s offered: {:>8.0} deliveries/s ({} events × {clients}), latency ms p50 {:.2} \
