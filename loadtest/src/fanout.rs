@@ -170,6 +170,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         let redis_before = pair.redis_cpu().await;
         let slow_before = pair.slow_closes().await;
         let lane_before = pair.lane_deliveries().await;
+        let fanout_before = pair.fanout_buckets().await;
         let started = Instant::now();
         let end = started + Duration::from_secs(seconds);
         let mut published = 0u64;
@@ -201,6 +202,11 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             .await
             .zip(lane_before)
             .map(|(after, before)| after - before);
+        let inside = pair
+            .fanout_buckets()
+            .await
+            .zip(fanout_before)
+            .map(|(after, before)| after.since(&before));
         rows.push(Row {
             rate,
             events: published,
@@ -209,6 +215,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             redis_cpu_s,
             slow_closes: slow,
             lane_deliveries: lane,
+            inside,
             rss_kib: pair.rss_kib(),
             host: host.report_with(&[("servers", cpu), ("redis", redis_cpu_s)]),
         });
@@ -267,6 +274,18 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             row.redis_cpu_s * 1e6 / row.events.max(1) as f64,
             row.rss_kib,
         );
+        // Inside the gateways: from the event's receipt to the end of its write to the
+        // socket, as the bucket its quantile falls in (the rest of the latency above is
+        // Redis, the kernel and the load tool's own clients).
+        let inside_le = |q: f64| {
+            row.inside
+                .as_ref()
+                .and_then(|b| b.quantile_le(q))
+                .map(|le| le * 1000.0)
+        };
+        if let (Some(p50), Some(p99)) = (inside_le(0.5), inside_le(0.99)) {
+            println!("    inside the gateways (receipt → written): p50 ≤ {p50} ms, p99 ≤ {p99} ms");
+        }
         println!("    {}", row.host);
         let line = json!({
             "scenario": "fanout",
@@ -280,6 +299,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             "redis_cpu_us_per_event": row.redis_cpu_s * 1e6 / row.events.max(1) as f64,
             "slow_consumer_closes": row.slow_closes,
             "lane_share": lane_share,
+            "gateway_fanout_ms_le": {"p50": inside_le(0.5), "p99": inside_le(0.99)},
             "gateway_rss_kib": row.rss_kib,
             "lost": lost, "duplicated": duplicated, "out_of_order": out_of_order,
             "host": row.host,
@@ -315,6 +335,8 @@ struct Row {
     slow_closes: Option<f64>,
     /// Deliveries written through idle sockets' lanes (our gateways only).
     lane_deliveries: Option<f64>,
+    /// The gateways' receipt → write latency over the phase (ours only).
+    inside: Option<crate::buckets::Buckets>,
     rss_kib: u64,
     host: String,
 }

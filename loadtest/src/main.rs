@@ -17,6 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod board_read;
+mod buckets;
 mod cluster_fanout;
 mod e2e;
 mod fanout;

@@ -169,13 +169,17 @@ impl ServerProcess {
 
     /// A metric of our gateway's (0 when it is absent).
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(format!("http://{}/metrics", self.address))
+        kanban_test_support::metric_value(&self.metrics_page().await, name)
+    }
+
+    /// The server's whole `/metrics` page.
+    pub async fn metrics_page(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.address))
             .await
             .expect("metrics")
             .text()
             .await
-            .expect("metrics body");
-        kanban_test_support::metric_value(&text, name)
+            .expect("metrics body")
     }
 
     /// Bytes the process has allocated on its heap and not freed, where it says: our

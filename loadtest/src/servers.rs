@@ -154,6 +154,24 @@ impl Pair {
         self.counter("kanban_gateway_lane_deliveries_total").await
     }
 
+    /// The gateways' receipt → write latency histogram
+    /// (`kanban_gateway_fanout_latency_seconds`), summed over both; none for the Node
+    /// reference.
+    pub async fn fanout_buckets(&self) -> Option<crate::buckets::Buckets> {
+        if self.kind != Kind::Kanban {
+            return None;
+        }
+        let mut total = crate::buckets::Buckets::default();
+        for server in &self.servers {
+            let page = server.metrics_page().await;
+            total.add(&crate::buckets::Buckets::parse(
+                &page,
+                "kanban_gateway_fanout_latency_seconds",
+            ));
+        }
+        Some(total)
+    }
+
     /// One of our gateways' counters, summed over both; none for the Node reference.
     async fn counter(&self, name: &str) -> Option<f64> {
         if self.kind != Kind::Kanban {

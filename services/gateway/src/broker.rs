@@ -25,7 +25,7 @@
 
 use crate::config::RedisSettings;
 use crate::history::{HistoryReader, Page};
-use crate::hub::{Hub, RoomEvent};
+use crate::hub::{Hub, RoomEvent, Via};
 use crate::metrics::GatewayMetrics;
 use crate::protocol::socketio;
 use crate::subscriptions::Subscriptions;
@@ -272,7 +272,16 @@ impl Broker {
             };
             let Some(push) = push else { return };
             match push.kind {
-                PushKind::Message | PushKind::SMessage => self.on_message(push.data),
+                // Pushes waiting behind this one: the broadcaster is behind, so the
+                // room's writes go to the sessions' threads instead of its own lanes.
+                PushKind::Message | PushKind::SMessage => {
+                    let via = if rx.is_empty() {
+                        Via::Lanes
+                    } else {
+                        Via::Queues
+                    };
+                    self.on_message(push.data, via)
+                }
                 PushKind::Subscribe | PushKind::SSubscribe => {
                     if let Some(project) = self.events_channel_project(&push.data) {
                         self.catch_up_room(project);
@@ -396,7 +405,7 @@ impl Broker {
         ]
     }
 
-    fn on_message(&self, data: Vec<Value>) {
+    fn on_message(&self, data: Vec<Value>, via: Via) {
         let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
             (data.first(), data.get(1))
         else {
@@ -424,7 +433,8 @@ impl Broker {
             }
             Channel::Events => match serde_json::from_slice::<EventEnvelope>(payload) {
                 Ok(envelope) => {
-                    self.hub.broadcast(&RoomEvent::from_envelope(envelope));
+                    self.hub
+                        .broadcast_via(&RoomEvent::from_envelope(envelope), via);
                 }
                 Err(error) => tracing::warn!(%error, "undecodable event on a project channel"),
             },

@@ -124,6 +124,19 @@ impl Revocation {
     }
 }
 
+/// How a broadcast reaches the room's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// An idle member's next event is written by the broadcasting task itself, through
+    /// the member's lane; the others get it queued. The fewest wake-ups, but one thread
+    /// does those writes.
+    Lanes,
+    /// Every member gets it queued, and each session writes it on its own thread: for a
+    /// broadcaster that has fallen behind, whose writes would otherwise wait for one
+    /// thread.
+    Queues,
+}
+
 /// A session's entry in a room.
 #[derive(Clone)]
 pub struct Member {
@@ -270,6 +283,12 @@ impl Hub {
     /// the room's local size and the number of sockets that got the event: one span per
     /// event and replica, never one per socket.
     pub fn broadcast(&self, event: &RoomEvent) -> usize {
+        self.broadcast_via(event, Via::Lanes)
+    }
+
+    /// [`Hub::broadcast`], through idle sockets' lanes or only through the sessions'
+    /// queues.
+    pub fn broadcast_via(&self, event: &RoomEvent, via: Via) -> usize {
         let span = tracing::info_span!(
             parent: None,
             "gateway.fanout",
@@ -282,14 +301,14 @@ impl Hub {
         );
         kanban_telemetry::propagation::set_parent(&span, event.traceparent.as_deref());
         let _entered = span.enter();
-        let (size, delivered) = self.queue_for_room(event);
+        let (size, delivered) = self.queue_for_room(event, via);
         span.record("room.size", size);
         span.record("room.delivered", delivered);
         delivered
     }
 
     /// The room's local member count and how many of them `event` was queued for.
-    fn queue_for_room(&self, event: &RoomEvent) -> (usize, usize) {
+    fn queue_for_room(&self, event: &RoomEvent, via: Via) -> (usize, usize) {
         let rooms = self.read();
         let Some(room) = rooms.get(&*event.project) else {
             return (0, 0);
@@ -303,7 +322,7 @@ impl Hub {
         let latencies = self.metrics.delivery_latency_seconds.local();
         let fanout = self.metrics.fanout_latency_seconds.local();
         // A revocation changes the socket's rooms: only its session may deliver it.
-        let lanes = event.revokes.is_none();
+        let lanes = via == Via::Lanes && event.revokes.is_none();
         for member in &room.members {
             let depth = member.tx.max_capacity() - member.tx.capacity();
             depths.observe(depth as f64);
@@ -480,6 +499,26 @@ mod tests {
         );
         lane.shut(&mut cursors);
         assert_eq!(cursors[ID], 1, "the session takes the cursor back");
+    }
+
+    /// A broadcaster that is behind queues even for an idle member: its writes are then
+    /// made by the sessions, on their own threads.
+    #[tokio::test]
+    async fn a_broadcast_via_the_queues_skips_the_lanes() {
+        use crate::transport::ws::testing::attached_writer;
+        let metrics = Arc::new(GatewayMetrics::new().unwrap());
+        let hub = Hub::new(Arc::clone(&metrics));
+        let (writer, _client) = attached_writer().await;
+        let lane = Arc::new(Lane::new(metrics.poisoned_locks_total.clone()));
+        let (mut idle, mut rx) = member(1);
+        idle.lane = Some(Arc::clone(&lane));
+        hub.join(ID, idle, 0);
+        lane.open(Some(&writer), &HashMap::from([(Arc::from(ID), 0)]));
+        assert_eq!(hub.broadcast_via(&event(1), Via::Queues), 1);
+        assert_eq!(received(&mut rx), vec![1]);
+        assert_eq!(metrics.lane_deliveries_total.get(), 0);
+        assert_eq!(hub.broadcast_via(&event(1), Via::Lanes), 1, "still its next");
+        assert_eq!(metrics.lane_deliveries_total.get(), 1);
     }
 
     #[test]
