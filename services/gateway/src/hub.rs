@@ -517,7 +517,11 @@ mod tests {
         assert_eq!(hub.broadcast_via(&event(1), Via::Queues), 1);
         assert_eq!(received(&mut rx), vec![1]);
         assert_eq!(metrics.lane_deliveries_total.get(), 0);
-        assert_eq!(hub.broadcast_via(&event(1), Via::Lanes), 1, "still its next");
+        assert_eq!(
+            hub.broadcast_via(&event(1), Via::Lanes),
+            1,
+            "still its next"
+        );
         assert_eq!(metrics.lane_deliveries_total.get(), 1);
     }
 
