@@ -860,28 +860,28 @@ pub async fn run(options: Options, redis_url: String) {
              HTTP {statuses:?}, not sent ({IN_FLIGHT} in flight) {not_sent}",
             committed as f64 / send_window
         );
+        // Each delivery's latency, then each move's latency to its board's last watcher.
+        let spread = |each: &Histogram<u64>, last: &Histogram<u64>| {
+            format!(
+                "p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; to the last watcher p50 {:.2} p99 {:.2}",
+                q(each, 0.5),
+                q(each, 0.9),
+                q(each, 0.99),
+                each.max() as f64 / 1000.0,
+                q(last, 0.5),
+                q(last, 0.99),
+            )
+        };
         println!(
-            "    request → delivery ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2} ({delivered} of \
-             {expected} deliveries); to the last watcher p50 {:.2} p99 {:.2}; response → delivery \
-             ms p50 {:.2} p99 {:.2}",
-            q(&to_delivery, 0.5),
-            q(&to_delivery, 0.9),
-            q(&to_delivery, 0.99),
-            to_delivery.max() as f64 / 1000.0,
-            q(&last, 0.5),
-            q(&last, 0.99),
+            "    request → delivery ms {} ({delivered} of {expected} deliveries); response → \
+             delivery ms p50 {:.2} p99 {:.2}",
+            spread(&to_delivery, &last),
             quantile(&after_response, 0.5) / 1000.0,
             quantile(&after_response, 0.99) / 1000.0,
         );
         println!(
-            "    commit (the event's ts, whole ms) → delivery ms p50 {:.2} p90 {:.2} p99 {:.2} \
-             max {:.2}; to the last watcher p50 {:.2} p99 {:.2}",
-            q(&from_commit, 0.5),
-            q(&from_commit, 0.9),
-            q(&from_commit, 0.99),
-            from_commit.max() as f64 / 1000.0,
-            q(&last_commit, 0.5),
-            q(&last_commit, 0.99),
+            "    commit (the event's ts, whole ms) → delivery ms {}",
+            spread(&from_commit, &last_commit),
         );
         println!(
             "    lost {lost}, duplicated {duplicated}, out of order {out_of_order}, resyncs \
