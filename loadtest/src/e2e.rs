@@ -220,7 +220,7 @@ pub async fn connect_authenticated(
     project: &str,
 ) -> Result<(Sink, Stream, i64), String> {
     let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
-    let (ws, _) = tokio_tungstenite::connect_async(&url)
+    let (ws, _) = crate::ws::connect(&url)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let (mut sink, mut stream) = ws.split();

@@ -66,7 +66,7 @@ pub(crate) async fn client(
 ) {
     let permit = gate.acquire_owned().await.expect("semaphore");
     let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
-    let Ok((ws, _)) = tokio_tungstenite::connect_async(&url).await else {
+    let Ok((ws, _)) = crate::ws::connect(&url).await else {
         progress.failed.fetch_add(1, Ordering::SeqCst);
         return;
     };

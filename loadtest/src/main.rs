@@ -34,6 +34,7 @@ mod results;
 mod resume;
 mod seed;
 mod servers;
+mod ws;
 
 use futures_util::StreamExt;
 use kanban_protocol::redis_keys;

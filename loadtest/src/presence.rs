@@ -138,9 +138,7 @@ pub async fn storm_client(
 /// reference drops events that come earlier) and sent `join` (a `["project:join", …]`
 /// array) with ack id 0.
 pub async fn connect_and_join(url: &str, join: serde_json::Value) -> (Sink, Stream) {
-    let (ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect");
+    let (ws, _) = crate::ws::connect(url).await.expect("connect");
     let (mut sink, mut stream) = ws.split();
     stream.next().await; // open
     sink.send(Message::Text("40".into())).await.expect("send");
@@ -161,10 +159,8 @@ pub async fn connect_and_join(url: &str, join: serde_json::Value) -> (Sink, Stre
 }
 
 /// A load-tool client's WebSocket, split.
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-pub type Sink = futures_util::stream::SplitSink<Socket, Message>;
-pub type Stream = futures_util::stream::SplitStream<Socket>;
+pub type Sink = futures_util::stream::SplitSink<crate::ws::Socket, Message>;
+pub type Stream = futures_util::stream::SplitStream<crate::ws::Socket>;
 
 /// What a client makes of one WebSocket message.
 pub enum Frame {
