@@ -41,6 +41,67 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
+/// The most pushed messages a broadcaster that is behind takes from the queue at once
+/// (and so the longest run of a room's events written to a socket together).
+const BATCH_LIMIT: usize = 64;
+
+/// A message published on a channel (plain or sharded).
+fn is_message(push: &PushInfo) -> bool {
+    matches!(push.kind, PushKind::Message | PushKind::SMessage)
+}
+
+/// A published message's channel kind, board and payload, if it is one of ours.
+fn parse<'a>(prefix: &str, data: &'a [Value]) -> Option<(Channel, &'a str, &'a [u8])> {
+    let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
+        (data.first(), data.get(1))
+    else {
+        return None;
+    };
+    let (kind, project) = std::str::from_utf8(channel)
+        .ok()
+        .and_then(|c| redis_keys::parse_channel(prefix, c))?;
+    Some((kind, project, payload))
+}
+
+/// What the broker does with one part of a batch of waiting messages.
+enum Step {
+    /// Broadcast a board's events, in the order they came.
+    Run(Vec<RoomEvent>),
+    /// Handle a message that is not a board event (a hint, a presence change).
+    Message(Vec<Value>),
+}
+
+/// A batch of waiting messages as steps, in order: the events of each board between two
+/// other messages become one run per board; every other message keeps its place after
+/// the events that came before it. Undecodable events are logged and left out.
+fn steps(prefix: &str, batch: Vec<Vec<Value>>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut runs: Vec<Vec<RoomEvent>> = Vec::new();
+    for data in batch {
+        match parse(prefix, &data) {
+            Some((Channel::Events, _, payload)) => {
+                match serde_json::from_slice::<EventEnvelope>(payload) {
+                    Ok(envelope) => {
+                        let event = RoomEvent::from_envelope(envelope);
+                        match runs.iter_mut().find(|run| run[0].project == event.project) {
+                            Some(run) => run.push(event),
+                            None => runs.push(vec![event]),
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "undecodable event on a project channel"),
+                }
+            }
+            Some(_) => {
+                steps.extend(runs.drain(..).map(Step::Run));
+                steps.push(Step::Message(data));
+            }
+            None => {}
+        }
+    }
+    steps.extend(runs.into_iter().map(Step::Run));
+    steps
+}
+
 /// Pushed messages the subscription connection may queue for the broker before it drops
 /// them (and starts a catch-up from history instead).
 pub const PUSH_QUEUE: usize = 65_536;
@@ -271,17 +332,32 @@ impl Broker {
                 }
             };
             let Some(push) = push else { return };
-            match push.kind {
-                // Pushes waiting behind this one: the broadcaster is behind, so the
-                // room's writes go to the sessions' threads instead of its own lanes.
-                PushKind::Message | PushKind::SMessage => {
-                    let via = if rx.is_empty() {
-                        Via::Lanes
-                    } else {
-                        Via::Queues
-                    };
-                    self.on_message(push.data, via)
+            let push = if is_message(&push) && !rx.is_empty() {
+                // The broadcaster is behind: this message and those waiting behind it go
+                // out together, each room's events as one run, so that an idle socket
+                // gets them in one write instead of one write each.
+                let mut batch = vec![push.data];
+                let mut next = None;
+                while batch.len() < BATCH_LIMIT {
+                    match rx.try_recv() {
+                        Ok(push) if is_message(&push) => batch.push(push.data),
+                        Ok(push) => {
+                            next = Some(push);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
                 }
+                self.on_messages(batch);
+                match next {
+                    Some(push) => push,
+                    None => continue,
+                }
+            } else {
+                push
+            };
+            match push.kind {
+                PushKind::Message | PushKind::SMessage => self.on_message(push.data, Via::Lanes),
                 PushKind::Subscribe | PushKind::SSubscribe => {
                     if let Some(project) = self.events_channel_project(&push.data) {
                         self.catch_up_room(project);
@@ -405,16 +481,21 @@ impl Broker {
         ]
     }
 
+    /// Messages that waited in the push queue, in the order they came: each board's
+    /// events go to the hub as one run; anything else is handled in its place.
+    fn on_messages(&self, batch: Vec<Vec<Value>>) {
+        for step in steps(&self.prefix, batch) {
+            match step {
+                Step::Run(run) => {
+                    self.hub.broadcast_run(&run, Via::Lanes);
+                }
+                Step::Message(data) => self.on_message(data, Via::Lanes),
+            }
+        }
+    }
+
     fn on_message(&self, data: Vec<Value>, via: Via) {
-        let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
-            (data.first(), data.get(1))
-        else {
-            return;
-        };
-        let parsed = std::str::from_utf8(channel)
-            .ok()
-            .and_then(|c| redis_keys::parse_channel(&self.prefix, c));
-        let Some((kind, project)) = parsed else {
+        let Some((kind, project, payload)) = parse(&self.prefix, &data) else {
             return;
         };
         match kind {
@@ -561,6 +642,52 @@ mod tests {
             send(push(9)).is_err(),
             "a closed queue ends the push stream"
         );
+    }
+
+    /// A batch of waiting messages: each board's events become one run in their order,
+    /// a message that is not an event keeps its place after the events before it, and
+    /// what is not ours or not decodable is left out.
+    #[test]
+    fn a_batch_becomes_one_run_per_board_with_other_messages_in_their_place() {
+        let (p, q) = (
+            "6f1c2b9e-0d5e-4a57-9a3e-2d6c1f0b7a11",
+            "9a0d7c1e-5b2f-4e8a-8c3d-1f2e3d4c5b6a",
+        );
+        let message = |channel: String, payload: String| {
+            vec![
+                Value::BulkString(channel.into_bytes()),
+                Value::BulkString(payload.into_bytes()),
+            ]
+        };
+        let event = |project: &str, seq: i64| {
+            let envelope = serde_json::json!({"projectId": project, "seq": seq, "event": "ticket:deleted", "data": "t", "ts": 1});
+            message(
+                redis_keys::events_channel("t", project),
+                envelope.to_string(),
+            )
+        };
+        let batch = vec![
+            event(p, 1),
+            event(q, 7),
+            event(p, 2),
+            message(redis_keys::events_channel("t", p), "not json".into()),
+            message("other:channel".into(), "x".into()),
+            message(redis_keys::presence("t", q), "replica".into()),
+            event(p, 3),
+            event(q, 8),
+            event(q, 9),
+        ];
+        let got: Vec<String> = steps("t", batch)
+            .into_iter()
+            .map(|step| match step {
+                Step::Run(run) => {
+                    let seqs: Vec<String> = run.iter().map(|e| e.seq.to_string()).collect();
+                    format!("{} {}", &run[0].project[..1], seqs.join(","))
+                }
+                Step::Message(_) => "message".to_owned(),
+            })
+            .collect();
+        assert_eq!(got, ["6 1,2", "9 7", "message", "6 3", "9 8,9"]);
     }
 
     #[test]

@@ -289,60 +289,104 @@ impl Hub {
     /// [`Hub::broadcast`], through idle sockets' lanes or only through the sessions'
     /// queues.
     pub fn broadcast_via(&self, event: &RoomEvent, via: Via) -> usize {
-        let span = tracing::info_span!(
-            parent: None,
-            "gateway.fanout",
-            otel.kind = "consumer",
-            messaging.system = "redis",
-            project.id = %event.project,
-            event.seq = event.seq,
-            room.size = tracing::field::Empty,
-            room.delivered = tracing::field::Empty,
-        );
-        kanban_telemetry::propagation::set_parent(&span, event.traceparent.as_deref());
-        let _entered = span.enter();
-        let (size, delivered) = self.queue_for_room(event, via);
-        span.record("room.size", size);
-        span.record("room.delivered", delivered);
-        delivered
+        self.broadcast_run(std::slice::from_ref(event), via)
     }
 
-    /// The room's local member count and how many of them `event` was queued for.
-    fn queue_for_room(&self, event: &RoomEvent, via: Via) -> (usize, usize) {
-        let rooms = self.read();
-        let Some(room) = rooms.get(&*event.project) else {
-            return (0, 0);
+    /// Hands a run of one room's events, in seq order, to every local member: an idle
+    /// member whose cursor is one behind the run's first event gets the whole run written
+    /// together through its lane (one `writev`, not one per event); the others get each
+    /// event queued. Returns the deliveries. One `gateway.fanout` span per event, as
+    /// [`Hub::broadcast`].
+    pub fn broadcast_run(&self, run: &[RoomEvent], via: Via) -> usize {
+        let Some(first) = run.first() else {
+            return 0;
         };
-        room.last_seq.fetch_max(event.seq, Ordering::Relaxed);
-        let mut delivered = 0;
+        let spans: Vec<tracing::Span> = run
+            .iter()
+            .map(|event| {
+                let span = tracing::info_span!(
+                    parent: None,
+                    "gateway.fanout",
+                    otel.kind = "consumer",
+                    messaging.system = "redis",
+                    project.id = %event.project,
+                    event.seq = event.seq,
+                    room.size = tracing::field::Empty,
+                    room.delivered = tracing::field::Empty,
+                );
+                kanban_telemetry::propagation::set_parent(&span, event.traceparent.as_deref());
+                span
+            })
+            .collect();
+        let mut delivered = vec![0usize; run.len()];
+        let size =
+            spans[0].in_scope(|| self.queue_for_room(&first.project, run, via, &mut delivered));
+        for (span, delivered) in spans.iter().zip(&delivered) {
+            span.record("room.size", size);
+            span.record("room.delivered", delivered);
+        }
+        delivered.iter().sum()
+    }
+
+    /// Hands `run` (events of `project`, in seq order) to the room's members, counting in
+    /// `delivered` how many got each; returns the room's local member count.
+    fn queue_for_room(
+        &self,
+        project: &str,
+        run: &[RoomEvent],
+        via: Via,
+        delivered: &mut [usize],
+    ) -> usize {
+        let rooms = self.read();
+        let (Some(room), Some(first), Some(last)) = (rooms.get(project), run.first(), run.last())
+        else {
+            return 0;
+        };
+        room.last_seq.fetch_max(last.seq, Ordering::Relaxed);
         let mut dropped = 0;
         let mut written = 0;
+        let mut writes = 0;
         // Counted per broadcast, not per member: one flush of the depths, one add of the drops.
         let depths = self.metrics.outbound_queue_depth.local();
         let latencies = self.metrics.delivery_latency_seconds.local();
         let fanout = self.metrics.fanout_latency_seconds.local();
-        // A revocation changes the socket's rooms: only its session may deliver it.
-        let lanes = via == Via::Lanes && event.revokes.is_none();
+        // A revocation changes the socket's rooms: only its session may deliver it. A run
+        // takes a lane whole, so its seqs must follow each other.
+        let lanes = via == Via::Lanes
+            && run.iter().all(|event| event.revokes.is_none())
+            && run.windows(2).all(|pair| pair[1].seq == pair[0].seq + 1);
+        let frames: Vec<&ByteString> = run.iter().map(|event| &event.frame).collect();
         for member in &room.members {
             let depth = member.tx.max_capacity() - member.tx.capacity();
             depths.observe(depth as f64);
             if lanes && depth == 0 {
                 let lane = member.lane.as_deref();
-                if lane.is_some_and(|lane| lane.write(&event.project, event.seq, &event.frame)) {
-                    let inside = event.received.elapsed().as_secs_f64();
-                    fanout.observe(inside);
-                    latencies.observe((event.commit_to_receipt_us as f64 / 1e6 + inside).max(0.0));
-                    written += 1;
+                if lane.is_some_and(|lane| lane.write(project, first.seq, &frames)) {
+                    let now = std::time::Instant::now();
+                    for (event, count) in run.iter().zip(delivered.iter_mut()) {
+                        let inside = now.saturating_duration_since(event.received).as_secs_f64();
+                        fanout.observe(inside);
+                        latencies
+                            .observe((event.commit_to_receipt_us as f64 / 1e6 + inside).max(0.0));
+                        *count += 1;
+                    }
+                    written += run.len() as u64;
+                    writes += 1;
                     continue;
                 }
             }
-            match member.tx.try_send(ToSession::App(event.clone())) {
-                Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    dropped += 1;
-                    member.signals.mark_slow();
+            for (at, event) in run.iter().enumerate() {
+                match member.tx.try_send(ToSession::App(event.clone())) {
+                    Ok(()) => delivered[at] += 1,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // The rest of the run would not fit either: the session closes as
+                        // slow and resumes by seq.
+                        dropped += (run.len() - at) as u64;
+                        member.signals.mark_slow();
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
         if dropped > 0 {
@@ -351,8 +395,9 @@ impl Hub {
         if written > 0 {
             self.metrics.deliveries_total.inc_by(written);
             self.metrics.lane_deliveries_total.inc_by(written);
+            self.metrics.lane_writes_total.inc_by(writes);
         }
-        (room.members.len(), delivered + written as usize)
+        room.members.len()
     }
 }
 
@@ -438,6 +483,55 @@ mod tests {
         assert_eq!(hub.broadcast(&event(1)), 1);
         assert_eq!(received(&mut rx), vec![1]);
         assert_eq!(metrics.poisoned_locks_total.get(), 1);
+    }
+
+    /// A run of a room's events reaches an idle member in one write through its lane and
+    /// a member without one through its queue, in order; a run whose seqs do not follow
+    /// each other is queued whole; a queue that fills midway drops the rest of the run
+    /// and marks its member slow.
+    #[tokio::test]
+    async fn a_run_of_events_takes_an_idle_members_lane_in_one_write() {
+        use crate::transport::ws::testing::{attached_writer, read_texts};
+        let metrics = Arc::new(GatewayMetrics::new().unwrap());
+        let hub = Hub::new(Arc::clone(&metrics));
+        let (writer, mut client) = attached_writer().await;
+        let lane = Arc::new(Lane::new(metrics.poisoned_locks_total.clone()));
+        let (mut idle, mut idle_rx) = member(1);
+        idle.lane = Some(Arc::clone(&lane));
+        hub.join(ID, idle, 0);
+        let mut cursors = HashMap::from([(Arc::from(ID), 0)]);
+        lane.open(Some(&writer), &cursors);
+        let (queued, mut queued_rx) = member(2);
+        hub.join(ID, queued.clone(), 0);
+
+        let run: Vec<RoomEvent> = (1..=3).map(event).collect();
+        assert_eq!(hub.broadcast_run(&run, Via::Lanes), 6);
+        let frames: Vec<String> = run.iter().map(|e| e.frame.to_string()).collect();
+        assert_eq!(read_texts(&mut client, 3).await, frames);
+        assert_eq!(received(&mut idle_rx), Vec::<i64>::new());
+        assert_eq!(received(&mut queued_rx), vec![1, 2, 3]);
+        assert_eq!(metrics.lane_writes_total.get(), 1, "one write for the run");
+        assert_eq!(metrics.lane_deliveries_total.get(), 3);
+        assert_eq!(hub.cursor(ID), Some(3));
+
+        assert_eq!(hub.broadcast_run(&[event(5), event(7)], Via::Lanes), 4);
+        assert_eq!(
+            received(&mut idle_rx),
+            vec![5, 7],
+            "a run with a gap is queued"
+        );
+        assert_eq!(received(&mut queued_rx), vec![5, 7]);
+
+        for _ in 0..7 {
+            queued.tx.try_send(ToSession::Frame("2".into())).unwrap();
+        }
+        let run: Vec<RoomEvent> = (8..=10).map(event).collect();
+        hub.broadcast_run(&run, Via::Lanes);
+        assert!(queued.signals.is_slow());
+        assert_eq!(metrics.deliveries_dropped_total.get(), 2, "the run's rest");
+        assert_eq!(metrics.lane_writes_total.get(), 1);
+        lane.shut(&mut cursors);
+        assert_eq!(cursors[ID], 3, "the session takes the cursor back");
     }
 
     /// An idle member gets the room's next event written straight to its WebSocket and

@@ -13,9 +13,10 @@
 //!   wakes, for any reason, is shut the lane and take back the cursors the hub advanced
 //!   ([`Lane::shut`]). Both happen under the lane's lock, so the hub and the session
 //!   never write to the socket or move a cursor at the same time.
-//! - **What takes the lane.** Only an event whose seq is the room's cursor + 1, that
-//!   takes nobody out of the room, for a session whose queue is empty (checked by the
-//!   hub) and whose WebSocket outbox has room. Everything else (a gap, a duplicate, a
+//! - **What takes the lane.** Only an event whose seq is the room's cursor + 1 (or a run
+//!   of the room's events that starts there, with consecutive seqs, written together in
+//!   one `writev`), that takes nobody out of the room, for a session whose queue is empty
+//!   (checked by the hub) and whose WebSocket outbox has room. Everything else (a gap, a duplicate, a
 //!   revocation, a polling session, a socket that does not keep up) goes through the
 //!   queue as before, where the session handles it with its full rules.
 //! - **Order.** A lane write happens only while nothing is queued and the cursor is one
@@ -102,13 +103,14 @@ impl Lane {
         }
     }
 
-    /// Writes `event` of `project` to the socket if the lane is open and it is the
-    /// room's next event, and the outbox has room; true when it was written (the caller
-    /// then does not queue it).
-    pub fn write(&self, project: &str, seq: i64, frame: &bytestring::ByteString) -> bool {
+    /// Writes a run of `project`'s events, `frames` with seqs `first`, `first + 1`, …, to
+    /// the socket together if the lane is open, `first` is the room's next event and the
+    /// outbox has room; true when they were written (the caller then does not queue
+    /// them). All or none.
+    pub fn write(&self, project: &str, first: i64, frames: &[&bytestring::ByteString]) -> bool {
         let mut state = self.state();
         let state = &mut *state;
-        if !state.open {
+        if !state.open || frames.is_empty() {
             return false;
         }
         let Some(writer) = &state.writer else {
@@ -121,10 +123,10 @@ impl Lane {
         else {
             return false;
         };
-        if *cursor + 1 != seq || !matches!(writer.try_text(frame), Ok(true)) {
+        if *cursor + 1 != first || !matches!(writer.try_texts(frames), Ok(true)) {
             return false;
         }
-        *cursor = seq;
+        *cursor = first + frames.len() as i64 - 1;
         state.advanced = true;
         true
     }
@@ -156,18 +158,27 @@ mod tests {
         let (writer, mut client) = attached_writer().await;
         let lane = lane();
         let mut mine = cursors(&[(P, 4), (Q, 10)]);
-        assert!(!lane.write(P, 5, &frame(5)), "a shut lane takes nothing");
+        assert!(!lane.write(P, 5, &[&frame(5)]), "a shut lane takes nothing");
         lane.open(Some(&writer), &mine);
-        assert!(lane.write(P, 5, &frame(5)));
-        assert!(lane.write(P, 6, &frame(6)));
-        assert!(!lane.write(P, 6, &frame(6)), "a duplicate is not written");
-        assert!(!lane.write(P, 8, &frame(8)), "a gap is left to the session");
-        assert!(lane.write(Q, 11, &frame(11)));
+        assert!(lane.write(P, 5, &[&frame(5)]));
+        assert!(lane.write(P, 6, &[&frame(6)]));
+        assert!(
+            !lane.write(P, 6, &[&frame(6)]),
+            "a duplicate is not written"
+        );
+        assert!(
+            !lane.write(P, 8, &[&frame(8)]),
+            "a gap is left to the session"
+        );
+        assert!(lane.write(Q, 11, &[&frame(11)]));
         let other = "0b0b0b0b-0000-4000-8000-000000000000";
-        assert!(!lane.write(other, 1, &frame(1)), "not a room of the socket");
+        assert!(
+            !lane.write(other, 1, &[&frame(1)]),
+            "not a room of the socket"
+        );
         lane.shut(&mut mine);
         assert_eq!(mine, cursors(&[(P, 6), (Q, 11)]));
-        assert!(!lane.write(P, 7, &frame(7)), "shut again");
+        assert!(!lane.write(P, 7, &[&frame(7)]), "shut again");
         let got = crate::transport::ws::testing::read_texts(&mut client, 3).await;
         assert_eq!(got, [frame(5), frame(6), frame(11)].map(|f| f.to_string()));
     }
@@ -178,7 +189,7 @@ mod tests {
         let lane = lane();
         let mut mine = cursors(&[(P, 1)]);
         lane.open(None, &mine);
-        assert!(!lane.write(P, 2, &frame(2)), "no WebSocket, no lane");
+        assert!(!lane.write(P, 2, &[&frame(2)]), "no WebSocket, no lane");
         lane.open(Some(&writer), &mine);
         lane.shut(&mut mine);
         // The session moved on while it ran, and joined another room.
@@ -186,16 +197,16 @@ mod tests {
         mine.insert(Arc::from(Q), 7);
         lane.open(Some(&writer), &mine);
         assert!(
-            !lane.write(P, 2, &frame(2)),
+            !lane.write(P, 2, &[&frame(2)]),
             "the lane knows the cursor moved"
         );
-        assert!(lane.write(P, 4, &frame(4)));
-        assert!(lane.write(Q, 8, &frame(8)));
+        assert!(lane.write(P, 4, &[&frame(4)]));
+        assert!(lane.write(Q, 8, &[&frame(8)]));
         lane.shut(&mut mine);
         mine.remove(P);
         lane.open(Some(&writer), &mine);
         assert!(
-            !lane.write(P, 5, &frame(5)),
+            !lane.write(P, 5, &[&frame(5)]),
             "a room left is not written to"
         );
         lane.shut(&mut mine);

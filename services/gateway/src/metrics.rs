@@ -61,6 +61,8 @@ kanban_telemetry::metrics_struct! {
         pub deliveries_total: StripedCounter,
         /// Board events the hub wrote straight to a socket whose session was idle (its lane), without queueing them or waking the session; part of deliveries_total.
         pub lane_deliveries_total: IntCounter,
+        /// Writes the hub made through lanes, each carrying one board event or a run of a room's consecutive events that waited in the Redis push queue; lane_deliveries_total divided by this is the events per write.
+        pub lane_writes_total: IntCounter,
         /// Board events not queued for a socket because its queue was full.
         pub deliveries_dropped_total: StripedCounter,
         /// Frames already waiting in a socket's queue when a board event was queued for it.

@@ -35,6 +35,10 @@ const CORK_LIMIT: usize = 16 * 1024;
 /// The most read from the socket at once (from a buffer on the stack).
 const READ_CHUNK: usize = 4 * 1024;
 
+/// The most frames one `writev` carries (two slices each: header and payload); a longer
+/// run is written in several.
+const WRITEV_FRAMES: usize = 32;
+
 const OP_TEXT: u8 = 0x1;
 const OP_CLOSE: u8 = 0x8;
 const OP_PONG: u8 = 0xA;
@@ -234,6 +238,103 @@ impl Shared {
         }
         self.write_frame(state, opcode, payload)?;
         Ok(true)
+    }
+
+    /// Writes a run of text frames, in order and together: straight to the socket when
+    /// nothing waits before them, otherwise after what waits (or with the cork). All or
+    /// none: `Ok(false)` when the outbox is full.
+    fn try_write_run(self: &Arc<Self>, payloads: &[&ByteString]) -> Result<bool, Closed> {
+        let mut state = self.state();
+        if state.closed || state.gone {
+            return Err(Closed);
+        }
+        if state.buf.len() >= OUTBOX_LIMIT {
+            return Ok(false);
+        }
+        if state.stream.is_none() || state.flushing || state.corked {
+            release_held(&mut state);
+            for payload in payloads {
+                append_frame(&mut state.buf, OP_TEXT, payload.as_bytes());
+            }
+            if state.corked
+                && state.stream.is_some()
+                && !state.flushing
+                && state.buf.len() >= CORK_LIMIT
+            {
+                self.write_outbox(state);
+            }
+            return Ok(true);
+        }
+        match payloads {
+            [] => Ok(true),
+            [one] => self
+                .write_frame(state, OP_TEXT, one.as_bytes())
+                .map(|()| true),
+            _ => self.write_frames(state, OP_TEXT, payloads).map(|()| true),
+        }
+    }
+
+    /// Writes several frames straight from their payloads, headers and payloads in
+    /// `writev`s of up to [`WRITEV_FRAMES`] frames; what the socket does not take goes to
+    /// the outbox, for a flush task. The outbox is empty and no flush task runs.
+    fn write_frames(
+        self: &Arc<Self>,
+        mut state: MutexGuard<'_, State>,
+        opcode: u8,
+        payloads: &[&ByteString],
+    ) -> Result<(), Closed> {
+        let mut rest = payloads;
+        while !rest.is_empty() {
+            let (chunk, after) = rest.split_at(rest.len().min(WRITEV_FRAMES));
+            let mut headers = [([0u8; 10], 0usize); WRITEV_FRAMES];
+            for (header, payload) in headers.iter_mut().zip(chunk) {
+                *header = frame_header(opcode, payload.len());
+            }
+            let mut slices = [IoSlice::new(&[]); 2 * WRITEV_FRAMES];
+            let mut total = 0;
+            for (i, ((header, len), payload)) in headers.iter().zip(chunk).enumerate() {
+                slices[2 * i] = IoSlice::new(&header[..*len]);
+                slices[2 * i + 1] = IoSlice::new(payload.as_bytes());
+                total += len + payload.len();
+            }
+            let slices = &slices[..2 * chunk.len()];
+            // The stream is borrowed, not cloned, as in `write_frame`.
+            let attempt = state
+                .stream
+                .as_ref()
+                .map(|stream| stream.try_write_vectored(slices));
+            let written = match attempt {
+                None => 0,
+                Some(Ok(n)) => n,
+                Some(Err(error)) if error.kind() == io::ErrorKind::WouldBlock => 0,
+                Some(Err(_)) => {
+                    state.gone = true;
+                    return Err(Closed);
+                }
+            };
+            if written == total {
+                rest = after;
+                continue;
+            }
+            // The unwritten end of this chunk, then every chunk after it, wait in order.
+            let mut skip = written;
+            for slice in slices {
+                if skip >= slice.len() {
+                    skip -= slice.len();
+                    continue;
+                }
+                state.buf.extend_from_slice(&slice[skip..]);
+                skip = 0;
+            }
+            for payload in after {
+                append_frame(&mut state.buf, opcode, payload.as_bytes());
+            }
+            if state.stream.is_some() {
+                self.start_flush(state);
+            }
+            return Ok(());
+        }
+        Ok(())
     }
 
     /// Writes one frame straight from `payload` (header and payload in one `writev`);
@@ -466,12 +567,11 @@ impl WsWriter {
         self.write(OP_TEXT, text.into().into_bytes(), false).await
     }
 
-    /// Writes a text frame if the outbox has room, without waiting: `Ok(false)` when it
-    /// is full (nothing was written). For a writer other than the session ([`crate::lane`]).
-    pub fn try_text(&self, text: &ByteString) -> Result<bool, Closed> {
-        self.handle
-            .shared
-            .try_write(OP_TEXT, text.as_bytes(), false, false)
+    /// Writes a run of text frames together (one `writev` for up to 32 frames) if the
+    /// outbox has room, without waiting: `Ok(false)` when it is full (none was written).
+    /// For a writer other than the session ([`crate::lane`]).
+    pub fn try_texts(&self, texts: &[&ByteString]) -> Result<bool, Closed> {
+        self.handle.shared.try_write_run(texts)
     }
 
     /// Answers a ping.
@@ -748,7 +848,7 @@ pub mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{attached_writer, client_frame, frames, pair, unattached};
+    use super::testing::{attached_writer, client_frame, frames, pair, read_texts, unattached};
     use super::*;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -807,6 +907,63 @@ mod tests {
             Err(Closed),
             "nothing follows a close"
         );
+    }
+
+    /// Runs of frames written together leave in order, whole, including runs longer
+    /// than one `writev` and runs the kernel takes only part of (the rest waits in the
+    /// outbox); once the outbox is full a run is refused whole, and written after the
+    /// client read.
+    #[tokio::test]
+    async fn runs_of_frames_leave_whole_and_in_order_and_a_full_outbox_refuses_a_run() {
+        let (writer, _reader, takeover) = unattached();
+        let (server, mut client) = pair().await;
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4_096)
+            .unwrap();
+        takeover.attach(server, b"");
+        // Sizes that take each header form, in runs of 1 to 70 frames (over two writevs).
+        let text = |n: usize| ByteString::from(format!("{n:06}{}", "x".repeat(n % 300)));
+        let mut sent = Vec::new();
+        let mut refused = None;
+        'write: for len in 1..=70usize {
+            let run: Vec<ByteString> = (sent.len()..sent.len() + len).map(text).collect();
+            let refs: Vec<&ByteString> = run.iter().collect();
+            match writer.try_texts(&refs) {
+                Ok(true) => sent.extend(run),
+                Ok(false) => {
+                    refused = Some(run);
+                    break 'write;
+                }
+                Err(Closed) => panic!("the connection is open"),
+            }
+        }
+        let refused = refused.expect("the client reads nothing: the outbox fills");
+        assert!(
+            writer.handle.shared.state().buf.len() >= OUTBOX_LIMIT,
+            "refused only once the outbox is full"
+        );
+        let got = frames(&mut client, sent.len()).await;
+        let got: Vec<String> = got
+            .into_iter()
+            .map(|(opcode, payload)| {
+                assert_eq!(opcode, OP_TEXT);
+                String::from_utf8(payload).unwrap()
+            })
+            .collect();
+        let sent: Vec<String> = sent.iter().map(ToString::to_string).collect();
+        assert_eq!(got, sent, "every frame once, in order");
+        // The outbox drained: the refused run goes out now.
+        let refs: Vec<&ByteString> = refused.iter().collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !matches!(writer.try_texts(&refs), Ok(true)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the outbox never drained"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let refused: Vec<String> = refused.iter().map(ToString::to_string).collect();
+        assert_eq!(read_texts(&mut client, refused.len()).await, refused);
     }
 
     #[tokio::test]

@@ -423,3 +423,51 @@ async fn events_reach_an_idle_or_busy_socket_once_in_order_by_lane_or_queue() {
         "{lane} of {EVENTS} took the lane: both ways must have been used"
     );
 }
+
+/// A burst that waits in the gateway's Redis push queue (2 000 events published in one
+/// pipeline) reaches an idle socket once and in order, and is counted once, with the
+/// events that waited together written to the socket together: fewer lane writes than
+/// lane deliveries.
+#[tokio::test]
+async fn a_burst_reaches_an_idle_socket_once_in_order_with_waiting_events_written_together() {
+    const EVENTS: i64 = 2_000;
+    let stack = stack(1).await;
+    let project = stack.create_project("alice", &[]).await;
+    let mut alice = Client::connected(stack.gw(0), &stack.token("alice")).await;
+    assert_eq!(alice.join(&project).await["seq"], 0);
+    let mut redis = stack.redis().await;
+    let history = redis_keys::history(&stack.prefix, &project);
+    let channel = redis_keys::events_channel(&stack.prefix, &project);
+    let mut burst = redis::pipe();
+    for seq in 1..=EVENTS {
+        let envelope = json!({"projectId": project, "seq": seq, "event": "ticket:deleted", "data": format!("gone-{seq}"), "ts": 1});
+        burst
+            .cmd("XADD")
+            .arg(&history)
+            .arg(format!("{seq}-0"))
+            .arg("e")
+            .arg(envelope.to_string())
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(&channel)
+            .arg(envelope.to_string())
+            .ignore();
+    }
+    let () = burst.query_async(&mut redis).await.unwrap();
+    let got = alice.events(EVENTS as usize).await;
+    assert_eq!(seqs(&got), (1..=EVENTS).collect::<Vec<_>>());
+    assert_eq!(got[1_999].data, "gone-2000");
+    let stray = alice.drain(Duration::from_millis(300)).await;
+    assert!(!stray.iter().any(is_board_event), "repeated: {stray:?}");
+    let gw = stack.gw(0);
+    assert_eq!(
+        metric(gw, "kanban_gateway_deliveries_total").await,
+        EVENTS as f64
+    );
+    let lane = metric(gw, "kanban_gateway_lane_deliveries_total").await;
+    let writes = metric(gw, "kanban_gateway_lane_writes_total").await;
+    assert!(
+        writes > 0.0 && writes < lane,
+        "{lane} lane deliveries in {writes} writes: events that waited must leave together"
+    );
+}
