@@ -170,6 +170,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         let redis_before = pair.redis_cpu().await;
         let slow_before = pair.slow_closes().await;
         let lane_before = pair.lane_deliveries().await;
+        let writes_before = pair.lane_writes().await;
         let fanout_before = pair.fanout_buckets().await;
         let started = Instant::now();
         let end = started + Duration::from_secs(seconds);
@@ -202,6 +203,11 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             .await
             .zip(lane_before)
             .map(|(after, before)| after - before);
+        let lane_writes = pair
+            .lane_writes()
+            .await
+            .zip(writes_before)
+            .map(|(after, before)| after - before);
         let inside = pair
             .fanout_buckets()
             .await
@@ -215,6 +221,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             redis_cpu_s,
             slow_closes: slow,
             lane_deliveries: lane,
+            lane_writes,
             inside,
             rss_kib: pair.rss_kib(),
             host: host.report_with(&[("servers", cpu), ("redis", redis_cpu_s)]),
@@ -256,7 +263,18 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             .lane_deliveries
             .filter(|l| l.is_finite())
             .map(|l| l / delivered.max(1) as f64);
-        let lane = lane_share.map_or_else(|| "n/a".to_owned(), |l| format!("{:.0} %", l * 100.0));
+        // Events per lane write: 1 while the gateways keep up, more when they write runs
+        // of waiting events together.
+        let per_write = row
+            .lane_deliveries
+            .zip(row.lane_writes)
+            .filter(|(_, writes)| *writes > 0.0)
+            .map(|(deliveries, writes)| deliveries / writes);
+        let lane = match (lane_share, per_write) {
+            (Some(l), Some(w)) => format!("{:.0} %, {w:.2} events per write", l * 100.0),
+            (Some(l), None) => format!("{:.0} %", l * 100.0),
+            _ => "n/a".to_owned(),
+        };
         println!(
             "  {:>5.0}k/s offered: {:>8.0} deliveries/s ({} events × {clients}), latency ms p50 {:.2} \
              p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}; server CPU {:.2} µs/delivery ({:.2} cores), \
@@ -299,6 +317,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             "redis_cpu_us_per_event": row.redis_cpu_s * 1e6 / row.events.max(1) as f64,
             "slow_consumer_closes": row.slow_closes,
             "lane_share": lane_share,
+            "lane_events_per_write": per_write,
             "gateway_fanout_ms_le": {"p50": inside_le(0.5), "p99": inside_le(0.99)},
             "gateway_rss_kib": row.rss_kib,
             "lost": lost, "duplicated": duplicated, "out_of_order": out_of_order,
@@ -335,6 +354,7 @@ struct Row {
     slow_closes: Option<f64>,
     /// Deliveries written through idle sockets' lanes (our gateways only).
     lane_deliveries: Option<f64>,
+    lane_writes: Option<f64>,
     /// The gateways' receipt → write latency over the phase (ours only).
     inside: Option<crate::buckets::Buckets>,
     rss_kib: u64,

@@ -154,6 +154,12 @@ impl Pair {
         self.counter("kanban_gateway_lane_deliveries_total").await
     }
 
+    /// The writes behind [`Pair::lane_deliveries`] so far: one per event while the
+    /// gateways keep up, fewer when they write runs of waiting events together.
+    pub async fn lane_writes(&self) -> Option<f64> {
+        self.counter("kanban_gateway_lane_writes_total").await
+    }
+
     /// The gateways' receipt → write latency histogram
     /// (`kanban_gateway_fanout_latency_seconds`), summed over both; none for the Node
     /// reference.
