@@ -168,7 +168,9 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
         );
         tasks.push((
             board,
-            tokio::spawn(async move { client(address, project, phases, 1, joined, gate).await }),
+            tokio::spawn(
+                async move { client(address, project, phases, 1, joined, gate, None).await },
+            ),
         ));
     }
     let joining = Instant::now();

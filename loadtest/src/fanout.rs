@@ -13,7 +13,7 @@ use crate::e2e::now_us;
 use crate::presence::Frame;
 use crate::procs::Kind;
 use crate::servers::Pair;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use std::io::Write;
@@ -32,6 +32,12 @@ pub struct Options {
     pub plots: std::path::PathBuf,
     pub servers: Vec<Kind>,
     pub node_reference: Option<std::path::PathBuf>,
+    /// Each client reads what its socket holds at most this often (none: as frames
+    /// come). A client that reads every few milliseconds gets many frames per read, so
+    /// the tool's own CPU per delivery falls far below the servers' and a phase can
+    /// drive them to saturation on the same host; its latency then includes up to this
+    /// interval.
+    pub read_every: Option<Duration>,
 }
 
 /// Where the phases are, shared by the publisher and the clients.
@@ -137,8 +143,9 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             Arc::clone(&gate),
         );
         let count = rates.len();
+        let read_every = options.read_every;
         tasks.push(tokio::spawn(async move {
-            client(address, project, phases, count, joined, gate).await
+            client(address, project, phases, count, joined, gate, read_every).await
         }));
     }
     let joining = Instant::now();
@@ -159,6 +166,12 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
          {rss_idle} KiB ({:.1} KiB per connection)",
         (rss_idle as f64 - rss_before as f64) / clients as f64
     );
+    if let Some(every) = options.read_every {
+        println!(
+            "  each client reads its socket at most every {} ms: latencies include up to that wait",
+            every.as_millis()
+        );
+    }
 
     let mut seq = 0i64;
     let mut rows = Vec::new();
@@ -318,6 +331,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
             "slow_consumer_closes": row.slow_closes,
             "lane_share": lane_share,
             "lane_events_per_write": per_write,
+            "read_every_ms": options.read_every.map(|every| every.as_millis() as u64),
             "gateway_fanout_ms_le": {"p50": inside_le(0.5), "p99": inside_le(0.99)},
             "gateway_rss_kib": row.rss_kib,
             "lost": lost, "duplicated": duplicated, "out_of_order": out_of_order,
@@ -372,7 +386,8 @@ fn number_after(text: &str, field: &str) -> Option<i64> {
 }
 
 /// One client of one board: joins `project` on `address`, then accounts for every
-/// `ticket:deleted` by its seq until `phases` says it is done.
+/// `ticket:deleted` by its seq until `phases` says it is done. With `read_every`, it
+/// waits that long whenever it has read everything its socket held.
 pub async fn client(
     address: String,
     project: String,
@@ -380,6 +395,7 @@ pub async fn client(
     count: usize,
     joined: Arc<AtomicUsize>,
     gate: Arc<tokio::sync::Semaphore>,
+    read_every: Option<Duration>,
 ) -> Seen {
     let mut seen = Seen {
         latency: (0..count)
@@ -415,7 +431,20 @@ pub async fn client(
         if phases.done.load(Ordering::SeqCst) && cursor.is_some_and(|c| c + 1 >= end) {
             break;
         }
-        let next = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+        let ready = match read_every {
+            Some(every) => match stream.next().now_or_never() {
+                Some(message) => Some(Ok(message)),
+                None => {
+                    tokio::time::sleep(every).await;
+                    None
+                }
+            },
+            None => None,
+        };
+        let next = match ready {
+            Some(next) => next,
+            None => tokio::time::timeout(Duration::from_secs(5), stream.next()).await,
+        };
         let message = match next {
             Ok(Some(Ok(message))) => message,
             Err(_) if phases.done.load(Ordering::SeqCst) => break,

@@ -108,7 +108,8 @@ usage: kanban-loadtest SCENARIO [options]   (or: kanban-loadtest --scenario SCEN
   pipeline      [--writers N] [--seconds S] [--tickets T]
   presence      [--sockets N]
   resume-storm  [--sockets N] [--history H] [--spread]
-  fanout        [--clients N] [--rates K,K,...] [--seconds S] [--server S] [--results FILE] [--plots DIR]
+  fanout        [--clients N] [--rates K,K,...] [--seconds S] [--read-every-ms M] [--server S]
+                [--results FILE] [--plots DIR]
   idle          [--sockets N] [--rooms R] [--burst E] [--server S] [--results FILE]
   join-storm    [--sockets N] [--limit-seconds T] [--server S] [--results FILE]
   e2e           [--watchers N] [--boards B] [--rates R,R,...] [--seconds S] [--results FILE] [--plots DIR]
@@ -165,6 +166,10 @@ async fn main() {
                 plots: argv.plots(),
                 servers: argv.servers(),
                 node_reference: argv.node_reference(),
+                read_every: match argv.number("--read-every-ms", 0) {
+                    0 => None,
+                    ms => Some(std::time::Duration::from_millis(ms)),
+                },
             };
             fanout::run(options, redis_url).await;
         }

@@ -25,7 +25,7 @@
 
 use crate::config::RedisSettings;
 use crate::history::{HistoryReader, Page};
-use crate::hub::{Hub, RoomEvent, Via};
+use crate::hub::{Hub, RoomEvent};
 use crate::metrics::GatewayMetrics;
 use crate::protocol::socketio;
 use crate::subscriptions::Subscriptions;
@@ -357,7 +357,7 @@ impl Broker {
                 push
             };
             match push.kind {
-                PushKind::Message | PushKind::SMessage => self.on_message(push.data, Via::Lanes),
+                PushKind::Message | PushKind::SMessage => self.on_message(push.data),
                 PushKind::Subscribe | PushKind::SSubscribe => {
                     if let Some(project) = self.events_channel_project(&push.data) {
                         self.catch_up_room(project);
@@ -487,14 +487,14 @@ impl Broker {
         for step in steps(&self.prefix, batch) {
             match step {
                 Step::Run(run) => {
-                    self.hub.broadcast_run(&run, Via::Lanes);
+                    self.hub.broadcast_run(&run);
                 }
-                Step::Message(data) => self.on_message(data, Via::Lanes),
+                Step::Message(data) => self.on_message(data),
             }
         }
     }
 
-    fn on_message(&self, data: Vec<Value>, via: Via) {
+    fn on_message(&self, data: Vec<Value>) {
         let Some((kind, project, payload)) = parse(&self.prefix, &data) else {
             return;
         };
@@ -514,8 +514,7 @@ impl Broker {
             }
             Channel::Events => match serde_json::from_slice::<EventEnvelope>(payload) {
                 Ok(envelope) => {
-                    self.hub
-                        .broadcast_via(&RoomEvent::from_envelope(envelope), via);
+                    self.hub.broadcast(&RoomEvent::from_envelope(envelope));
                 }
                 Err(error) => tracing::warn!(%error, "undecodable event on a project channel"),
             },

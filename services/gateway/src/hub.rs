@@ -124,19 +124,6 @@ impl Revocation {
     }
 }
 
-/// How a broadcast reaches the room's members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// An idle member's next event is written by the broadcasting task itself, through
-    /// the member's lane; the others get it queued. The fewest wake-ups, but one thread
-    /// does those writes.
-    Lanes,
-    /// Every member gets it queued, and each session writes it on its own thread: for a
-    /// broadcaster that has fallen behind, whose writes would otherwise wait for one
-    /// thread.
-    Queues,
-}
-
 /// A session's entry in a room.
 #[derive(Clone)]
 pub struct Member {
@@ -277,19 +264,14 @@ impl Hub {
         sent
     }
 
-    /// Queues `event` for every local member of its room; returns how many got it.
+    /// Hands `event` to every local member of its room (written through an idle
+    /// member's lane, queued for the others); returns how many got it.
     ///
     /// Each call is one `gateway.fanout` span (a child of the event's `traceparent`) with
     /// the room's local size and the number of sockets that got the event: one span per
     /// event and replica, never one per socket.
     pub fn broadcast(&self, event: &RoomEvent) -> usize {
-        self.broadcast_via(event, Via::Lanes)
-    }
-
-    /// [`Hub::broadcast`], through idle sockets' lanes or only through the sessions'
-    /// queues.
-    pub fn broadcast_via(&self, event: &RoomEvent, via: Via) -> usize {
-        self.broadcast_run(std::slice::from_ref(event), via)
+        self.broadcast_run(std::slice::from_ref(event))
     }
 
     /// Hands a run of one room's events, in seq order, to every local member: an idle
@@ -297,7 +279,7 @@ impl Hub {
     /// together through its lane (one `writev`, not one per event); the others get each
     /// event queued. Returns the deliveries. One `gateway.fanout` span per event, as
     /// [`Hub::broadcast`].
-    pub fn broadcast_run(&self, run: &[RoomEvent], via: Via) -> usize {
+    pub fn broadcast_run(&self, run: &[RoomEvent]) -> usize {
         let Some(first) = run.first() else {
             return 0;
         };
@@ -319,8 +301,7 @@ impl Hub {
             })
             .collect();
         let mut delivered = vec![0usize; run.len()];
-        let size =
-            spans[0].in_scope(|| self.queue_for_room(&first.project, run, via, &mut delivered));
+        let size = spans[0].in_scope(|| self.queue_for_room(&first.project, run, &mut delivered));
         for (span, delivered) in spans.iter().zip(&delivered) {
             span.record("room.size", size);
             span.record("room.delivered", delivered);
@@ -330,13 +311,7 @@ impl Hub {
 
     /// Hands `run` (events of `project`, in seq order) to the room's members, counting in
     /// `delivered` how many got each; returns the room's local member count.
-    fn queue_for_room(
-        &self,
-        project: &str,
-        run: &[RoomEvent],
-        via: Via,
-        delivered: &mut [usize],
-    ) -> usize {
+    fn queue_for_room(&self, project: &str, run: &[RoomEvent], delivered: &mut [usize]) -> usize {
         let rooms = self.read();
         let (Some(room), Some(first), Some(last)) = (rooms.get(project), run.first(), run.last())
         else {
@@ -352,8 +327,7 @@ impl Hub {
         let fanout = self.metrics.fanout_latency_seconds.local();
         // A revocation changes the socket's rooms: only its session may deliver it. A run
         // takes a lane whole, so its seqs must follow each other.
-        let lanes = via == Via::Lanes
-            && run.iter().all(|event| event.revokes.is_none())
+        let lanes = run.iter().all(|event| event.revokes.is_none())
             && run.windows(2).all(|pair| pair[1].seq == pair[0].seq + 1);
         let frames: Vec<&ByteString> = run.iter().map(|event| &event.frame).collect();
         for member in &room.members {
@@ -505,7 +479,7 @@ mod tests {
         hub.join(ID, queued.clone(), 0);
 
         let run: Vec<RoomEvent> = (1..=3).map(event).collect();
-        assert_eq!(hub.broadcast_run(&run, Via::Lanes), 6);
+        assert_eq!(hub.broadcast_run(&run), 6);
         let frames: Vec<String> = run.iter().map(|e| e.frame.to_string()).collect();
         assert_eq!(read_texts(&mut client, 3).await, frames);
         assert_eq!(received(&mut idle_rx), Vec::<i64>::new());
@@ -514,7 +488,7 @@ mod tests {
         assert_eq!(metrics.lane_deliveries_total.get(), 3);
         assert_eq!(hub.cursor(ID), Some(3));
 
-        assert_eq!(hub.broadcast_run(&[event(5), event(7)], Via::Lanes), 4);
+        assert_eq!(hub.broadcast_run(&[event(5), event(7)]), 4);
         assert_eq!(
             received(&mut idle_rx),
             vec![5, 7],
@@ -526,7 +500,7 @@ mod tests {
             queued.tx.try_send(ToSession::Frame("2".into())).unwrap();
         }
         let run: Vec<RoomEvent> = (8..=10).map(event).collect();
-        hub.broadcast_run(&run, Via::Lanes);
+        hub.broadcast_run(&run);
         assert!(queued.signals.is_slow());
         assert_eq!(metrics.deliveries_dropped_total.get(), 2, "the run's rest");
         assert_eq!(metrics.lane_writes_total.get(), 1);
@@ -593,30 +567,6 @@ mod tests {
         );
         lane.shut(&mut cursors);
         assert_eq!(cursors[ID], 1, "the session takes the cursor back");
-    }
-
-    /// A broadcaster that is behind queues even for an idle member: its writes are then
-    /// made by the sessions, on their own threads.
-    #[tokio::test]
-    async fn a_broadcast_via_the_queues_skips_the_lanes() {
-        use crate::transport::ws::testing::attached_writer;
-        let metrics = Arc::new(GatewayMetrics::new().unwrap());
-        let hub = Hub::new(Arc::clone(&metrics));
-        let (writer, _client) = attached_writer().await;
-        let lane = Arc::new(Lane::new(metrics.poisoned_locks_total.clone()));
-        let (mut idle, mut rx) = member(1);
-        idle.lane = Some(Arc::clone(&lane));
-        hub.join(ID, idle, 0);
-        lane.open(Some(&writer), &HashMap::from([(Arc::from(ID), 0)]));
-        assert_eq!(hub.broadcast_via(&event(1), Via::Queues), 1);
-        assert_eq!(received(&mut rx), vec![1]);
-        assert_eq!(metrics.lane_deliveries_total.get(), 0);
-        assert_eq!(
-            hub.broadcast_via(&event(1), Via::Lanes),
-            1,
-            "still its next"
-        );
-        assert_eq!(metrics.lane_deliveries_total.get(), 1);
     }
 
     #[test]
