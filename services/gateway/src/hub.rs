@@ -393,6 +393,41 @@ mod tests {
         (member, rx)
     }
 
+    /// A hub with one member (session 1) whose session waits idle in the room at cursor
+    /// 0, its lane open on a real WebSocket.
+    struct Idle {
+        metrics: Arc<GatewayMetrics>,
+        hub: Hub,
+        writer: crate::transport::ws::WsWriter,
+        client: tokio::net::TcpStream,
+        lane: Arc<Lane>,
+        rx: mpsc::Receiver<ToSession<RoomEvent>>,
+        cursors: HashMap<Arc<str>, i64>,
+    }
+
+    impl Idle {
+        async fn joined() -> Idle {
+            let metrics = Arc::new(GatewayMetrics::new().unwrap());
+            let hub = Hub::new(Arc::clone(&metrics));
+            let (writer, client) = crate::transport::ws::testing::attached_writer().await;
+            let lane = Arc::new(Lane::new(metrics.poisoned_locks_total.clone()));
+            let (mut idle, rx) = member(1);
+            idle.lane = Some(Arc::clone(&lane));
+            hub.join(ID, idle, 0);
+            let cursors = HashMap::from([(Arc::from(ID), 0)]);
+            lane.open(Some(&writer), &cursors);
+            Idle {
+                metrics,
+                hub,
+                writer,
+                client,
+                lane,
+                rx,
+                cursors,
+            }
+        }
+    }
+
     fn event(seq: i64) -> RoomEvent {
         crate::memory::MemoryBus::event(ID, seq)
     }
@@ -465,16 +500,16 @@ mod tests {
     /// and marks its member slow.
     #[tokio::test]
     async fn a_run_of_events_takes_an_idle_members_lane_in_one_write() {
-        use crate::transport::ws::testing::{attached_writer, read_texts};
-        let metrics = Arc::new(GatewayMetrics::new().unwrap());
-        let hub = Hub::new(Arc::clone(&metrics));
-        let (writer, mut client) = attached_writer().await;
-        let lane = Arc::new(Lane::new(metrics.poisoned_locks_total.clone()));
-        let (mut idle, mut idle_rx) = member(1);
-        idle.lane = Some(Arc::clone(&lane));
-        hub.join(ID, idle, 0);
-        let mut cursors = HashMap::from([(Arc::from(ID), 0)]);
-        lane.open(Some(&writer), &cursors);
+        use crate::transport::ws::testing::read_texts;
+        let Idle {
+            metrics,
+            hub,
+            writer: _,
+            mut client,
+            lane,
+            rx: mut idle_rx,
+            mut cursors,
+        } = Idle::joined().await;
         let (queued, mut queued_rx) = member(2);
         hub.join(ID, queued.clone(), 0);
 
@@ -513,16 +548,16 @@ mod tests {
     /// an event that revokes access get it through their queue.
     #[tokio::test]
     async fn an_idle_members_next_event_takes_its_lane_and_the_rest_is_queued() {
-        use crate::transport::ws::testing::{attached_writer, read_texts};
-        let metrics = Arc::new(GatewayMetrics::new().unwrap());
-        let hub = Hub::new(Arc::clone(&metrics));
-        let (writer, mut client) = attached_writer().await;
-        let lane = Arc::new(Lane::new(metrics.poisoned_locks_total.clone()));
-        let (mut idle, mut idle_rx) = member(1);
-        idle.lane = Some(Arc::clone(&lane));
-        hub.join(ID, idle, 0);
-        let mut cursors = HashMap::from([(Arc::from(ID), 0)]);
-        lane.open(Some(&writer), &cursors);
+        use crate::transport::ws::testing::read_texts;
+        let Idle {
+            metrics,
+            hub,
+            writer,
+            mut client,
+            lane,
+            rx: mut idle_rx,
+            mut cursors,
+        } = Idle::joined().await;
         let (mut busy, mut busy_rx) = member(2);
         let busy_lane = Arc::new(Lane::new(metrics.poisoned_locks_total.clone()));
         busy.lane = Some(Arc::clone(&busy_lane));

@@ -298,20 +298,7 @@ impl Shared {
                 total += len + payload.len();
             }
             let slices = &slices[..2 * chunk.len()];
-            // The stream is borrowed, not cloned, as in `write_frame`.
-            let attempt = state
-                .stream
-                .as_ref()
-                .map(|stream| stream.try_write_vectored(slices));
-            let written = match attempt {
-                None => 0,
-                Some(Ok(n)) => n,
-                Some(Err(error)) if error.kind() == io::ErrorKind::WouldBlock => 0,
-                Some(Err(_)) => {
-                    state.gone = true;
-                    return Err(Closed);
-                }
-            };
+            let written = try_writev(&mut state, slices)?;
             if written == total {
                 rest = after;
                 continue;
@@ -329,9 +316,7 @@ impl Shared {
             for payload in after {
                 append_frame(&mut state.buf, opcode, payload.as_bytes());
             }
-            if state.stream.is_some() {
-                self.start_flush(state);
-            }
+            self.start_flush(state);
             return Ok(());
         }
         Ok(())
@@ -349,22 +334,7 @@ impl Shared {
         let (header, header_len) = frame_header(opcode, payload.len());
         let header = &header[..header_len];
         let total = header.len() + payload.len();
-        // The stream is borrowed, not cloned: a delivery costs no reference count.
-        let attempt = state.stream.as_ref().map(|stream| {
-            stream.try_write_vectored(&[IoSlice::new(header), IoSlice::new(payload)])
-        });
-        let written = match attempt {
-            None => {
-                append_frame(&mut state.buf, opcode, payload);
-                return Ok(());
-            }
-            Some(Ok(n)) => n,
-            Some(Err(error)) if error.kind() == io::ErrorKind::WouldBlock => 0,
-            Some(Err(_)) => {
-                state.gone = true;
-                return Err(Closed);
-            }
-        };
+        let written = try_writev(&mut state, &[IoSlice::new(header), IoSlice::new(payload)])?;
         if written == total {
             return Ok(());
         }
@@ -440,6 +410,25 @@ impl Shared {
             }
             None if !state.buf.is_empty() => self.write_outbox(state),
             None => {}
+        }
+    }
+}
+
+/// Offers `slices` to the socket in one `writev`, without waiting: the bytes it took (0
+/// when it would block, or before the connection is attached). The stream is borrowed,
+/// not cloned: a delivery costs no reference count. A failed connection is marked gone.
+fn try_writev(state: &mut State, slices: &[IoSlice<'_>]) -> Result<usize, Closed> {
+    let attempt = state
+        .stream
+        .as_ref()
+        .map(|stream| stream.try_write_vectored(slices));
+    match attempt {
+        None => Ok(0),
+        Some(Ok(n)) => Ok(n),
+        Some(Err(error)) if error.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Some(Err(_)) => {
+            state.gone = true;
+            Err(Closed)
         }
     }
 }

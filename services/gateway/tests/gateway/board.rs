@@ -364,6 +364,28 @@ async fn with_the_api_down_or_hung_joins_and_commands_answer_unavailable_and_the
     }
 }
 
+/// Adds to `pipe` what the relay does for a `ticket:deleted` of `project` with `seq`
+/// (data `gone-<seq>`): the history entry, then the publish; both replies ignored.
+fn deleted<'a>(
+    pipe: &'a mut redis::Pipeline,
+    history: &str,
+    channel: &str,
+    project: &str,
+    seq: i64,
+) -> &'a mut redis::Pipeline {
+    let envelope = json!({"projectId": project, "seq": seq, "event": "ticket:deleted", "data": format!("gone-{seq}"), "ts": 1});
+    pipe.cmd("XADD")
+        .arg(history)
+        .arg(format!("{seq}-0"))
+        .arg("e")
+        .arg(envelope.to_string())
+        .ignore()
+        .cmd("PUBLISH")
+        .arg(channel)
+        .arg(envelope.to_string())
+        .ignore()
+}
+
 /// Events arriving while the socket's session is idle and while it is busy (joining its
 /// room again, which waits for the API): each reaches the socket once and in order,
 /// whether the hub wrote it straight to the idle socket (its lane) or queued it for the
@@ -381,17 +403,7 @@ async fn events_reach_an_idle_or_busy_socket_once_in_order_by_lane_or_queue() {
     let board = project.clone();
     let publisher = tokio::spawn(async move {
         for seq in 1..=EVENTS {
-            let envelope = json!({"projectId": board, "seq": seq, "event": "ticket:deleted", "data": format!("gone-{seq}"), "ts": 1});
-            let _: (i64,) = redis::pipe()
-                .cmd("XADD")
-                .arg(&history)
-                .arg(format!("{seq}-0"))
-                .arg("e")
-                .arg(envelope.to_string())
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(&channel)
-                .arg(envelope.to_string())
+            let () = deleted(&mut redis::pipe(), &history, &channel, &board, seq)
                 .query_async(&mut redis)
                 .await
                 .unwrap();
@@ -440,18 +452,7 @@ async fn a_burst_reaches_an_idle_socket_once_in_order_with_waiting_events_writte
     let channel = redis_keys::events_channel(&stack.prefix, &project);
     let mut burst = redis::pipe();
     for seq in 1..=EVENTS {
-        let envelope = json!({"projectId": project, "seq": seq, "event": "ticket:deleted", "data": format!("gone-{seq}"), "ts": 1});
-        burst
-            .cmd("XADD")
-            .arg(&history)
-            .arg(format!("{seq}-0"))
-            .arg("e")
-            .arg(envelope.to_string())
-            .ignore()
-            .cmd("PUBLISH")
-            .arg(&channel)
-            .arg(envelope.to_string())
-            .ignore();
+        deleted(&mut burst, &history, &channel, &project, seq);
     }
     let () = burst.query_async(&mut redis).await.unwrap();
     let got = alice.events(EVENTS as usize).await;
