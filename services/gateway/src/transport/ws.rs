@@ -931,7 +931,9 @@ mod tests {
             writer.handle.shared.state().buf.len() >= OUTBOX_LIMIT,
             "refused only once the outbox is full"
         );
-        let got = frames(&mut client, sent.len()).await;
+        let got = tokio::time::timeout(Duration::from_secs(10), frames(&mut client, sent.len()))
+            .await
+            .expect("every frame written arrives");
         let got: Vec<String> = got
             .into_iter()
             .map(|(opcode, payload)| {
@@ -952,7 +954,13 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let refused: Vec<String> = refused.iter().map(ToString::to_string).collect();
-        assert_eq!(read_texts(&mut client, refused.len()).await, refused);
+        let late = tokio::time::timeout(
+            Duration::from_secs(10),
+            read_texts(&mut client, refused.len()),
+        )
+        .await
+        .expect("the refused run arrives once written");
+        assert_eq!(late, refused);
     }
 
     #[tokio::test]
