@@ -206,21 +206,9 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         tokio::time::sleep(Duration::from_secs(2)).await;
         let cpu = pair.cpu_seconds() - cpu_before;
         let redis_cpu_s = pair.redis_cpu().await - redis_before;
-        let slow = pair
-            .slow_closes()
-            .await
-            .zip(slow_before)
-            .map(|(after, before)| after - before);
-        let lane = pair
-            .lane_deliveries()
-            .await
-            .zip(lane_before)
-            .map(|(after, before)| after - before);
-        let lane_writes = pair
-            .lane_writes()
-            .await
-            .zip(writes_before)
-            .map(|(after, before)| after - before);
+        let slow = since(pair.slow_closes().await, slow_before);
+        let lane = since(pair.lane_deliveries().await, lane_before);
+        let lane_writes = since(pair.lane_writes().await, writes_before);
         let inside = pair
             .fanout_buckets()
             .await
@@ -373,6 +361,11 @@ struct Row {
     inside: Option<crate::buckets::Buckets>,
     rss_kib: u64,
     host: String,
+}
+
+/// How much a counter of the servers grew: `after - before`, if both were read.
+fn since(after: Option<f64>, before: Option<f64>) -> Option<f64> {
+    after.zip(before).map(|(after, before)| after - before)
 }
 
 /// The number after `"<field>":` in `text`, without parsing the whole frame.

@@ -802,6 +802,18 @@ pub mod testing {
         (writer, client)
     }
 
+    /// An attached writer whose socket's kernel send buffer is small (4 KiB), so that a
+    /// client that reads nothing fills it, and then the outbox, after a few frames.
+    pub async fn tight_writer() -> (WsWriter, TcpStream) {
+        let (writer, _reader, takeover) = unattached();
+        let (server, client) = pair().await;
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4_096)
+            .unwrap();
+        takeover.attach(server, b"");
+        (writer, client)
+    }
+
     /// Reads server frames off `client` until `count` arrived: (opcode, payload) each.
     pub async fn frames(client: &mut TcpStream, count: usize) -> Vec<(u8, Vec<u8>)> {
         let mut out = Vec::new();
@@ -837,7 +849,9 @@ pub mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{attached_writer, client_frame, frames, pair, read_texts, unattached};
+    use super::testing::{
+        attached_writer, client_frame, frames, pair, read_texts, tight_writer, unattached,
+    };
     use super::*;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -904,12 +918,7 @@ mod tests {
     /// client read.
     #[tokio::test]
     async fn runs_of_frames_leave_whole_and_in_order_and_a_full_outbox_refuses_a_run() {
-        let (writer, _reader, takeover) = unattached();
-        let (server, mut client) = pair().await;
-        socket2::SockRef::from(&server)
-            .set_send_buffer_size(4_096)
-            .unwrap();
-        takeover.attach(server, b"");
+        let (writer, mut client) = tight_writer().await;
         // Sizes that take each header form, in runs of 1 to 70 frames (over two writevs).
         let text = |n: usize| ByteString::from(format!("{n:06}{}", "x".repeat(n % 300)));
         let mut sent = Vec::new();
@@ -965,12 +974,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_outbox_holds_the_writer_until_the_client_reads() {
-        let (writer, _reader, takeover) = unattached();
-        let (server, mut client) = pair().await;
-        socket2::SockRef::from(&server)
-            .set_send_buffer_size(4_096)
-            .unwrap();
-        takeover.attach(server, b"");
+        let (writer, mut client) = tight_writer().await;
         let frame = "y".repeat(8 * 1024);
         // The client reads nothing: the kernel's buffers fill, then the outbox.
         let mut written = 0;

@@ -1,8 +1,8 @@
 //! The board protocol across two gateways: rooms, fan-out in seq order, resume, resync,
 //! commands, authorisation.
 
-use crate::client::{is_board_event, is_event, seqs, Client, Incoming};
-use crate::helpers::{metric, stack};
+use crate::client::{is_board_event, is_event, seqs, BoardEvent, Client, Incoming};
+use crate::helpers::{metric, stack, Stack};
 use kanban_protocol::redis_keys;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -364,6 +364,54 @@ async fn with_the_api_down_or_hung_joins_and_commands_answer_unavailable_and_the
     }
 }
 
+/// One gateway, a board, alice's socket in its room at seq 0, and what it takes to
+/// publish the board's events into Redis as the relay does ([`deleted`]).
+struct Watched {
+    stack: Stack,
+    project: String,
+    alice: Client,
+    redis: redis::aio::MultiplexedConnection,
+    history: String,
+    channel: String,
+}
+
+impl Watched {
+    async fn joined() -> Watched {
+        let stack = stack(1).await;
+        let project = stack.create_project("alice", &[]).await;
+        let mut alice = Client::connected(stack.gw(0), &stack.token("alice")).await;
+        assert_eq!(alice.join(&project).await["seq"], 0);
+        let redis = stack.redis().await;
+        let history = redis_keys::history(&stack.prefix, &project);
+        let channel = redis_keys::events_channel(&stack.prefix, &project);
+        Watched {
+            stack,
+            project,
+            alice,
+            redis,
+            history,
+            channel,
+        }
+    }
+}
+
+/// `got` is `ticket:deleted` 1..=`events` ([`deleted`]'s), each once and in order;
+/// nothing repeats after it, and gateway `gw` counted each delivery once.
+async fn arrived_once_in_order(alice: &mut Client, gw: &str, got: &[BoardEvent], events: i64) {
+    assert_eq!(seqs(got), (1..=events).collect::<Vec<_>>());
+    assert_eq!(got[0].data, "gone-1");
+    assert_eq!(
+        got.last().map(|event| event.data.clone()),
+        Some(json!(format!("gone-{events}")))
+    );
+    let stray = alice.drain(Duration::from_millis(300)).await;
+    assert!(!stray.iter().any(is_board_event), "repeated: {stray:?}");
+    assert_eq!(
+        metric(gw, "kanban_gateway_deliveries_total").await,
+        events as f64
+    );
+}
+
 /// Adds to `pipe` what the relay does for a `ticket:deleted` of `project` with `seq`
 /// (data `gone-<seq>`): the history entry, then the publish; both replies ignored.
 fn deleted<'a>(
@@ -393,13 +441,14 @@ fn deleted<'a>(
 #[tokio::test]
 async fn events_reach_an_idle_or_busy_socket_once_in_order_by_lane_or_queue() {
     const EVENTS: i64 = 300;
-    let stack = stack(1).await;
-    let project = stack.create_project("alice", &[]).await;
-    let mut alice = Client::connected(stack.gw(0), &stack.token("alice")).await;
-    assert_eq!(alice.join(&project).await["seq"], 0);
-    let mut redis = stack.redis().await;
-    let history = redis_keys::history(&stack.prefix, &project);
-    let channel = redis_keys::events_channel(&stack.prefix, &project);
+    let Watched {
+        stack,
+        project,
+        mut alice,
+        mut redis,
+        history,
+        channel,
+    } = Watched::joined().await;
     let board = project.clone();
     let publisher = tokio::spawn(async move {
         for seq in 1..=EVENTS {
@@ -420,15 +469,8 @@ async fn events_reach_an_idle_or_busy_socket_once_in_order_by_lane_or_queue() {
         got.extend(alice.events(more).await);
     }
     publisher.await.unwrap();
-    assert_eq!(seqs(&got), (1..=EVENTS).collect::<Vec<_>>());
-    assert_eq!(got[0].data, "gone-1");
-    let stray = alice.drain(Duration::from_millis(300)).await;
-    assert!(!stray.iter().any(is_board_event), "repeated: {stray:?}");
     let gw = stack.gw(0);
-    assert_eq!(
-        metric(gw, "kanban_gateway_deliveries_total").await,
-        EVENTS as f64
-    );
+    arrived_once_in_order(&mut alice, gw, &got, EVENTS).await;
     let lane = metric(gw, "kanban_gateway_lane_deliveries_total").await;
     assert!(
         lane > 0.0 && lane < EVENTS as f64,
@@ -443,28 +485,22 @@ async fn events_reach_an_idle_or_busy_socket_once_in_order_by_lane_or_queue() {
 #[tokio::test]
 async fn a_burst_reaches_an_idle_socket_once_in_order_with_waiting_events_written_together() {
     const EVENTS: i64 = 2_000;
-    let stack = stack(1).await;
-    let project = stack.create_project("alice", &[]).await;
-    let mut alice = Client::connected(stack.gw(0), &stack.token("alice")).await;
-    assert_eq!(alice.join(&project).await["seq"], 0);
-    let mut redis = stack.redis().await;
-    let history = redis_keys::history(&stack.prefix, &project);
-    let channel = redis_keys::events_channel(&stack.prefix, &project);
+    let Watched {
+        stack,
+        project,
+        mut alice,
+        mut redis,
+        history,
+        channel,
+    } = Watched::joined().await;
     let mut burst = redis::pipe();
     for seq in 1..=EVENTS {
         deleted(&mut burst, &history, &channel, &project, seq);
     }
     let () = burst.query_async(&mut redis).await.unwrap();
     let got = alice.events(EVENTS as usize).await;
-    assert_eq!(seqs(&got), (1..=EVENTS).collect::<Vec<_>>());
-    assert_eq!(got[1_999].data, "gone-2000");
-    let stray = alice.drain(Duration::from_millis(300)).await;
-    assert!(!stray.iter().any(is_board_event), "repeated: {stray:?}");
     let gw = stack.gw(0);
-    assert_eq!(
-        metric(gw, "kanban_gateway_deliveries_total").await,
-        EVENTS as f64
-    );
+    arrived_once_in_order(&mut alice, gw, &got, EVENTS).await;
     let lane = metric(gw, "kanban_gateway_lane_deliveries_total").await;
     let writes = metric(gw, "kanban_gateway_lane_writes_total").await;
     assert!(
