@@ -12,7 +12,7 @@
 //! out of order: 0).
 
 use crate::e2e::now_us;
-use crate::fanout::{client, Phases, Seen};
+use crate::fanout::{client, Client, Phases, Seen};
 use crate::procs::{gateway_bin, ServerProcess};
 use crate::servers::timed_event;
 use kanban_test_support::cluster::OwnCluster;
@@ -168,9 +168,15 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
         );
         tasks.push((
             board,
-            tokio::spawn(
-                async move { client(address, project, phases, 1, joined, gate, None).await },
-            ),
+            tokio::spawn(async move {
+                let at = Client {
+                    address,
+                    project,
+                    read_every: None,
+                    apart: None,
+                };
+                client(at, phases, 1, joined, gate).await
+            }),
         ));
     }
     let joining = Instant::now();

@@ -38,6 +38,8 @@ pub struct Options {
     /// drive them to saturation on the same host; its latency then includes up to this
     /// interval.
     pub read_every: Option<Duration>,
+    /// The clients on a host of their own inside this machine (`crate::apart`).
+    pub clients_apart: bool,
 }
 
 /// Where the phases are, shared by the publisher and the clients.
@@ -76,9 +78,18 @@ pub struct Seen {
 }
 
 pub async fn run(options: Options, redis_url: String) {
+    let apart = options
+        .clients_apart
+        .then(|| Arc::new(crate::apart::Apart::set_up()));
+    if let Some(apart) = &apart {
+        println!("fanout: {}", apart.describe());
+    }
     let mut summaries = Vec::new();
     for &kind in &options.servers {
-        summaries.push((kind, run_one(kind, &options, &redis_url).await));
+        summaries.push((
+            kind,
+            run_one(kind, &options, &redis_url, apart.clone()).await,
+        ));
     }
     if let [(_, ours), (_, node)] = summaries.as_slice() {
         println!("fanout side by side (kanban-gateway / node-reference):");
@@ -108,7 +119,12 @@ struct Summary {
     cpu_us_per_delivery: f64,
 }
 
-async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary> {
+async fn run_one(
+    kind: Kind,
+    options: &Options,
+    redis_url: &str,
+    apart: Option<Arc<crate::apart::Apart>>,
+) -> Vec<Summary> {
     let Options {
         clients,
         ref rates,
@@ -124,6 +140,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         &prefix,
         clients,
         options.node_reference.as_deref(),
+        apart.as_deref(),
     )
     .await;
     let name = kind.name();
@@ -144,8 +161,15 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<Summary>
         );
         let count = rates.len();
         let read_every = options.read_every;
+        let apart = apart.clone();
         tasks.push(tokio::spawn(async move {
-            client(address, project, phases, count, joined, gate, read_every).await
+            let at = Client {
+                address,
+                project,
+                read_every,
+                apart,
+            };
+            client(at, phases, count, joined, gate).await
         }));
     }
     let joining = Instant::now();
@@ -378,18 +402,32 @@ fn number_after(text: &str, field: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-/// One client of one board: joins `project` on `address`, then accounts for every
-/// `ticket:deleted` by its seq until `phases` says it is done. With `read_every`, it
+/// Where one client connects and how it reads.
+pub struct Client {
+    pub address: String,
+    pub project: String,
+    /// See [`Options::read_every`].
+    pub read_every: Option<Duration>,
+    /// The clients' own namespace, with `--clients-apart`.
+    pub apart: Option<Arc<crate::apart::Apart>>,
+}
+
+/// One client of one board: joins `at.project` on `at.address`, then accounts for every
+/// `ticket:deleted` by its seq until `phases` says it is done. With `at.read_every`, it
 /// waits that long whenever it has read everything its socket held.
 pub async fn client(
-    address: String,
-    project: String,
+    at: Client,
     phases: Arc<Phases>,
     count: usize,
     joined: Arc<AtomicUsize>,
     gate: Arc<tokio::sync::Semaphore>,
-    read_every: Option<Duration>,
 ) -> Seen {
+    let Client {
+        address,
+        project,
+        read_every,
+        apart,
+    } = at;
     let mut seen = Seen {
         latency: (0..count)
             .map(|_| Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"))
@@ -403,7 +441,8 @@ pub async fn client(
     let permit = gate.acquire_owned().await.expect("semaphore");
     let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
     let (mut sink, mut stream) =
-        crate::presence::connect_and_join(&url, json!(["project:join", project])).await;
+        crate::presence::connect_and_join(&url, json!(["project:join", project]), apart.as_deref())
+            .await;
     // The join's ack.
     loop {
         match stream.next().await {

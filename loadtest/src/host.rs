@@ -12,6 +12,7 @@ pub struct Sample {
     at: Instant,
     busy: u64,
     own: u64,
+    per_core: Vec<u64>,
 }
 
 impl Sample {
@@ -20,6 +21,7 @@ impl Sample {
             at: Instant::now(),
             busy: host_busy_ticks(),
             own: own_ticks(),
+            per_core: per_core_busy_ticks(),
         }
     }
 
@@ -37,10 +39,22 @@ impl Sample {
             .collect();
         let servers_cores: f64 = servers.iter().map(|(_, cpu)| cpu / seconds).sum();
         let foreign = (busy - own - servers_cores).max(0.0);
+        let per_core: Vec<String> = end
+            .per_core
+            .iter()
+            .zip(&self.per_core)
+            .map(|(e, s)| {
+                format!(
+                    "{:.2}",
+                    e.saturating_sub(*s) as f64 / TICKS_PER_SECOND / seconds
+                )
+            })
+            .collect();
         format!(
-            "host CPU over {seconds:.1} s: {busy:.2} of {} cores busy, this process {own:.2}{named}, \
-             foreign {foreign:.2}{}",
+            "host CPU over {seconds:.1} s: {busy:.2} of {} cores busy ({} by core), this process \
+             {own:.2}{named}, foreign {foreign:.2}{}",
             cores(),
+            per_core.join(" / "),
             if foreign > 0.1 {
                 " (busy host: figures suspect)"
             } else {
@@ -52,9 +66,11 @@ impl Sample {
 
 fn host_busy_ticks() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = stat.lines().next() else {
-        return 0;
-    };
+    stat.lines().next().map_or(0, busy_of)
+}
+
+/// The busy ticks of one `cpu…` line of /proc/stat.
+fn busy_of(line: &str) -> u64 {
     // cpu user nice system idle iowait irq softirq steal …
     let fields: Vec<u64> = line
         .split_whitespace()
@@ -89,8 +105,19 @@ pub fn process_ticks(pid: &str) -> u64 {
     field(11) + field(12)
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// The host's cores, from /proc/stat: all of them, whatever this process's own affinity
+/// (`--clients-apart` pins the tool to one).
+pub fn cores() -> usize {
+    per_core_busy_ticks().len().max(1)
+}
+
+/// Each core's busy ticks, in core order.
+fn per_core_busy_ticks() -> Vec<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(busy_of)
+        .collect()
 }
 
 /// Redis's own CPU seconds so far (user + system, from `INFO cpu`; 0 if it does not say).

@@ -161,6 +161,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> Vec<(&'stati
         &prefix,
         sockets,
         options.node_reference.as_deref(),
+        None,
     )
     .await;
     let name = kind.name();

@@ -45,6 +45,7 @@ async fn run_one(kind: Kind, options: &Options, redis_url: &str) -> f64 {
         &prefix,
         sockets,
         options.node_reference.as_deref(),
+        None,
     )
     .await;
     let name = kind.name();

@@ -16,6 +16,7 @@
 // A benchmark harness fails loudly on any error, as a test does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod apart;
 mod board_read;
 mod buckets;
 mod cluster_fanout;
@@ -109,7 +110,7 @@ usage: kanban-loadtest SCENARIO [options]   (or: kanban-loadtest --scenario SCEN
   presence      [--sockets N]
   resume-storm  [--sockets N] [--history H] [--spread]
   fanout        [--clients N] [--rates K,K,...] [--seconds S] [--read-every-ms M] [--server S]
-                [--results FILE] [--plots DIR]
+                [--clients-apart] [--results FILE] [--plots DIR]
   idle          [--sockets N] [--rooms R] [--burst E] [--server S] [--results FILE]
   join-storm    [--sockets N] [--limit-seconds T] [--server S] [--results FILE]
   e2e           [--watchers N] [--boards B] [--rates R,R,...] [--seconds S] [--results FILE] [--plots DIR]
@@ -118,7 +119,8 @@ usage: kanban-loadtest SCENARIO [options]   (or: kanban-loadtest --scenario SCEN
   cluster-fanout [--boards B] [--clients N] [--rate E] [--seconds S] [--results FILE]
 --server is kanban (default), node (the Node reference, ../shared/bench/node-reference or
 --node-reference DIR) or both, side by side. --results defaults to loadtest-results.jsonl,
---plots (SVG latency plots) to loadtest-plots/.";
+--plots (SVG latency plots) to loadtest-plots/. --clients-apart (root, iproute2) puts the
+clients in a network namespace of their own on the last core, the servers on the others.";
 
 #[tokio::main]
 async fn main() {
@@ -170,6 +172,7 @@ async fn main() {
                     0 => None,
                     ms => Some(std::time::Duration::from_millis(ms)),
                 },
+                clients_apart: argv.flag("--clients-apart"),
             };
             fanout::run(options, redis_url).await;
         }

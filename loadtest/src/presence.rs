@@ -111,7 +111,8 @@ pub async fn storm_client(
             .await
             .expect("semaphore"),
     );
-    let (mut sink, mut stream) = connect_and_join(&url, json!(["project:join", project])).await;
+    let (mut sink, mut stream) =
+        connect_and_join(&url, json!(["project:join", project]), None).await;
     let mut mine = 0usize;
     loop {
         let next = tokio::time::timeout_at(deadline, stream.next()).await;
@@ -136,9 +137,13 @@ pub async fn storm_client(
 /// A WebSocket client that has read the Engine.IO open packet, CONNECTed to `/`, waited
 /// for the CONNECT's answer (as socket.io-client does before it emits; the Node
 /// reference drops events that come earlier) and sent `join` (a `["project:join", …]`
-/// array) with ack id 0.
-pub async fn connect_and_join(url: &str, join: serde_json::Value) -> (Sink, Stream) {
-    let (ws, _) = crate::ws::connect(url).await.expect("connect");
+/// array) with ack id 0; from the clients' own namespace with `apart`.
+pub async fn connect_and_join(
+    url: &str,
+    join: serde_json::Value,
+    apart: Option<&crate::apart::Apart>,
+) -> (Sink, Stream) {
+    let (ws, _) = crate::ws::connect_from(url, apart).await.expect("connect");
     let (mut sink, mut stream) = ws.split();
     stream.next().await; // open
     sink.send(Message::Text("40".into())).await.expect("send");

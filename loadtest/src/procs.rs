@@ -35,6 +35,44 @@ impl Kind {
     }
 }
 
+/// Where a server runs: the address it listens on and, with `--clients-apart`, the
+/// cores it is pinned to.
+pub struct Place {
+    pub host: String,
+    pub cpus: Option<String>,
+}
+
+impl Place {
+    /// Loopback, on any core.
+    pub fn loopback() -> Place {
+        Place {
+            host: "127.0.0.1".to_owned(),
+            cpus: None,
+        }
+    }
+
+    /// The servers' side of `apart`, or loopback without it.
+    pub fn of(apart: Option<&crate::apart::Apart>) -> Place {
+        apart.map_or_else(Place::loopback, |apart| Place {
+            host: apart.server_ip.clone(),
+            cpus: Some(apart.server_cpus.clone()),
+        })
+    }
+
+    /// A command that runs `program` here: under `taskset` when pinned (it execs the
+    /// program, so the child's PID is the server's).
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.cpus {
+            Some(cpus) => {
+                let mut command = Command::new("taskset");
+                command.arg("-c").arg(cpus).arg(program);
+                command
+            }
+            None => Command::new(program),
+        }
+    }
+}
+
 pub struct ServerProcess {
     child: Child,
     pub kind: Kind,
@@ -46,8 +84,20 @@ impl ServerProcess {
     /// `prefix`, anonymous sockets allowed (the benchmark measures the gateway, not the
     /// API), at most `max` connections.
     pub async fn gateway(bin: &Path, id: &str, redis_url: &str, prefix: &str, max: usize) -> Self {
+        Self::gateway_at(&Place::loopback(), bin, id, redis_url, prefix, max).await
+    }
+
+    /// Like [`ServerProcess::gateway`], at `place`.
+    pub async fn gateway_at(
+        place: &Place,
+        bin: &Path,
+        id: &str,
+        redis_url: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Self {
         let settings = [("KANBAN_GATEWAY__ALLOW_ANONYMOUS", "true")];
-        Self::gateway_with(bin, id, redis_url, prefix, max, &settings).await
+        Self::gateway_with(place, bin, id, redis_url, prefix, max, &settings).await
     }
 
     /// Like [`ServerProcess::gateway`], on the Redis Cluster whose nodes `seeds` lists
@@ -63,7 +113,17 @@ impl ServerProcess {
             ("KANBAN_GATEWAY__ALLOW_ANONYMOUS", "true"),
             ("KANBAN_REDIS__CLUSTER_NODES", seeds),
         ];
-        Self::gateway_with(bin, id, "redis://127.0.0.1:6379", prefix, max, &settings).await
+        let place = Place::loopback();
+        Self::gateway_with(
+            &place,
+            bin,
+            id,
+            "redis://127.0.0.1:6379",
+            prefix,
+            max,
+            &settings,
+        )
+        .await
     }
 
     /// Starts our gateway that checks tokens signed with `jwt_secret` and asks the ticket
@@ -81,10 +141,21 @@ impl ServerProcess {
             ("KANBAN_API__BASE_URL", api),
             ("KANBAN_AUTH__JWT_SECRET", jwt_secret),
         ];
-        Self::gateway_with(&gateway_bin(), id, redis_url, prefix, max, &settings).await
+        let place = Place::loopback();
+        Self::gateway_with(
+            &place,
+            &gateway_bin(),
+            id,
+            redis_url,
+            prefix,
+            max,
+            &settings,
+        )
+        .await
     }
 
     async fn gateway_with(
+        place: &Place,
         bin: &Path,
         id: &str,
         redis_url: &str,
@@ -93,9 +164,9 @@ impl ServerProcess {
         settings: &[(&str, &str)],
     ) -> Self {
         let port = free_port();
-        let mut command = Command::new(bin);
+        let mut command = place.command(bin);
         command
-            .env("KANBAN_HTTP__HOST", "127.0.0.1")
+            .env("KANBAN_HTTP__HOST", &place.host)
             .env("KANBAN_HTTP__PORT", port.to_string())
             .env("KANBAN_REDIS__URL", redis_url)
             .env("KANBAN_REDIS__KEY_PREFIX", prefix)
@@ -103,24 +174,24 @@ impl ServerProcess {
             .env("KANBAN_LIMITS__MAX_CONNECTIONS", (max + 100).to_string())
             .env("KANBAN_LOG__FILTER", "warn")
             .envs(settings.iter().copied());
-        Self::spawn(command, Kind::Kanban, port, "/readyz").await
+        Self::spawn(command, Kind::Kanban, &place.host, port, "/readyz").await
     }
 
     /// Starts one instance of the Node reference from `dir` (prepared by
-    /// [`node_reference`]) on a free loopback port against `redis_url`.
-    pub async fn node(dir: &Path, redis_url: &str) -> Self {
+    /// [`node_reference`]) at `place` on a free port against `redis_url`.
+    pub async fn node(place: &Place, dir: &Path, redis_url: &str) -> Self {
         let port = free_port();
-        let mut command = Command::new("node");
+        let mut command = place.command("node");
         command
             .arg("server.mjs")
             .current_dir(dir)
-            .env("HOST", "127.0.0.1")
+            .env("HOST", &place.host)
             .env("PORT", port.to_string())
             .env("REDIS_URL", redis_url);
-        Self::spawn(command, Kind::Node, port, "/healthz").await
+        Self::spawn(command, Kind::Node, &place.host, port, "/healthz").await
     }
 
-    async fn spawn(mut command: Command, kind: Kind, port: u16, ready: &str) -> Self {
+    async fn spawn(mut command: Command, kind: Kind, host: &str, port: u16, ready: &str) -> Self {
         // Reaped in `Drop` (clippy does not see that far).
         #[allow(clippy::zombie_processes)]
         let child = command
@@ -131,7 +202,7 @@ impl ServerProcess {
         let server = ServerProcess {
             child,
             kind,
-            address: format!("127.0.0.1:{port}"),
+            address: format!("{host}:{port}"),
         };
         let health = format!("http://{}{ready}", server.address);
         for _ in 0..200 {

@@ -47,7 +47,7 @@ pub async fn run(options: Options, redis_url: String) {
     write_history(&redis_url, &prefix, &project, history).await;
     // Two gateway processes (the release `gateway` beside this tool), anonymous sockets:
     // this measures the gateway, not the API's access checks.
-    let pair = Pair::start(Kind::Kanban, &redis_url, &prefix, sockets, None).await;
+    let pair = Pair::start(Kind::Kanban, &redis_url, &prefix, sockets, None, None).await;
     let gateways = pair.addresses();
     let rss_before = pair.rss_kib();
     let cpu_before = pair.cpu_seconds();
@@ -205,7 +205,7 @@ async fn client(
     let permit = gate.acquire_owned().await.expect("semaphore");
     let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
     let join = json!(["project:join", {"projectId": project, "sinceSeq": since}]);
-    let (mut sink, mut stream) = crate::presence::connect_and_join(&url, join).await;
+    let (mut sink, mut stream) = crate::presence::connect_and_join(&url, join, None).await;
     let joined = Instant::now();
     drop(permit);
     let mut cursor = since;

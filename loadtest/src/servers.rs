@@ -3,7 +3,8 @@
 //! the relay's own script for our gateways, through the reference's `POST /publish` (its
 //! Redis adapter carries it to the other instance) for Node.
 
-use crate::procs::{gateway_bin, Kind, ServerProcess};
+use crate::apart::Apart;
+use crate::procs::{gateway_bin, Kind, Place, ServerProcess};
 use kanban_protocol::events::EventEnvelope;
 use serde_json::json;
 use std::path::Path;
@@ -37,15 +38,18 @@ pub fn timed_event(project: &str, seq: i64, sent_us: i64) -> EventEnvelope {
 }
 
 impl Pair {
-    /// Starts two servers of `kind` on free loopback ports, sharing the Redis at
-    /// `redis_url` (our gateways under key `prefix`), each allowing `max` connections.
+    /// Starts two servers of `kind` on free ports, sharing the Redis at `redis_url` (our
+    /// gateways under key `prefix`), each allowing `max` connections: on loopback, or on
+    /// the servers' side of `apart`.
     pub async fn start(
         kind: Kind,
         redis_url: &str,
         prefix: &str,
         max: usize,
         node_reference: Option<&Path>,
+        apart: Option<&Apart>,
     ) -> Pair {
+        let place = Place::of(apart);
         let settings = kanban_config::RedisSettings {
             url: secrecy::SecretString::from(redis_url.to_owned()),
             ..kanban_config::RedisSettings::default()
@@ -56,8 +60,8 @@ impl Pair {
             Kind::Kanban => {
                 let bin = gateway_bin();
                 let servers = vec![
-                    ServerProcess::gateway(&bin, "gw1", redis_url, prefix, max).await,
-                    ServerProcess::gateway(&bin, "gw2", redis_url, prefix, max).await,
+                    ServerProcess::gateway_at(&place, &bin, "gw1", redis_url, prefix, max).await,
+                    ServerProcess::gateway_at(&place, &bin, "gw2", redis_url, prefix, max).await,
                 ];
                 let publisher = ticket_api::relay::publisher::Publisher::new(
                     redis.clone(),
@@ -71,8 +75,8 @@ impl Pair {
             Kind::Node => {
                 let dir = crate::procs::node_reference(node_reference);
                 let servers = vec![
-                    ServerProcess::node(&dir, redis_url).await,
-                    ServerProcess::node(&dir, redis_url).await,
+                    ServerProcess::node(&place, &dir, redis_url).await,
+                    ServerProcess::node(&place, &dir, redis_url).await,
                 ];
                 let url = format!("http://{}/publish", servers[0].address);
                 (servers, Publish::Http(reqwest::Client::new(), url))
