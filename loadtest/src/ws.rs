@@ -32,13 +32,8 @@ pub async fn connect_from(
     let Some(apart) = apart else {
         return connect(url).await;
     };
-    let address = url
-        .strip_prefix("ws://")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|authority| authority.parse().ok())
-        .ok_or(tungstenite::Error::Url(UrlError::UnableToConnect(
-            url.to_owned(),
-        )))?;
+    let address = socket_address(url)
+        .ok_or_else(|| tungstenite::Error::Url(UrlError::UnableToConnect(url.to_owned())))?;
     let stream = apart.connect(address).await?;
     tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(stream), Some(config()))
         .await
@@ -46,4 +41,23 @@ pub async fn connect_from(
 
 fn config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(READ_BUFFER)
+}
+
+/// The `ip:port` of a `ws://ip:port/…` URL (the servers' side of `--clients-apart` is an
+/// address, not a name).
+fn socket_address(url: &str) -> Option<std::net::SocketAddr> {
+    url.strip_prefix("ws://")?.split('/').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::socket_address;
+
+    #[test]
+    fn a_websocket_url_gives_its_socket_address_and_a_name_gives_none() {
+        let address = socket_address("ws://10.213.7.1:4100/socket.io/?EIO=4&transport=websocket");
+        assert_eq!(address, Some("10.213.7.1:4100".parse().expect("address")));
+        assert_eq!(socket_address("ws://localhost:4100/socket.io/"), None);
+        assert_eq!(socket_address("http://10.213.7.1:4100/"), None);
+    }
 }
