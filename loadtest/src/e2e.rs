@@ -8,7 +8,8 @@
 //! 256 in flight). Per rate it reports moves committed/s, HTTP status counts and how fast
 //! refusals (429, 503) came, the latency from request sent → each watcher's receipt
 //! (HdrHistogram over all deliveries), from the commit (the event's `ts`) and from the
-//! HTTP response → receipt, lost (a gap in a watcher's seqs, or not received 10 s after
+//! HTTP response → receipt, the same hop by hop from the servers' own histograms
+//! (`hops.rs`), lost (a gap in a watcher's seqs, or not received 10 s after
 //! the phase's last response), duplicated and out-of-order deliveries by seq (must be 0),
 //! the gateways' CPU and RSS, this process's CPU (it hosts the API and the watchers),
 //! Postgres's and Redis's, and the host's foreign CPU; appends one JSON line per rate to
@@ -672,6 +673,7 @@ pub async fn run(options: Options, redis_url: String) {
             crate::host::redis_cpu(&mut redis).await,
         );
         let pg_before = postgres_ticks();
+        let hops_before = crate::hops::Hops::read(&http, &api, &gateways).await;
 
         let total = (rate * seconds as f64).round().max(1.0) as usize;
         let slots: Arc<Vec<Slot>> = Arc::new(
@@ -753,6 +755,9 @@ pub async fn run(options: Options, redis_url: String) {
             ("redis", redis_cpu_s),
         ]);
         let slow = gateway_slow(&gateways).await - slow_before;
+        let hops = crate::hops::Hops::read(&http, &api, &gateways)
+            .await
+            .since(&hops_before);
         let after: [u64; 4] = watchers.iter().map(|w| anomalies(w)).fold([0; 4], add4);
         let [lost, duplicated, out_of_order, resyncs] = [0, 1, 2, 3].map(|i| after[i] - before[i]);
         let lost = lost + tail_missing;
@@ -890,6 +895,7 @@ pub async fn run(options: Options, redis_url: String) {
             gw_cpu / elapsed,
             own / elapsed
         );
+        println!("    {}", hops.line());
         println!("    {host_line}");
         let line = json!({
             "scenario": "e2e",
@@ -908,6 +914,7 @@ pub async fn run(options: Options, redis_url: String) {
             "request_to_last_watcher_ms": latency_ms(&last),
             "commit_to_delivery_ms": latency_ms(&from_commit),
             "commit_to_last_watcher_ms": latency_ms(&last_commit),
+            "hops": hops.json(),
             "response_to_delivery_ms": {
                 "p50": quantile(&after_response, 0.5) / 1000.0,
                 "p99": quantile(&after_response, 0.99) / 1000.0,

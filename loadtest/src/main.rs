@@ -22,6 +22,7 @@ mod buckets;
 mod cluster_fanout;
 mod e2e;
 mod fanout;
+mod hops;
 mod host;
 mod idle;
 mod idle_client;
