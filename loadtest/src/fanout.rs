@@ -8,6 +8,8 @@
 //! deliveries by seq (must be 0), slow-consumer closes, the servers' CPU per delivery and
 //! RSS (from /proc), Redis's CPU (from INFO), and the host's foreign CPU; appends one JSON
 //! line per rate to the results file; and with `both`, the two side by side as ratios.
+//! `--read-every-ms M` has each client read at most every M ms; `--clients-apart` puts
+//! the clients on a host of their own inside this machine (`apart.rs`).
 
 use crate::e2e::now_us;
 use crate::presence::Frame;
