@@ -14,7 +14,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::process::Command;
 use std::sync::mpsc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// A connect request to the namespace's dialing thread.
@@ -32,7 +31,7 @@ pub struct Apart {
     pub server_cpus: String,
     /// The core the load tool and its clients run on.
     pub client_cpu: usize,
-    dial: Mutex<mpsc::Sender<Dial>>,
+    dial: mpsc::Sender<Dial>,
 }
 
 /// The prefix of the namespaces this module makes; the rest is the tool's PID.
@@ -67,7 +66,7 @@ impl Apart {
                 format!("0-{}", client_cpu - 1)
             },
             client_cpu,
-            dial: Mutex::new(dialer(&namespace)),
+            dial: dialer(&namespace),
         };
         ip(&[
             "link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns", &namespace,
@@ -111,8 +110,6 @@ impl Apart {
     pub async fn connect(&self, address: SocketAddr) -> io::Result<tokio::net::TcpStream> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.dial
-            .lock()
-            .map_err(|_| io::Error::other("the dialing thread's lock is poisoned"))?
             .send((address, reply))
             .map_err(|_| io::Error::other("the dialing thread has stopped"))?;
         let stream = answer

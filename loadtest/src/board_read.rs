@@ -248,14 +248,7 @@ struct Metrics {
 }
 
 async fn metrics(http: &reqwest::Client, base: &str) -> Metrics {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let text = crate::e2e::metrics_page(http, base).await;
     let value = |name: &str| {
         let v = kanban_test_support::metric_value(&text, name);
         if v.is_nan() {

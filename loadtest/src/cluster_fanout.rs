@@ -13,7 +13,7 @@
 
 use crate::e2e::now_us;
 use crate::fanout::{client, Client, Phases, Seen};
-use crate::procs::{gateway_bin, ServerProcess};
+use crate::procs::{gateway_bin, Place, ServerProcess};
 use crate::servers::timed_event;
 use kanban_test_support::cluster::OwnCluster;
 use kanban_test_support::OwnRedis;
@@ -112,10 +112,13 @@ async fn run_one(options: &Options, redis: Redis) -> Outcome {
     let settings = redis.settings(&prefix);
     let bin = gateway_bin();
     let per_gateway = options.clients / 2 + 1;
+    let loopback = Place::loopback();
     let gateways = match &redis {
         Redis::Server(server) => vec![
-            ServerProcess::gateway(&bin, "gw1", &server.url(), &prefix, per_gateway).await,
-            ServerProcess::gateway(&bin, "gw2", &server.url(), &prefix, per_gateway).await,
+            ServerProcess::gateway_at(&loopback, &bin, "gw1", &server.url(), &prefix, per_gateway)
+                .await,
+            ServerProcess::gateway_at(&loopback, &bin, "gw2", &server.url(), &prefix, per_gateway)
+                .await,
         ],
         Redis::Cluster(cluster) => {
             let seeds = cluster.seeds();

@@ -80,14 +80,9 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts our gateway `bin` on a free loopback port against `redis_url` with key
+    /// Starts our gateway `bin` at `place` on a free port against `redis_url` with key
     /// `prefix`, anonymous sockets allowed (the benchmark measures the gateway, not the
     /// API), at most `max` connections.
-    pub async fn gateway(bin: &Path, id: &str, redis_url: &str, prefix: &str, max: usize) -> Self {
-        Self::gateway_at(&Place::loopback(), bin, id, redis_url, prefix, max).await
-    }
-
-    /// Like [`ServerProcess::gateway`], at `place`.
     pub async fn gateway_at(
         place: &Place,
         bin: &Path,
@@ -100,7 +95,7 @@ impl ServerProcess {
         Self::gateway_with(place, bin, id, redis_url, prefix, max, &settings).await
     }
 
-    /// Like [`ServerProcess::gateway`], on the Redis Cluster whose nodes `seeds` lists
+    /// Like [`ServerProcess::gateway_at`] on loopback, on the Redis Cluster whose nodes `seeds` lists
     /// (comma-separated URLs).
     pub async fn gateway_on_cluster(
         bin: &Path,
