@@ -248,7 +248,7 @@ struct Metrics {
 }
 
 async fn metrics(http: &reqwest::Client, base: &str) -> Metrics {
-    let text = crate::e2e::metrics_page(http, base).await;
+    let text = crate::buckets::metrics_page(http, base).await;
     let value = |name: &str| {
         let v = kanban_test_support::metric_value(&text, name);
         if v.is_nan() {

@@ -1,5 +1,16 @@
-//! A Prometheus histogram read off a `/metrics` page: its cumulative buckets, the
-//! difference between two readings, and the bucket a quantile falls in.
+//! A Prometheus histogram read off a `/metrics` page: the page, its cumulative buckets,
+//! the difference between two readings, and the bucket a quantile falls in.
+
+/// The `/metrics` page of the server at `base`.
+pub async fn metrics_page(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
 
 /// Cumulative bucket counts by upper bound (`le`), in the page's order (ascending).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -119,17 +119,6 @@ pub fn http_client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
-/// The `/metrics` page of the server at `base`.
-pub async fn metrics_page(http: &reqwest::Client, base: &str) -> String {
-    http.get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body")
-}
-
 /// Creates a board owned by `token`'s user with `tickets` tickets in TODO; returns its id
 /// and the tickets' ids.
 pub async fn create_board(

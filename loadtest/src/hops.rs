@@ -24,7 +24,7 @@ pub struct Hops {
 impl Hops {
     /// Reads the API's page at `api` and every gateway's.
     pub async fn read(http: &reqwest::Client, api: &str, gateways: &[ServerProcess]) -> Hops {
-        let page = crate::e2e::metrics_page(http, api).await;
+        let page = crate::buckets::metrics_page(http, api).await;
         let (mut written, mut inside) = (Buckets::default(), Buckets::default());
         for gateway in gateways {
             let page = gateway.metrics_page().await;
